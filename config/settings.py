@@ -1,0 +1,114 @@
+"""The one settings object, read from ``O2C_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "O2C_"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of the fleet, the receiver and the clients."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- Redis and the broker -------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Defaults to ``redis_url``. A ``amqp://`` URL moves the queues to RabbitMQ.
+    broker_url: str | None = None
+    #: Prefix of every key the project writes (see ``o2c_workers.keys``).
+    key_prefix: str = "o2c"
+    #: Redis re-delivers an unacked message after this long. It must exceed the longest
+    #: countdown or ETA the fleet uses, or a delayed task runs twice (kombu #337).
+    visibility_timeout_s: int = 3600
+    #: The longest countdown any retry may ask for; longer waits are parked in Redis.
+    max_countdown_s: int = 900
+
+    # --- The receiver ---------------------------------------------------------------------
+    webhook_token: SecretStr | None = None
+    salesforce_org_ids: CsvList = Field(default_factory=list)
+    max_body_bytes: int = 1024 * 1024
+    #: Longer than Salesforce's 24 h of retries, so a late resend is still recognised.
+    dedupe_ttl_h: int = 48
+    admin_token: SecretStr | None = None
+    erp_webhook_secret: SecretStr | None = None
+
+    # --- ERP (Frappe/ERPNext REST) --------------------------------------------------------
+    erp_base_url: str = "http://127.0.0.1:8100"
+    erp_api_key: SecretStr | None = None
+    erp_api_secret: SecretStr | None = None
+    erp_connect_timeout_s: float = 3.05
+    erp_timeout_s: float = 10.0
+    #: Fleet-wide request rate, in ``limits`` notation (``20/second``); empty means unlimited.
+    erp_rate_limit: str | None = None
+    #: Fleet-wide requests in flight; 0 means unlimited.
+    erp_max_concurrency: int = 0
+
+    # --- Salesforce -----------------------------------------------------------------------
+    salesforce_instance_url: str = "http://127.0.0.1:8200"
+    salesforce_login_url: str | None = None
+    salesforce_api_version: str = "60.0"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_private_key_file: str | None = None
+    salesforce_timeout_s: float = 10.0
+
+    # --- Observability --------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+    sentry_dsn: SecretStr | None = None
+
+    @field_validator("salesforce_org_ids", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def dedupe_ttl_s(self) -> int:
+        return self.dedupe_ttl_h * 3600
+
+    def require(self, *names: str) -> None:
+        """Fail fast, naming the environment variables that a command needs and lacks."""
+        missing = [ENV_PREFIX + n.upper() for n in names if getattr(self, n) in (None, "", [])]
+        if missing:
+            raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment now; raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ENV_PREFIX + str(err["loc"][0]).upper() if err["loc"] else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return load_settings()

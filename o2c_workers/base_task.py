@@ -1,0 +1,126 @@
+"""The one base task of the fleet: retries, dead letters and resolution, written once."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError
+
+from o2c_workers import timeline
+from o2c_workers.backoff import RetryPolicy
+from o2c_workers.dlq import DeadLetter
+from o2c_workers.errors import O2CError, Transient
+from o2c_workers.runtime import Runtime, get_runtime
+from o2c_workers.signals import trace_key_of
+
+log = logging.getLogger("o2c.task")
+
+#: Failures of the state store or broker itself: the message must go back, not be acked.
+INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+
+
+class O2CTask(Task):  # type: ignore[misc]
+    """Late acks, ignored results, trace key in logs, retries then dead letters."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    ignore_result = True
+    #: Attempts, backoff base and cap for retryable errors; override per task.
+    retry_policy: RetryPolicy = RetryPolicy()
+
+    @property
+    def domain(self) -> str:
+        return str(self.name).split(".")[1]
+
+    @property
+    def trace_key(self) -> str:
+        key = trace_key_of(self.request)
+        if key:
+            return key
+        payload = self.request.args[0] if self.request.args else None
+        if isinstance(payload, dict) and payload.get("trace_key"):
+            return str(payload["trace_key"])
+        return f"task:{self.request.id}"
+
+    @property
+    def runtime(self) -> Runtime:
+        return get_runtime()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Ignore, Reject):
+            raise
+        except O2CError as exc:
+            self._handle_error(exc, args, kwargs)
+        except SoftTimeLimitExceeded as exc:
+            self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args, kwargs)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("state store unreachable, returning the message: %s", exc)
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:
+            self._dead_letter(exc, args, kwargs, category="unexpected",
+                              remediation="Integration team: a defect; see the traceback.")
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _handle_error(self, exc: O2CError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if exc.retryable:
+            attempt = self.request.retries + 1
+            if attempt < self.retry_policy.max_attempts:
+                countdown = self.retry_policy.countdown(
+                    attempt, retry_after_s=exc.retry_after_s,
+                    limit_s=self.runtime.settings.max_countdown_s,
+                )
+                log.info("retrying in %.1fs after %s (attempt %d of %d)", countdown,
+                         type(exc).__name__, attempt, self.retry_policy.max_attempts,
+                         extra={"reason": exc.reason})
+                try:
+                    raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+                except INFRASTRUCTURE_ERRORS as publish_error:
+                    raise Reject(str(publish_error), requeue=True) from publish_error
+            self._dead_letter(exc, args, kwargs, category="exhausted",
+                              remediation=exc.remediation)
+        else:
+            self._dead_letter(exc, args, kwargs, category=exc.category,
+                              remediation=exc.remediation)
+        raise Ignore()
+
+    def _dead_letter(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                     category: str, remediation: str) -> None:
+        """File the step in the dead-letter queue; if that fails, hand the message back."""
+        runtime = self.runtime
+        now = time.time()
+        entry = DeadLetter(
+            trace_key=self.trace_key,
+            domain=self.domain,
+            task=self.name,
+            args=list(args),
+            kwargs=dict(kwargs),
+            payload=args[0] if len(args) == 1 else list(args),
+            error_class=type(exc).__name__,
+            category=category,
+            message=str(exc),
+            remediation=remediation,
+            attempts=self.request.retries + 1,
+            first_failed_at=now,
+            last_failed_at=now,
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        try:
+            runtime.dead_letters.add(entry)
+            timeline.record(runtime.redis, runtime.prefix, entry.trace_key, "dead_lettered",
+                            task=self.name, category=category, dead_letter=entry.id,
+                            error=type(exc).__name__)
+        except INFRASTRUCTURE_ERRORS as store_error:
+            log.error("cannot store dead letter, returning the message: %s", store_error)
+            raise Reject(str(store_error), requeue=True) from store_error
+        log.warning("dead-lettered: %s", exc, extra={
+            "category": category, "dead_letter": entry.id, "attempts": entry.attempts,
+        })

@@ -1,0 +1,95 @@
+"""The Celery app of the fleet: one queue per domain, late acks, JSON only.
+
+Nothing here connects or reads the environment at import time: the configuration is a
+promise that Celery resolves on first use (``add_defaults`` with a callable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from config import Settings, get_settings
+
+#: The domain queues, one worker process type each.
+DOMAINS = ("customer", "pricing", "order", "invoice", "payment")
+
+TASK_MODULES = [f"tasks.{domain}" for domain in DOMAINS]
+
+
+def domain_of(task_name: str) -> str:
+    """``o2c.order.submit_order`` → ``order``."""
+    parts = task_name.split(".")
+    if len(parts) < 3 or parts[0] != "o2c" or parts[1] not in DOMAINS:
+        raise ValueError(f"not an o2c task name: {task_name!r}")
+    return parts[1]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings of the fleet, derived from ours."""
+    visibility = settings.visibility_timeout_s
+    transport: dict[str, Any] = {
+        # An unacked message returns to its queue after this long. Every countdown the
+        # fleet asks for is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
+        "visibility_timeout": visibility,
+    }
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": visibility},
+        "visibility_timeout": visibility,
+        # Without this a worker that starts before Redis exits at once (Celery 6 default).
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        # "May duplicate" rather than "may lose": every step is idempotent.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_queues": [Queue(d, Exchange(d, type="direct"), routing_key=d) for d in DOMAINS],
+        "task_default_queue": "order",
+        "task_create_missing_queues": False,
+        "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d} for d in DOMAINS},
+        # Flower needs task events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        # The default gives up publishing after ~0.6 s and a retry's message is then lost;
+        # this rides out a Redis failover or restart of about a minute.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 30,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 3.0,
+        },
+        "task_time_limit": 300,
+        "task_soft_time_limit": 240,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def create_app() -> Celery:
+    app = Celery(
+        "o2c_workers",
+        set_as_current=False,
+        task_cls="o2c_workers.base_task:O2CTask",
+        include=TASK_MODULES,
+    )
+    app.add_defaults(lambda: celery_config(get_settings()))
+    return app
+
+
+app = create_app()
+
+# Wire the signal handlers (trace key propagation, logging, per-process resources).
+from o2c_workers import signals  # noqa: E402,F401

@@ -1,0 +1,27 @@
+"""The ``o2c`` command: sandbox, demo, dead letters, status and reports."""
+
+from __future__ import annotations
+
+import typer
+
+from o2c_workers.cli import sandbox_cmd
+
+cli = typer.Typer(
+    name="o2c",
+    help="Run and operate the o2c-workers opportunity-to-cash fleet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@cli.callback()
+def _root() -> None:
+    """Run and operate the o2c-workers opportunity-to-cash fleet."""
+
+
+cli.command("sandbox")(sandbox_cmd.sandbox)
+
+
+def main() -> None:
+    cli()

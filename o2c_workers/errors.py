@@ -1,0 +1,100 @@
+"""One shallow exception tree. Every error says whether it is retryable, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class O2CError(Exception):
+    """Root of every error the fleet raises on purpose."""
+
+    #: Whether trying again later may succeed.
+    retryable: bool = False
+    #: The dead-letter category an unrecovered error files under.
+    category: str = "error"
+    #: Which team fixes it, and how.
+    remediation: str = "Inspect the traceback; requeue once the cause is fixed."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        status: int | None = None,
+        body: Any = None,
+        retry_after_s: float | None = None,
+        category: str | None = None,
+        remediation: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or message
+        self.status = status
+        self.body = body
+        self.retry_after_s = retry_after_s
+        if category is not None:
+            self.category = category
+        if remediation is not None:
+            self.remediation = remediation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error_class": type(self).__name__,
+            "message": self.message,
+            "retryable": self.retryable,
+            "category": self.category,
+            "remediation": self.remediation,
+            "status": self.status,
+        }
+
+
+class Throttled(O2CError):
+    """The far side asked us to slow down (429, concurrency exceeded)."""
+
+    retryable = True
+    category = "throttled"
+
+
+class Transient(O2CError):
+    """A passing fault: connection refused, timeout before sending, 5xx."""
+
+    retryable = True
+    category = "exhausted"
+    remediation = "The far side kept failing; check its health, then requeue."
+
+
+class UnknownOutcome(Transient):
+    """A create was sent and no answer came: look the record up before trying again."""
+
+
+class Duplicate(O2CError):
+    """The record exists already (409 on the unique Salesforce id): link it, carry on."""
+
+    category = "duplicate"
+
+
+class BusinessError(O2CError):
+    """The ERP refused the document on its merits; retrying cannot help."""
+
+    category = "business"
+    remediation = "Sales ops: correct the opportunity in Salesforce, then requeue."
+
+
+class InvalidPayload(O2CError):
+    """A message or record that fails validation."""
+
+    category = "invalid_payload"
+    remediation = "Integration team: fix the outbound message fields or the sender, then requeue."
+
+
+class AuthError(O2CError):
+    """401/403 from the ERP or Salesforce: alert, do not hammer."""
+
+    category = "auth"
+    remediation = "Integration team: renew or correct the ERP or Salesforce credentials, then requeue."
+
+
+class NotFound(O2CError):
+    """The far side has no such record."""
+
+    category = "not_found"

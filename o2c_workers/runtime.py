@@ -1,0 +1,63 @@
+"""Per-process resources (Redis client, stores, HTTP clients), built once per process.
+
+Workers build them in ``worker_process_init``; the receiver and the CLI on first use. Tests
+build their own and pass them in, so nothing here is a hidden global that a test must patch.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from config import Settings, get_settings
+from o2c_workers.dlq import DeadLetterStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    dead_letters: DeadLetterStore
+    #: Lazily built clients (ERP adapter, Salesforce client), keyed by name.
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.key_prefix
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    settings = settings or get_settings()
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0,
+        health_check_interval=30,
+    )
+    return Runtime(
+        settings=settings,
+        redis=client,
+        dead_letters=DeadLetterStore(client, prefix=settings.key_prefix),
+    )
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = build_runtime()
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install (or drop, with None) this process's runtime."""
+    global _runtime
+    with _lock:
+        _runtime = runtime
