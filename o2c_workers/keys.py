@@ -28,11 +28,18 @@ key                                         type    what, and its TTL
 ``{p}:txn:idx:won``                         zset    trace keys by time won (for reports)
 ``{p}:lease:{task_id}``                     string  the worker running a step; TTL = the
                                                     step's time limit
-``{p}:limit:erp:rate:*``                    string  fleet-wide ERP rate window (``limits``);
-                                                    TTL the window
-``{p}:limit:erp:slots``                     zset    ERP concurrency leases by expiry
-``{p}:limit:erp:pause``                     string  a fleet-wide pause after a 429; TTL the
-                                                    ``Retry-After``
+``{p}:limit:{name}:rate:{key}``             zset    a fleet-wide rate window (``name`` is
+                                                    ``erp``; ``key`` an endpoint class,
+                                                    ``default``): one member per request
+                                                    scored by Redis time (ms); TTL the
+                                                    window plus its safety margin
+``{p}:limit:limits/{name}/{key}/…``         list    the same window when kept by the
+                                                    ``limits`` library; TTL the window
+``{p}:limit:{name}:slots:{key}``            zset    concurrency leases scored by expiry
+                                                    (Redis time, ms); TTL the longest
+                                                    lease (the ERP call timeout + grace)
+``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429; TTL the
+                                                    ``Retry-After`` (PX, never shortened)
 ==========================================  ======  ========================================
 """
 
@@ -89,3 +96,20 @@ def transaction_index_won(prefix: str) -> str:
 
 def limiter(prefix: str, name: str) -> str:
     return f"{prefix}:limit:{name}"
+
+
+def limiter_rate(prefix: str, name: str, key: str) -> str:
+    return f"{limiter(prefix, name)}:rate:{key}"
+
+
+def limiter_slots(prefix: str, name: str, key: str) -> str:
+    return f"{limiter(prefix, name)}:slots:{key}"
+
+
+def limiter_pause(prefix: str, name: str) -> str:
+    return f"{limiter(prefix, name)}:pause"
+
+
+def limits_storage_prefix(prefix: str) -> str:
+    """The ``key_prefix`` handed to the ``limits`` library's Redis storage."""
+    return f"{prefix}:limit"

@@ -1,0 +1,34 @@
+"""What a limiter did, counted in-process for logs and a metrics exporter."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class LimiterStats:
+    """Counters since the process started; read them, never write them from outside."""
+
+    #: Slots granted.
+    acquires: int = 0
+    #: Acquires that had to wait at least once.
+    waits: int = 0
+    #: Seconds spent waiting, granted or not.
+    wait_seconds: float = 0.0
+    #: Acquires that gave up (``Throttled``).
+    throttles: int = 0
+    #: Pauses this process asked the fleet for.
+    pauses: int = 0
+    #: Concurrency leases this process holds now.
+    leases: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
