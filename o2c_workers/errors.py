@@ -91,7 +91,9 @@ class AuthError(O2CError):
     """401/403 from the ERP or Salesforce: alert, do not hammer."""
 
     category = "auth"
-    remediation = "Integration team: renew or correct the ERP or Salesforce credentials, then requeue."
+    remediation = (
+        "Integration team: renew or correct the ERP or Salesforce credentials, then requeue."
+    )
 
 
 class NotFound(O2CError):

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from config import Settings, get_settings
 from o2c_workers.dlq import DeadLetterStore
@@ -29,12 +31,22 @@ class Runtime:
         return self.settings.key_prefix
 
 
+def connect(url: str, *, retries: int = 3) -> redis.Redis:
+    """A Redis client with explicit timeouts and a short, capped retry on connection loss.
+
+    The receiver uses ``retries=1``: when Redis is down it answers 503 at once and
+    Salesforce resends, rather than holding the request through a long backoff.
+    """
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
 def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or get_settings()
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0,
-        health_check_interval=30,
-    )
+    client = connect(settings.redis_url)
     return Runtime(
         settings=settings,
         redis=client,

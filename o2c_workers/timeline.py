@@ -14,25 +14,36 @@ from o2c_workers import keys
 TIMELINE_TTL_S = 30 * 24 * 3600
 
 
-def record(
-    client: redis.Redis, prefix: str, trace_key: str, event: str, *,
-    milestone: str | None = None, at: float | None = None, **details: Any,
-) -> dict[str, Any]:
-    """Append ``event`` with its details; a milestone also stamps the transaction hash."""
+def record_ops(
+    prefix: str, trace_key: str, event: str, *, milestone: str | None = None,
+    at: float | None = None, **details: Any,
+) -> list[list[Any]]:
+    """The writes that append ``event``; a milestone also stamps the transaction hash once."""
     now = time.time() if at is None else at
     entry = {"ts": now, "event": event, **{k: v for k, v in details.items() if v is not None}}
     tl_key = keys.timeline(prefix, trace_key)
     txn_key = keys.transaction(prefix, trace_key)
-    pipe = client.pipeline(transaction=True)
-    pipe.rpush(tl_key, json.dumps(entry, default=str))
-    pipe.expire(tl_key, TIMELINE_TTL_S)
+    ops: list[list[Any]] = [
+        ["RPUSH", tl_key, json.dumps(entry, default=str)],
+        ["EXPIRE", tl_key, TIMELINE_TTL_S],
+    ]
     if milestone is not None:
-        pipe.hsetnx(txn_key, milestone, repr(now))
-        pipe.expire(txn_key, TIMELINE_TTL_S)
+        ops.append(["HSETNX", txn_key, milestone, repr(now)])
+        ops.append(["EXPIRE", txn_key, TIMELINE_TTL_S])
         if milestone == "won":
-            pipe.zadd(keys.transaction_index_won(prefix), {trace_key: now}, nx=True)
+            ops.append(["ZADD", keys.transaction_index_won(prefix), "NX", now, trace_key])
+    return ops
+
+
+def record(
+    client: redis.Redis, prefix: str, trace_key: str, event: str, *,
+    milestone: str | None = None, at: float | None = None, **details: Any,
+) -> None:
+    """Append ``event`` to the timeline now."""
+    pipe = client.pipeline(transaction=True)
+    for op in record_ops(prefix, trace_key, event, milestone=milestone, at=at, **details):
+        pipe.execute_command(*op)
     pipe.execute()
-    return entry
 
 
 def read(client: redis.Redis, prefix: str, trace_key: str) -> list[dict[str, Any]]:

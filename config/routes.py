@@ -1,0 +1,50 @@
+"""Where each Salesforce notification goes: sObject type (and Opportunity stage) → tasks.
+
+A route is a chain of task names run in order, each on its domain's queue. A notification
+that matches no route is acknowledged and filed as an ``unrouted`` dead letter; a route
+with no tasks (``IGNORE``) acknowledges it and records why, for changes we do not act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The O2C chain of a won opportunity (DESIGN.md, "The process").
+OPPORTUNITY_WON = (
+    "o2c.customer.ensure_customer",
+    "o2c.pricing.validate_order",
+    "o2c.order.submit_order",
+    "o2c.order.write_back",
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    sobject_type: str
+    #: Opportunity stage to match; None matches any stage.
+    stage: str | None
+    tasks: tuple[str, ...]
+    #: Fields this route cannot do without (Salesforce omits null fields).
+    required: tuple[str, ...] = ("Id",)
+    name: str = field(default="")
+
+    @property
+    def ignored(self) -> bool:
+        return not self.tasks
+
+
+DEFAULT_ROUTES: tuple[Route, ...] = (
+    Route("Opportunity", "Closed Won", OPPORTUNITY_WON, ("Id", "StageName"), "opportunity_won"),
+    Route("Account", None, ("o2c.customer.sync_account",), ("Id",), "account_changed"),
+)
+
+
+def match(routes: tuple[Route, ...], sobject_type: str, stage: str | None) -> Route | None:
+    """The first route for this type whose stage matches (exact, then any)."""
+    for route in routes:
+        if route.sobject_type == sobject_type and route.stage is not None and route.stage == stage:
+            return route
+    for route in routes:
+        if route.sobject_type == sobject_type and route.stage is None:
+            return route
+    return None

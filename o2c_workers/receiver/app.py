@@ -1,0 +1,132 @@
+"""The receiver: a small WSGI callable. Route, verify, parse, enqueue, answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from celery import Celery
+
+from config import Settings
+from config.routes import DEFAULT_ROUTES, Route
+from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.enqueue import AtomicWriter, is_redis_broker
+from o2c_workers.receiver import soap
+from o2c_workers.receiver.http import (
+    XML,
+    Environ,
+    HTTPError,
+    Request,
+    Response,
+    StartResponse,
+)
+from o2c_workers.receiver.outbound import OutboundHandler
+
+log = logging.getLogger("o2c.receiver")
+
+Handler = Callable[[Request], Response]
+
+SF_OUTBOUND = "/salesforce/outbound"
+
+
+class Receiver:
+    """Takes Salesforce outbound messages (and ERP events) and enqueues them durably."""
+
+    def __init__(self, settings: Settings, *, redis_client: redis.Redis, celery_app: Celery,
+                 routes: tuple[Route, ...] = DEFAULT_ROUTES) -> None:
+        settings.require("webhook_token", "salesforce_org_ids")
+        if not is_redis_broker(settings.effective_broker_url):
+            raise ValueError("the receiver enqueues atomically and needs a Redis broker")
+        self.settings = settings
+        self.redis = redis_client
+        self.writer = AtomicWriter(redis_client)
+        self.dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix)
+        transport = celery_app.conf.broker_transport_options or {}
+        self.outbound = OutboundHandler(
+            settings, celery_app=celery_app, dead_letters=self.dead_letters, routes=routes,
+            queue_prefix=str(transport.get("global_keyprefix", "")),
+        )
+        self.routes: dict[str, dict[str, Handler]] = {
+            SF_OUTBOUND: {"POST": self.salesforce_outbound},
+            "/healthz": {"GET": self.healthz},
+            "/readyz": {"GET": self.readyz},
+        }
+
+    def add_route(self, path: str, method: str, handler: Handler) -> None:
+        self.routes.setdefault(path, {})[method] = handler
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        return self.dispatch(request)(start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        soap_path = request.path == SF_OUTBOUND
+        methods = self.routes.get(request.path)
+        try:
+            if methods is None:
+                raise HTTPError(404, f"no such path: {request.path}")
+            handler = methods.get(request.method)
+            if handler is None:
+                raise HTTPError(405, f"{request.method} is not allowed here",
+                                headers=[("Allow", ", ".join(sorted(methods)))])
+            return handler(request)
+        except HTTPError as exc:
+            if soap_path:
+                return Response(exc.status, soap.fault(exc.message, server=exc.status >= 500),
+                                XML, headers=exc.headers)
+            return Response.json(exc.status, {"error": exc.message}, headers=exc.headers)
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    def salesforce_outbound(self, request: Request) -> Response:
+        started = time.perf_counter()
+        handler = self.outbound
+        handler.authenticate(request)
+        body = request.read_body(self.settings.max_body_bytes)
+        try:
+            message = soap.parse(body)
+        except soap.BadMessage as exc:
+            log.info("refused outbound message: %s", exc, extra={"outcome": "bad_request"})
+            raise HTTPError(400, str(exc)) from None
+        handler.check_org(message.organization_id)
+        planned = handler.plan(message, now=time.time())
+        try:
+            taken = self.writer.run([p.item for p in planned],
+                                    mark_ttl_s=self.settings.dedupe_ttl_s)
+        except redis.RedisError as exc:
+            log.error("cannot enqueue outbound message, no Ack: %s", exc,
+                      extra={"outcome": "unavailable", "notifications": len(planned)})
+            raise HTTPError(503, "the queue is unavailable; resend later") from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for plan, fresh in zip(planned, taken, strict=True):
+            log.info("notification %s", plan.outcome if fresh else "duplicate", extra={
+                "trace_key": plan.trace_key, "notification_id": plan.notification.id,
+                "sobject_type": plan.notification.sobject_type,
+                "outcome": plan.outcome if fresh else "duplicate", "detail": plan.detail,
+            })
+        log.debug("acknowledged %d notifications in %.1f ms", len(planned), elapsed_ms)
+        return Response(200, soap.ACK, XML)
+
+    def healthz(self, request: Request) -> Response:
+        return Response.json(200, {"status": "ok"})
+
+    def readyz(self, request: Request) -> Response:
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            return Response.json(503, {"status": "unavailable", "redis": str(exc)})
+        return Response.json(200, {"status": "ready"})
+
+
+def create_receiver(settings: Settings | None = None, **kwargs: Any) -> Receiver:
+    """Build the receiver from the environment (the gunicorn entry point uses this)."""
+    from config import get_settings
+    from o2c_workers.celery_app import app as celery_app
+    from o2c_workers.runtime import connect
+
+    settings = settings or get_settings()
+    client = connect(settings.redis_url, retries=1)
+    return Receiver(settings, redis_client=client, celery_app=celery_app, **kwargs)

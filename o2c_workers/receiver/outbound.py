@@ -1,0 +1,123 @@
+"""``POST /salesforce/outbound``: authenticate, parse, validate, route, enqueue, then Ack."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from config import Settings
+from config.routes import Route, match
+from o2c_workers import keys, sfid, timeline
+from o2c_workers.dlq import DeadLetter, DeadLetterStore
+from o2c_workers.enqueue import Item, Op, task_message
+from o2c_workers.receiver import soap
+from o2c_workers.receiver.http import HTTPError, Request, constant_time_equal
+from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
+
+log = logging.getLogger("o2c.receiver")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What one notification will become, and the writes that make it so."""
+
+    notification: soap.Notification
+    outcome: str
+    trace_key: str
+    item: Item
+    detail: str | None = None
+
+
+class OutboundHandler:
+    def __init__(self, settings: Settings, *, celery_app: Celery, dead_letters: DeadLetterStore,
+                 routes: tuple[Route, ...], queue_prefix: str = "") -> None:
+        self.settings = settings
+        self.celery_app = celery_app
+        self.dead_letters = dead_letters
+        self.routes = routes
+        self.queue_prefix = queue_prefix
+        self.prefix = settings.key_prefix
+        self.allowed_orgs = [sfid.to15(org) for org in settings.salesforce_org_ids]
+        token = settings.webhook_token
+        self.token = token.get_secret_value() if token is not None else ""
+
+    def authenticate(self, request: Request) -> None:
+        given = request.query_value("token") or request.basic_password()
+        if not self.token or not constant_time_equal(given, self.token):
+            raise HTTPError(401, "missing or wrong webhook token",
+                            headers=[("WWW-Authenticate", 'Basic realm="o2c"')])
+
+    def check_org(self, organization_id: str) -> None:
+        try:
+            org15 = sfid.to15(organization_id)
+        except ValueError:
+            raise HTTPError(403, "OrganizationId is not a Salesforce id") from None
+        if org15 not in self.allowed_orgs:
+            raise HTTPError(403, "organization is not allowed")
+
+    def plan(self, message: soap.OutboundMessage, *, now: float) -> list[Planned]:
+        return [self._plan_one(message, n, now) for n in message.notifications]
+
+    def _plan_one(self, message: soap.OutboundMessage, n: soap.Notification,
+                  now: float) -> Planned:
+        raw_id = str(n.fields.get("Id") or "")
+        trace_key = sfid.to18(raw_id) if sfid.is_valid(raw_id) else f"notification:{n.id}"
+        mark = keys.dedupe_sf(self.prefix, n.id)
+        route = match(self.routes, n.sobject_type, n.fields.get("StageName"))
+        context = {"notification_id": n.id, "organization_id": message.organization_id,
+                   "action_id": message.action_id, "sobject_type": n.sobject_type}
+        try:
+            record = validate_record(n.sobject_type, n.fields)
+        except ValidationError as exc:
+            return self._dead_letter(n, trace_key, mark, now, "invalid_payload",
+                                     f"{n.sobject_type} failed validation: {describe_errors(exc)}",
+                                     context)
+        if route is None:
+            stage = n.fields.get("StageName")
+            what = n.sobject_type + (f" in stage {stage!r}" if stage else "")
+            return self._dead_letter(n, trace_key, mark, now, "unrouted",
+                                     f"no route for {what}", context)
+        missing = [name for name in route.required if name not in n.fields]
+        if missing:
+            return self._dead_letter(n, trace_key, mark, now, "invalid_payload",
+                                     f"route {route.name} needs field(s) {', '.join(missing)}",
+                                     context)
+        if route.ignored:
+            ops = timeline.record_ops(self.prefix, trace_key, "ignored", at=now,
+                                      route=route.name, notification_id=n.id)
+            return Planned(n, "ignored", trace_key, Item.unless_marked(mark, ops))
+        payload: dict[str, Any] = {
+            "trace_key": trace_key,
+            **context,
+            "route": route.name,
+            "received_at": now,
+            "record": record.model_dump(mode="json", exclude_none=True),
+        }
+        msg = task_message(self.celery_app, route.tasks[0], args=[payload], trace_key=trace_key,
+                           then=route.tasks[1:], key_prefix=self.queue_prefix)
+        milestone = "won" if route.name == "opportunity_won" else None
+        ops: list[Op] = [msg.push_op(), *timeline.record_ops(
+            self.prefix, trace_key, "received", milestone=milestone, at=now,
+            notification_id=n.id, route=route.name, task_id=msg.task_id)]
+        return Planned(n, "enqueued", trace_key, Item.unless_marked(mark, ops), msg.queue)
+
+    def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,
+                     category: str, reason: str, context: dict[str, Any]) -> Planned:
+        remediation = {
+            "invalid_payload": "Integration team: correct the record or the outbound message "
+                               "fields in Salesforce; edit the payload and requeue if needed.",
+            "unrouted": "Integration team: add a route for this sObject type or stop sending it.",
+        }[category]
+        entry = DeadLetter(
+            trace_key=trace_key, domain="receiver", task=None, payload={**context, "raw": n.raw},
+            error_class="InvalidPayload" if category == "invalid_payload" else "Unrouted",
+            category=category, message=reason, remediation=remediation,
+            first_failed_at=now, last_failed_at=now, source="receiver",
+        )
+        ops = [*self.dead_letters.add_ops(entry), *timeline.record_ops(
+            self.prefix, trace_key, "dead_lettered", at=now, category=category,
+            dead_letter=entry.id, notification_id=n.id)]
+        return Planned(n, category, trace_key, Item.unless_marked(mark, ops), reason)
