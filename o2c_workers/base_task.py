@@ -103,6 +103,7 @@ class O2CTask(Task):  # type: ignore[misc]
             task=self.name,
             args=list(args),
             kwargs=dict(kwargs),
+            chain=[sig["task"] for sig in reversed(self.request.chain or [])],
             payload=args[0] if len(args) == 1 else list(args),
             error_class=type(exc).__name__,
             category=category,

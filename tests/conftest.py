@@ -10,7 +10,7 @@ import redis
 
 from o2c_workers.redis_runtime import RedisHandle, ensure_redis, with_db
 
-pytest_plugins = ["tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.workers"]
 
 #: The database number the tests own; set O2C_TEST_REDIS_DB to run suites side by side.
 TEST_DB = int(os.environ.get("O2C_TEST_REDIS_DB", "12"))

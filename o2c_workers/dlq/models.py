@@ -32,6 +32,8 @@ class DeadLetter(BaseModel):
     task: str | None = None
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: The steps that were to follow ``task`` (a chain), in order.
+    chain: list[str] = Field(default_factory=list)
     #: The original message or record, as it arrived (secrets redacted).
     payload: Any = None
     error_class: str

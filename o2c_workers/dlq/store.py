@@ -13,7 +13,7 @@ from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.redact import redact, redact_text
 
 #: Fields stored as JSON text inside the entry hash.
-_JSON_FIELDS = ("args", "kwargs", "payload", "original_payload")
+_JSON_FIELDS = ("args", "kwargs", "chain", "payload", "original_payload")
 
 Op = list[Any]
 

@@ -1,0 +1,41 @@
+"""Tasks that record what the fleet's base task and signals hand them (tests only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from o2c_workers import app
+from o2c_workers.backoff import RetryPolicy
+from o2c_workers.errors import BusinessError, Transient
+
+PROBE_KEY = "probe:calls"
+FAST = RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2)
+
+
+def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    domain = task.name.split(".")[1]
+    task.runtime.redis.rpush(PROBE_KEY, json.dumps({
+        "task": task.name, "trace_key": task.trace_key, "retries": task.request.retries,
+    }))
+    plan = payload.get("fail", {}).get(domain)
+    if plan == "business":
+        raise BusinessError("credit hold on the account", category="credit_hold")
+    if isinstance(plan, int) and task.request.retries < plan:
+        raise Transient("the ERP answered 503")
+    return {**payload, "seen": [*payload.get("seen", []), domain]}
+
+
+@app.task(name="o2c.customer.probe_step", bind=True, retry_policy=FAST)
+def customer_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    return _probe(self, payload)
+
+
+@app.task(name="o2c.pricing.probe_step", bind=True, retry_policy=FAST)
+def pricing_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    return _probe(self, payload)
+
+
+@app.task(name="o2c.order.probe_step", bind=True, retry_policy=FAST)
+def order_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    return _probe(self, payload)

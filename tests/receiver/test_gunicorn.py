@@ -1,0 +1,128 @@
+"""The receiver end to end under a real gunicorn, against real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from o2c_workers.receiver.soap import ACK
+from o2c_workers.redis_runtime import free_port, start_private
+from tests import soapmsg
+from tests.helpers import queued
+from tests.receiver.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Gunicorn:
+    def __init__(self, redis_url: str, *, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
+                   O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="WARNING")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "o2c_workers.wsgi:create_app()", "-b",
+             f"127.0.0.1:{self.port}", "-w", str(workers), "--access-logfile", "-"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def post(self, body: bytes, *, token: str = TOKEN) -> requests.Response:
+        return requests.post(f"{self.url}/salesforce/outbound", params={"token": token},
+                             data=body, timeout=10,
+                             headers={"Content-Type": "text/xml; charset=UTF-8",
+                                      "SOAPAction": '""'})
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def gunicorn(redis_url: str, redis_client: redis.Redis) -> Iterator[Gunicorn]:
+    server = Gunicorn(redis_url)
+    yield server
+    server.stop()
+
+
+def test_ack_over_http(gunicorn, redis_client):
+    response = gunicorn.post(soapmsg.won_message(range(100)))
+    assert response.status_code == 200
+    assert response.content == ACK
+    assert response.headers["Content-Type"].startswith("text/xml")
+    assert redis_client.llen("customer") == 100
+
+
+def test_same_message_from_two_connections_at_once_is_enqueued_once(gunicorn, redis_client):
+    body = soapmsg.won_message(range(50))
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def send() -> None:
+        barrier.wait()
+        statuses.append(gunicorn.post(body).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    assert redis_client.llen("customer") == 50
+
+
+def test_bad_token_and_oversize_over_http(gunicorn, redis_client):
+    assert gunicorn.post(soapmsg.won_message([1]), token="nope").status_code == 401
+    response = requests.post(f"{gunicorn.url}/salesforce/outbound", params={"token": TOKEN},
+                             data=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert response.status_code == 413
+    assert b"Fault" in response.content
+    assert redis_client.llen("customer") == 0
+
+
+def test_redis_down_then_back_loses_nothing(tmp_path):
+    """Stop Redis mid-run: 503 and no Ack; once it is back, the resend gets through once."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    handle = start_private(port=port, workdir=data, persistent=True)
+    server = Gunicorn(handle.url)
+    try:
+        first = soapmsg.won_message([1, 2])
+        second = soapmsg.won_message([3, 4])
+        assert server.post(first).status_code == 200
+        handle.stop(keep_data=True)
+        response = server.post(second)
+        assert response.status_code == 503
+        assert b"<Ack>" not in response.content
+        assert b"soapenv:Server" in response.content
+        handle = start_private(port=port, workdir=data, persistent=True)
+        # Salesforce resends the unacknowledged message, and sometimes the acked one too.
+        assert server.post(second).status_code == 200
+        assert server.post(first).status_code == 200
+        client = redis.Redis.from_url(handle.url)
+        ids = sorted(m["args"][0]["notification_id"] for m in queued(client, "customer"))
+        assert ids == [soapmsg.notification_id(i) for i in (1, 2, 3, 4)]
+        client.close()
+    finally:
+        server.stop()
+        handle.stop()

@@ -1,0 +1,65 @@
+"""The base task and signals with real workers: trace keys, retries, dead letters."""
+
+from __future__ import annotations
+
+import json
+
+from o2c_workers import app as celery_app
+from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.enqueue import AtomicWriter, Item, task_message
+from tests.plugins.workers import start_worker, wait_for
+from tests.probe_tasks import PROBE_KEY
+
+CHAIN = ("o2c.customer.probe_step", "o2c.pricing.probe_step", "o2c.order.probe_step")
+TRACE = "0065g0000000001AAA"
+
+
+def enqueue(client, payload, *, trace_key=TRACE):
+    msg = task_message(celery_app, CHAIN[0], args=[payload], trace_key=trace_key,
+                       then=CHAIN[1:])
+    assert AtomicWriter(client).run([Item(["always"], [msg.push_op()])]) == [True]
+
+
+def calls(client):
+    return [json.loads(raw) for raw in client.lrange(PROBE_KEY, 0, -1)]
+
+
+def test_trace_key_travels_through_every_step_and_retry(redis_url, redis_client, workers):
+    workers.append(start_worker(redis_url, include="tests.probe_tasks"))
+    enqueue(redis_client, {"trace_key": "not-the-header", "fail": {"pricing": 2}})
+    seen = wait_for(lambda: [c for c in calls(redis_client) if c["task"] == CHAIN[2]],
+                    what="the last step")
+    assert seen
+    history = calls(redis_client)
+    assert [c["task"] for c in history] == [CHAIN[0], CHAIN[1], CHAIN[1], CHAIN[1], CHAIN[2]]
+    assert [c["retries"] for c in history] == [0, 0, 1, 2, 0]
+    assert {c["trace_key"] for c in history} == {TRACE}
+    assert b'"trace_key": "' + TRACE.encode() in "".join(workers[0].lines).encode()
+
+
+def test_business_error_dead_letters_at_once_and_stops_the_chain(redis_url, redis_client,
+                                                                  workers):
+    workers.append(start_worker(redis_url, include="tests.probe_tasks"))
+    enqueue(redis_client, {"fail": {"pricing": "business"}})
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    [entry_id] = wait_for(lambda: store.ids(trace_key=TRACE), what="a dead letter")
+    entry = store.get(entry_id)
+    assert entry.category == "credit_hold"
+    assert entry.task == CHAIN[1]
+    assert entry.attempts == 1
+    assert entry.chain == [CHAIN[2]]
+    assert "BusinessError" in entry.traceback
+    assert entry.args[0]["seen"] == ["customer"]
+    assert [c["task"] for c in calls(redis_client)] == [CHAIN[0], CHAIN[1]]
+
+
+def test_retries_exhausted_dead_letter_with_attempt_count(redis_url, redis_client, workers):
+    workers.append(start_worker(redis_url, include="tests.probe_tasks"))
+    enqueue(redis_client, {"fail": {"customer": 99}})
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    [entry_id] = wait_for(lambda: store.ids(category="exhausted"), what="a dead letter")
+    entry = store.get(entry_id)
+    assert entry.attempts == 3
+    assert entry.error_class == "Transient"
+    assert entry.chain == list(CHAIN[1:])
+    assert len(calls(redis_client)) == 3
