@@ -1,0 +1,79 @@
+"""``/_sandbox/…``: what tests and the demo use to drive and inspect the simulated org.
+
+These routes need no token and cost no API calls:
+
+- ``GET  /_sandbox/stats``: API calls by method and type, limit usage, delivery counts
+- ``GET  /_sandbox/deliveries``: every delivery attempt, pending and dropped counts
+- ``GET  /_sandbox/records/{Type}``: every record of a type
+- ``GET  /_sandbox/world``: org id and the opportunities built to fail, with the reason
+- ``POST /_sandbox/opportunities/{id}/win``: set one opportunity Closed Won
+- ``POST /_sandbox/opportunities/win``: ``{"ids": [...]}`` or ``{"ids": "all"}`` (or the bare
+  list or ``"all"``)
+- ``POST /_sandbox/accounts/{id}/change``: apply ``{field: value}`` as a user edit would
+- ``POST /_sandbox/outbound``: ``{"url": ...}`` to point the sender somewhere else
+- ``POST /_sandbox/limits``: ``{"allocation": n}`` resets the usage, optionally to a new size
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from o2c_workers.sandbox.salesforce.store import SObjectError, not_found
+from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
+
+if TYPE_CHECKING:
+    from o2c_workers.sandbox.salesforce.simulator import SalesforceSimulator
+
+
+def _body(request: Request) -> Any:
+    try:
+        return request.json()
+    except BadRequest as exc:
+        raise SObjectError(400, "JSON_PARSER_ERROR", str(exc)) from exc
+
+
+def handle(sim: SalesforceSimulator, request: Request, parts: list[str]) -> Response:
+    method = request.method
+    if method == "GET":
+        if parts == ["stats"]:
+            return Response.json(sim.stats())
+        if parts == ["deliveries"]:
+            return Response.json(sim.sender.deliveries())
+        if parts == ["world"]:
+            return Response.json({"org_id": sim.org_id,
+                                  "expected_failures": sim.world.expected_failures})
+        if len(parts) == 2 and parts[0] == "records" and sim.store.has_type(parts[1]):
+            version = sim.config.api_version
+            return Response.json([sim.api.render(parts[1], record, version)
+                                  for record in sim.store.all(parts[1])])
+    if method == "POST":
+        if len(parts) == 3 and parts[0] == "opportunities" and parts[2] == "win":
+            return Response.json(sim.win([parts[1]]))
+        if parts == ["opportunities", "win"]:
+            return Response.json(sim.win(_ids(_body(request))))
+        if len(parts) == 3 and parts[0] == "accounts" and parts[2] == "change":
+            body = _body(request)
+            if not isinstance(body, dict):
+                raise SObjectError(400, "JSON_PARSER_ERROR", "a JSON object of fields")
+            saved = sim.store.save("Account", sim.store.get("Account", parts[1])["Id"], body)
+            return Response.json({"id": saved["Id"]})
+        if parts == ["outbound"]:
+            body = _body(request) or {}
+            sim.sender.set_endpoint(body.get("url"))
+            return Response.json(sim.sender.snapshot())
+        if parts == ["limits"]:
+            body = _body(request) or {}
+            sim.limits.reset(allocation=body.get("allocation"))
+            return Response.json(sim.limits.snapshot())
+    raise not_found()
+
+
+def _ids(body: Any) -> list[str] | None:
+    """The opportunity ids a win request names; None means all of them."""
+    if isinstance(body, dict):
+        body = body.get("ids")
+    if body == "all":
+        return None
+    if isinstance(body, list) and all(isinstance(i, str) for i in body):
+        return body
+    raise SObjectError(400, "JSON_PARSER_ERROR", 'send {"ids": [...]} or {"ids": "all"}')
