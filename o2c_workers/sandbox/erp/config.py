@@ -58,6 +58,7 @@ class ErpConfig:
     unpaid_ratio: float = 0.05
     #: Seeds every random choice (payments, injected faults, generated names).
     seed: int = 7
+    #: A ``Faults`` or a dict of its fields.
     faults: Faults = field(default_factory=_default_faults)
     #: First wait before a failed webhook delivery is tried again, in seconds.
     webhook_retry_base_s: float = 0.5
@@ -69,3 +70,7 @@ class ErpConfig:
     webhook_timeout_s: float = 5.0
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        if isinstance(self.faults, dict):
+            self.faults = Faults.model_validate(self.faults)
