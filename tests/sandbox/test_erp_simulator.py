@@ -274,3 +274,20 @@ def test_form_encoded_data_and_method_calls(erp_client: Client) -> None:
         {"message": "Administrator"}
     unknown = erp_client.get("/api/method/no.such.method")
     assert unknown.status_code == 404
+
+
+def test_parallel_duplicates_create_exactly_one_order(erp_client: Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    erp_client.customer("Acme", ACC_OK)
+
+    def submit(_: int) -> int:
+        body = {"customer": "Acme", "salesforce_id": "006000000000060AAA", "docstatus": 1,
+                "items": [{"item_code": "GADGET", "qty": 1}]}
+        return requests.post(erp_client.url + "/api/resource/Sales Order", json=body,
+                             headers=erp_client.headers, timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = sorted(pool.map(submit, range(20)))
+    assert statuses == [200] + [409] * 19
+    assert erp_client.sandbox("stats")["documents"]["Sales Order"] == 1

@@ -136,8 +136,13 @@ class DocumentStore:
                 raise FrappeError(409, "DuplicateEntryError",
                                   f"{meta.name} {name} already exists", title="Duplicate Name")
             stamp = now()
-            doc.update(name=name, owner=user, creation=stamp, modified=stamp, modified_by=user,
-                       idx=0, docstatus=int(doc.get("docstatus") or 0))
+            # Frappe answers with the standard fields first.
+            head = {"name": name, "owner": user, "creation": stamp, "modified": stamp,
+                    "modified_by": user, "docstatus": int(doc.get("docstatus") or 0),
+                    "idx": 0}
+            body = {k: v for k, v in doc.items() if k not in head}
+            doc.clear()
+            doc.update(head, **body)
             self._stamp_children(meta, doc)
             self._docs[meta.name][name] = doc
             self._index(meta, doc)

@@ -29,7 +29,9 @@ Each rule: status, exc_type, message.
 * over-allocation: 417 ``ValidationError``,
   ``Row #{i}: Allocated Amount cannot be greater than outstanding amount.``
 * duplicate ``salesforce_id``: 409 ``DuplicateEntryError``,
-  ``{DocType} with salesforce_id {id} already exists: {name}``
+  ``{DocType} with salesforce_id {id} already exists: {name}`` (a real ERPNext unique
+  custom field answers 417 ``UniqueValidationError`` "Salesforce ID must be unique": an
+  adapter should treat both as a duplicate and look the record up)
 * edit after submit: 417 ``UpdateAfterSubmitError``,
   ``Not allowed to change {Field} after submission``
 * docstatus change other than 0 → 1: 417 ``DocstatusTransitionError``,
