@@ -9,15 +9,14 @@ mark or the dead-letter update it belongs to: either all of it happens or none o
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 from celery import Celery
-from kombu.utils.json import dumps as kombu_dumps
 
 from o2c_workers.celery_app import domain_of
 
@@ -28,29 +27,37 @@ Op = list[Any]
 #:            is written last, so a failed op leaves nothing that would hide a resend);
 #:   hfield - run the ops only if HGET KEY FIELD equals VALUE (a compare-and-set);
 #:   always - run the ops.
+#: ARGV is flat, so large message bodies are never JSON-encoded twice:
+#:   ttl, item count, then per item: guard length, guard..., op count, then per op:
+#:   argument count, arguments...
 _SCRIPT = """
 local ttl = tonumber(ARGV[1])
-local items = cjson.decode(ARGV[2])
+local count = tonumber(ARGV[2])
+local pos = 3
 local out = {}
-for i, item in ipairs(items) do
-  local guard = item[1]
+for i = 1, count do
+  local glen = tonumber(ARGV[pos])
+  local guard = {unpack(ARGV, pos + 1, pos + glen)}
+  pos = pos + glen + 1
   local ok = true
   if guard[1] == 'mark' then
     ok = redis.call('EXISTS', guard[2]) == 0
   elseif guard[1] == 'hfield' then
     ok = redis.call('HGET', guard[2], guard[3]) == guard[4]
   end
-  if ok then
-    for _, op in ipairs(item[2]) do
-      redis.call(unpack(op))
+  local nops = tonumber(ARGV[pos])
+  pos = pos + 1
+  for _ = 1, nops do
+    local argc = tonumber(ARGV[pos])
+    if ok then
+      redis.call(unpack(ARGV, pos + 1, pos + argc))
     end
-    if guard[1] == 'mark' then
-      redis.call('SET', guard[2], '1', 'EX', ttl)
-    end
-    out[i] = 1
-  else
-    out[i] = 0
+    pos = pos + argc + 1
   end
+  if ok and guard[1] == 'mark' then
+    redis.call('SET', guard[2], '1', 'EX', ttl)
+  end
+  out[i] = ok and 1 or 0
 end
 return out
 """
@@ -82,8 +89,15 @@ class AtomicWriter:
     def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1) -> list[bool]:
         if not items:
             return []
-        payload = json.dumps([[item.guard, item.ops] for item in items], default=str)
-        result = self._script(keys=[], args=[mark_ttl_s, payload])
+        args: list[Any] = [mark_ttl_s, len(items)]
+        for item in items:
+            args.append(len(item.guard))
+            args.extend(item.guard)
+            args.append(len(item.ops))
+            for op in item.ops:
+                args.append(len(op))
+                args.extend(op)
+        result = self._script(keys=[], args=args)
         return [bool(flag) for flag in result]
 
 
@@ -98,44 +112,64 @@ class TaskMessage:
         return ["LPUSH", self.key, self.envelope]
 
 
-def task_message(
-    app: Celery, task_name: str, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-    trace_key: str, then: Sequence[str] = (), task_id: str | None = None,
-    key_prefix: str = "",
-) -> TaskMessage:
-    """A Celery task message as kombu's Redis transport stores it on the queue's list.
+class MessageFactory:
+    """Builds task messages as kombu's Redis transport stores them on a queue's list.
 
-    ``then`` names the tasks that follow as a chain; each gets the previous one's result.
+    Celery writes the protocol-2 headers once per task and chain (``as_task_v2``); each
+    message then only changes its ids, arguments and trace key.
     """
-    task_id = task_id or str(uuid.uuid4())
-    queue = domain_of(task_name)
-    chain = [dict(app.signature(name, options={"queue": domain_of(name)}))
-             for name in reversed(then)] or None
-    message = app.amqp.as_task_v2(
-        task_id, task_name, args=list(args), kwargs=kwargs or {}, chain=chain,
-        ignore_result=True, origin="o2c-receiver",
-    )
-    headers = dict(message.headers)
-    headers["trace_key"] = trace_key
-    body = kombu_dumps(message.body).encode()
-    envelope = {
-        "body": base64.b64encode(body).decode("ascii"),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": {
-            **message.properties,
-            "delivery_mode": 2,
-            # An empty exchange routes by queue name: kombu restores an unacked message to
-            # the list named by routing_key after the visibility timeout.
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return TaskMessage(task_id=task_id, queue=queue, key=key_prefix + queue,
-                       envelope=json.dumps(envelope))
+
+    def __init__(self, app: Celery, *, key_prefix: str = "") -> None:
+        self.app = app
+        self.key_prefix = key_prefix
+        self._templates: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Any], Any]] = {}
+
+    def _template(self, task_name: str, then: tuple[str, ...]) -> tuple[dict[str, Any], Any]:
+        key = (task_name, then)
+        if key not in self._templates:
+            chain = [dict(self.app.signature(name, options={"queue": domain_of(name)}))
+                     for name in reversed(then)] or None
+            message = self.app.amqp.as_task_v2(
+                "template", task_name, args=[], kwargs={}, chain=chain, ignore_result=True,
+                origin="o2c-receiver", argsrepr="()", kwargsrepr="{}",
+            )
+            self._templates[key] = (dict(message.headers), message.body[2])
+        return self._templates[key]
+
+    def build(self, task_name: str, *, args: Sequence[Any] = (),
+              kwargs: dict[str, Any] | None = None, trace_key: str,
+              then: Sequence[str] = (), task_id: str | None = None,
+              argsrepr: str | None = None, retries: int = 0) -> TaskMessage:
+        """``then`` names the tasks that follow as a chain; each gets the previous result.
+
+        ``argsrepr`` is what Flower shows for the arguments (default: the trace key), so
+        payloads with personal data never reach the monitor.
+        """
+        task_id = task_id or str(uuid.uuid4())
+        queue = domain_of(task_name)
+        template, embed = self._template(task_name, tuple(then))
+        headers = {**template, "id": task_id, "root_id": task_id, "retries": retries,
+                   "argsrepr": argsrepr or f"({trace_key!r},)", "trace_key": trace_key}
+        body = orjson.dumps([list(args), kwargs or {}, embed])
+        envelope = {
+            "body": base64.b64encode(body).decode("ascii"),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                # An empty exchange routes by queue name: kombu restores an unacked message
+                # to the list named by routing_key after the visibility timeout.
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": task_id,
+            },
+        }
+        return TaskMessage(task_id=task_id, queue=queue, key=self.key_prefix + queue,
+                           envelope=orjson.dumps(envelope).decode())
 
 
 def is_redis_broker(url: str) -> bool:

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import redis
 
 from o2c_workers import keys
@@ -24,7 +25,7 @@ def record_ops(
     tl_key = keys.timeline(prefix, trace_key)
     txn_key = keys.transaction(prefix, trace_key)
     ops: list[list[Any]] = [
-        ["RPUSH", tl_key, json.dumps(entry, default=str)],
+        ["RPUSH", tl_key, orjson.dumps(entry, default=str).decode()],
         ["EXPIRE", tl_key, TIMELINE_TTL_S],
     ]
     if milestone is not None:

@@ -6,7 +6,7 @@ import json
 
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.enqueue import AtomicWriter, Item, task_message
+from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
 from tests.plugins.workers import start_worker, wait_for
 from tests.probe_tasks import PROBE_KEY
 
@@ -15,8 +15,8 @@ TRACE = "0065g0000000001AAA"
 
 
 def enqueue(client, payload, *, trace_key=TRACE):
-    msg = task_message(celery_app, CHAIN[0], args=[payload], trace_key=trace_key,
-                       then=CHAIN[1:])
+    msg = MessageFactory(celery_app).build(CHAIN[0], args=[payload], trace_key=trace_key,
+                                           then=CHAIN[1:])
     assert AtomicWriter(client).run([Item(["always"], [msg.push_op()])]) == [True]
 
 

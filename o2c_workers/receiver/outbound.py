@@ -12,7 +12,7 @@ from config import Settings
 from config.routes import Route, match
 from o2c_workers import keys, sfid, timeline
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
-from o2c_workers.enqueue import Item, Op, task_message
+from o2c_workers.enqueue import Item, MessageFactory, Op
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.http import HTTPError, Request, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
@@ -38,7 +38,7 @@ class OutboundHandler:
         self.celery_app = celery_app
         self.dead_letters = dead_letters
         self.routes = routes
-        self.queue_prefix = queue_prefix
+        self.messages = MessageFactory(celery_app, key_prefix=queue_prefix)
         self.prefix = settings.key_prefix
         self.allowed_orgs = [sfid.to15(org) for org in settings.salesforce_org_ids]
         token = settings.webhook_token
@@ -96,12 +96,14 @@ class OutboundHandler:
             "received_at": now,
             "record": record.model_dump(mode="json", exclude_none=True),
         }
-        msg = task_message(self.celery_app, route.tasks[0], args=[payload], trace_key=trace_key,
-                           then=route.tasks[1:], key_prefix=self.queue_prefix)
-        milestone = "won" if route.name == "opportunity_won" else None
+        msg = self.messages.build(route.tasks[0], args=[payload], trace_key=trace_key,
+                                  then=route.tasks[1:],
+                                  argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>")
+        # The first step stamps the "won" milestone from received_at; the receiver keeps
+        # its writes to the few that must be atomic with the enqueue.
         ops: list[Op] = [msg.push_op(), *timeline.record_ops(
-            self.prefix, trace_key, "received", milestone=milestone, at=now,
-            notification_id=n.id, route=route.name, task_id=msg.task_id)]
+            self.prefix, trace_key, "received", at=now, notification_id=n.id,
+            route=route.name, task_id=msg.task_id)]
         return Planned(n, "enqueued", trace_key, Item.unless_marked(mark, ops), msg.queue)
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,

@@ -55,7 +55,12 @@ class Notification:
     id: str
     sobject_type: str
     fields: dict[str, Any]
-    raw: str
+    element: Element = field(repr=False, compare=False)
+
+    @property
+    def raw(self) -> str:
+        """The Notification element as XML text (for dead letters; built only when asked)."""
+        return str(SafeET.tostring(self.element, encoding="unicode"))
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,8 @@ def parse(body: bytes) -> OutboundMessage:
         if node is None:
             raise BadMessage(f"Notification {notification_id} has no sObject")
         sobject_type, fields = _sobject(node)
-        raw = SafeET.tostring(item, encoding="unicode")
         message.notifications.append(
-            Notification(id=notification_id, sobject_type=sobject_type, fields=fields, raw=raw)
+            Notification(id=notification_id, sobject_type=sobject_type, fields=fields,
+                         element=item)
         )
     return message

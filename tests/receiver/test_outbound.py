@@ -153,7 +153,7 @@ def test_received_is_on_the_timeline(receiver, redis_client):
     [raw] = redis_client.lrange(keys.timeline("o2c", "0065g0000000001AAA"), 0, -1)
     event = json.loads(raw)
     assert event["event"] == "received"
-    assert redis_client.hexists(keys.transaction("o2c", "0065g0000000001AAA"), "won")
+    assert event["notification_id"] == soapmsg.notification_id(1)
 
 
 def test_fifteen_and_eighteen_character_org_ids_match(settings, redis_client):

@@ -1,0 +1,24 @@
+"""``python -m tests.bench [NAME ...] [--quick]``: run the benchmarks and print their tables."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "ingest": "tests.bench.ingest",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []][: len(BENCHMARKS)] or None,
+                        help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
+    args = parser.parse_args()
+    for name in args.names or list(BENCHMARKS):
+        importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
