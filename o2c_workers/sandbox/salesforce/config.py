@@ -76,6 +76,12 @@ class SalesforceConfig:
     state_dir: str | None = None
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        if not 1 <= self.batch_size <= 100:
+            raise ValueError("batch_size must be between 1 and 100 (Salesforce's maximum)")
+
     def scaled(self, sandbox_s: float) -> float:
         """Real seconds for a duration in sandbox seconds."""
         return sandbox_s / self.time_scale

@@ -205,7 +205,7 @@ def serve_salesforce(world: World, config: SalesforceConfig | None = None, *,
     if config.tls:
         if config.state_dir is None:
             tmp = tempfile.TemporaryDirectory(prefix="o2c-sf-tls-")
-        folder = Path(config.state_dir or tmp.name if tmp else config.state_dir or ".")
+        folder = Path(tmp.name) if tmp is not None else Path(str(config.state_dir))
         files = make_certificates(folder, hosts=_hosts(host))
         ssl_context, ca_file = files.server_context(), files.ca_file
     running = serve(simulator, host=host, port=port, ssl_context=ssl_context, name="salesforce")
