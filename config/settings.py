@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
 
@@ -62,14 +63,30 @@ class Settings(BaseSettings):
     erp_max_concurrency: int = 0
 
     # --- Salesforce -----------------------------------------------------------------------
-    salesforce_instance_url: str = "http://127.0.0.1:8200"
+    salesforce_instance_url: str = "https://127.0.0.1:8200"
+    #: Where tokens are requested; defaults to the instance URL (use
+    #: https://login.salesforce.com or https://test.salesforce.com for a real org).
     salesforce_login_url: str | None = None
     salesforce_api_version: str = "60.0"
     salesforce_client_id: str | None = None
+    #: Set for the client-credentials grant; otherwise the JWT-bearer grant is used.
     salesforce_client_secret: SecretStr | None = None
+    #: JWT bearer: the integration user and the PEM private key of the connected app.
     salesforce_username: str | None = None
     salesforce_private_key_file: str | None = None
+    #: A CA bundle to trust for Salesforce (the sandbox's self-signed certificate).
+    salesforce_ca_bundle: str | None = None
     salesforce_timeout_s: float = 10.0
+    #: Write-back fields (API names) on Account and Opportunity.
+    sf_field_customer_number: str = "ERP_Customer_Number__c"
+    sf_field_order_number: str = "ERP_Order_Number__c"
+    sf_field_order_status: str = "ERP_Order_Status__c"
+    sf_field_invoice_status: str = "Invoice_Status__c"
+    sf_field_payment_status: str = "Payment_Status__c"
+
+    # --- Pricing policy -------------------------------------------------------------------
+    #: The largest line discount (percent) accepted without a manual approval.
+    max_discount_percent: Decimal = Decimal("30")
 
     # --- Observability --------------------------------------------------------------------
     log_level: str = "INFO"

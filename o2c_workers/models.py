@@ -1,0 +1,143 @@
+"""Canonical models of the O2C process. Money is ``Decimal`` with an ISO 4217 currency."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal) -> Decimal:
+    """Round half up to the cent, as both Salesforce and ERPNext present currency."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _currency(value: str) -> str:
+    if len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_currency)]
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("money must be a finite number")
+    return value
+
+
+Amount = Annotated[Decimal, AfterValidator(_finite)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Money(Model):
+    amount: Amount
+    currency: Currency
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError("money is never a float; pass a Decimal or a string")
+        return value
+
+    def __str__(self) -> str:
+        return f"{cents(self.amount)} {self.currency}"
+
+
+class CustomerData(Model):
+    """An account as the ERP customer it becomes."""
+
+    salesforce_id: str
+    name: str
+    country: str | None = None
+    currency: Currency
+    account_number: str | None = None
+    city: str | None = None
+
+
+class ErpCustomer(Model):
+    name: str
+    salesforce_id: str
+    frozen: bool = False
+    country: str | None = None
+
+
+class OrderLine(Model):
+    salesforce_id: str
+    item_code: str
+    quantity: Amount
+    #: Price book price before discount (Salesforce ListPrice).
+    list_price: Amount
+    #: Sales price per unit (Salesforce UnitPrice).
+    unit_price: Amount
+    discount_percent: Amount = Decimal(0)
+    #: What Salesforce computed for the line (TotalPrice).
+    total: Amount
+
+    @property
+    def net_rate(self) -> Decimal:
+        """The rate per unit the ERP books: sales price less the line discount."""
+        return cents(self.unit_price * (1 - self.discount_percent / 100))
+
+
+class OrderData(Model):
+    """A won opportunity as the sales order it becomes."""
+
+    opportunity_id: str
+    account_id: str
+    name: str
+    currency: Currency
+    close_date: date | None = None
+    lines: list[OrderLine] = Field(min_length=1)
+    #: The opportunity Amount (net of tax), to reconcile with the ERP's net total.
+    amount: Amount
+
+    @property
+    def net_total(self) -> Decimal:
+        return cents(sum((line.net_rate * line.quantity for line in self.lines), Decimal(0)))
+
+
+class CreditStatus(Model):
+    frozen: bool
+    limit: Amount | None
+    outstanding: Amount
+
+
+class ErpOrder(Model):
+    name: str
+    salesforce_id: str
+    status: str
+    docstatus: int
+    currency: Currency
+    net_total: Amount
+    total_taxes: Amount
+    grand_total: Amount
+
+
+class ErpInvoice(Model):
+    name: str
+    sales_order: str | None
+    salesforce_id: str | None
+    status: str
+    currency: Currency
+    net_total: Amount
+    grand_total: Amount
+    outstanding: Amount
+
+
+class ErpPayment(Model):
+    name: str
+    salesforce_id: str | None
+    currency: Currency
+    paid_amount: Amount
+    #: Sales Invoice name → amount allocated to it.
+    allocations: dict[str, Amount]
