@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     #: The longest countdown any retry may ask for; longer waits are parked in Redis.
     max_countdown_s: int = 900
 
+    #: Celery-level retries of a step: attempts in all, backoff base and cap.
+    retry_max_attempts: int = 8
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 300.0
+
     # --- The receiver ---------------------------------------------------------------------
     webhook_token: SecretStr | None = None
     salesforce_org_ids: CsvList = Field(default_factory=list)

@@ -31,8 +31,8 @@ class O2CTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
-    #: Attempts, backoff base and cap for retryable errors; override per task.
-    retry_policy: RetryPolicy = RetryPolicy()
+    #: Attempts, backoff base and cap for retryable errors; None takes the settings'.
+    retry_policy: RetryPolicy | None = None
 
     @property
     def domain(self) -> str:
@@ -52,6 +52,21 @@ class O2CTask(Task):  # type: ignore[misc]
     def runtime(self) -> Runtime:
         return get_runtime()
 
+    @property
+    def policy(self) -> RetryPolicy:
+        if self.retry_policy is not None:
+            return self.retry_policy
+        s = self.runtime.settings
+        return RetryPolicy(max_attempts=s.retry_max_attempts, base_s=s.retry_base_s,
+                           cap_s=s.retry_cap_s)
+
+    def record(self, event: str, *, trace_key: str | None = None, milestone: str | None = None,
+               at: float | None = None, **details: Any) -> None:
+        """Append to the transaction's timeline (and stamp a milestone once)."""
+        runtime = self.runtime
+        timeline.record(runtime.redis, runtime.prefix, trace_key or self.trace_key, event,
+                        milestone=milestone, at=at, task=self.name, **details)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
@@ -70,16 +85,25 @@ class O2CTask(Task):  # type: ignore[misc]
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def resolve_dead_letters(self) -> None:
+        """The transaction completed: its older open dead letters are resolved by it."""
+        resolved = self.runtime.dead_letters.resolve(self.trace_key,
+                                                     resolved_by=str(self.request.id))
+        if resolved:
+            log.info("resolved %d dead letter(s) by a later success", len(resolved),
+                     extra={"dead_letters": resolved})
+
     def _handle_error(self, exc: O2CError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if exc.retryable:
             attempt = self.request.retries + 1
-            if attempt < self.retry_policy.max_attempts:
-                countdown = self.retry_policy.countdown(
+            policy = self.policy
+            if attempt < policy.max_attempts:
+                countdown = policy.countdown(
                     attempt, retry_after_s=exc.retry_after_s,
                     limit_s=self.runtime.settings.max_countdown_s,
                 )
                 log.info("retrying in %.1fs after %s (attempt %d of %d)", countdown,
-                         type(exc).__name__, attempt, self.retry_policy.max_attempts,
+                         type(exc).__name__, attempt, policy.max_attempts,
                          extra={"reason": exc.reason})
                 try:
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)

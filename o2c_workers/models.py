@@ -88,6 +88,13 @@ class OrderLine(Model):
         """The rate per unit the ERP books: sales price less the line discount."""
         return cents(self.unit_price * (1 - self.discount_percent / 100))
 
+    @property
+    def effective_discount_percent(self) -> Decimal:
+        """The discount off the list price that ``net_rate`` amounts to (6 places)."""
+        if not self.list_price:
+            return Decimal(0)
+        return ((1 - self.net_rate / self.list_price) * 100).quantize(Decimal("0.000001"))
+
 
 class OrderData(Model):
     """A won opportunity as the sales order it becomes."""

@@ -7,8 +7,9 @@ build their own and pass them in, so nothing here is a hidden global that a test
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -16,6 +17,11 @@ from redis.retry import Retry
 
 from config import Settings, get_settings
 from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.services.orders import WriteBackFields
+
+if TYPE_CHECKING:
+    from o2c_workers.erp.protocol import ErpAdapter
+    from o2c_workers.services.ports import SalesforceApi
 
 
 @dataclass
@@ -29,6 +35,34 @@ class Runtime:
     @property
     def prefix(self) -> str:
         return self.settings.key_prefix
+
+    def _client(self, name: str, factory: Callable[[], Any]) -> Any:
+        with _lock:
+            if name not in self.clients:
+                self.clients[name] = factory()
+            return self.clients[name]
+
+    @property
+    def erp(self) -> ErpAdapter:
+        from o2c_workers.erp import build_adapter
+
+        return cast(ErpAdapter, self._client(
+            "erp", lambda: build_adapter(self.settings, self.redis)))
+
+    @property
+    def salesforce(self) -> SalesforceApi:
+        from o2c_workers.salesforce import build_salesforce
+
+        return cast(SalesforceApi, self._client(
+            "salesforce", lambda: build_salesforce(self.settings)))
+
+    @property
+    def fields(self) -> WriteBackFields:
+        s = self.settings
+        return WriteBackFields(
+            customer_number=s.sf_field_customer_number, order_number=s.sf_field_order_number,
+            order_status=s.sf_field_order_status, invoice_status=s.sf_field_invoice_status,
+            payment_status=s.sf_field_payment_status)
 
 
 def connect(url: str, *, retries: int = 3) -> redis.Redis:
@@ -54,7 +88,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     )
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _runtime: Runtime | None = None
 
 

@@ -1,1 +1,29 @@
-"""Tasks of the customer domain."""
+"""Tasks of the customer domain: keep Salesforce accounts and ERP customers in step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from o2c_workers import app
+from o2c_workers.base_task import O2CTask
+from o2c_workers.services import customer
+
+
+@app.task(name="o2c.customer.ensure_customer", bind=True)
+def ensure_customer(self: O2CTask, ctx: dict[str, Any]) -> dict[str, Any]:
+    """First step of a won opportunity: its account exists as an ERP customer."""
+    self.record("won", milestone="won", at=ctx.get("received_at"),
+                notification_id=ctx.get("notification_id"))
+    rt = self.runtime
+    result = customer.ensure_customer(ctx, sf=rt.salesforce, erp=rt.erp)
+    self.record("customer_synced", customer=result["customer"]["name"])
+    return result
+
+
+@app.task(name="o2c.customer.sync_account", bind=True)
+def sync_account(self: O2CTask, ctx: dict[str, Any]) -> None:
+    """An account changed in Salesforce: create or link its ERP customer."""
+    rt = self.runtime
+    synced = customer.sync_account(ctx, sf=rt.salesforce, erp=rt.erp,
+                                   number_field=rt.fields.customer_number)
+    self.record("customer_synced", customer=synced.name)

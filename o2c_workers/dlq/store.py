@@ -133,3 +133,27 @@ class DeadLetterStore:
 
     def count(self, *, status: Status = Status.OPEN) -> int:
         return int(self.client.zcard(keys.dlq_index_status(self.prefix, status.value)))
+
+    def resolve(self, trace_key: str, *, resolved_by: str) -> list[str]:
+        """Mark every open entry of ``trace_key`` resolved by a later success."""
+        from o2c_workers.enqueue import AtomicWriter, Item
+
+        p = self.prefix
+        ids = [raw.decode() for raw in
+               self.client.zrange(keys.dlq_index_trace(p, trace_key), 0, -1)]
+        items = []
+        for entry in self.many(ids):
+            if entry.status is not Status.OPEN:
+                continue
+            key = keys.dlq_entry(p, entry.id)
+            items.append(Item.if_field(key, "status", Status.OPEN.value, [
+                ["HSET", key, "status", Status.RESOLVED.value, "resolved_by", resolved_by],
+                ["ZREM", keys.dlq_index_status(p, Status.OPEN.value), entry.id],
+                ["ZREM", keys.dlq_index_category(p, entry.category), entry.id],
+                ["ZREM", keys.dlq_index_domain(p, entry.domain), entry.id],
+                ["ZADD", keys.dlq_index_status(p, Status.RESOLVED.value),
+                 entry.last_failed_at, entry.id],
+            ]))
+        done = AtomicWriter(self.client).run(items)
+        return [item.guard[1].rsplit(":", 1)[1] for item, ok in zip(items, done, strict=True)
+                if ok]

@@ -15,6 +15,7 @@ from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, is_redis_broker
 from o2c_workers.receiver import soap
+from o2c_workers.receiver.erp_events import ErpEventHandler
 from o2c_workers.receiver.http import (
     XML,
     Environ,
@@ -30,6 +31,7 @@ log = logging.getLogger("o2c.receiver")
 Handler = Callable[[Request], Response]
 
 SF_OUTBOUND = "/salesforce/outbound"
+ERP_EVENTS = "/erp/events"
 
 
 class Receiver:
@@ -49,8 +51,11 @@ class Receiver:
             settings, celery_app=celery_app, dead_letters=self.dead_letters, routes=routes,
             queue_prefix=str(transport.get("global_keyprefix", "")),
         )
+        self.erp_events = ErpEventHandler(settings, messages=self.outbound.messages,
+                                          dead_letters=self.dead_letters)
         self.routes: dict[str, dict[str, Handler]] = {
             SF_OUTBOUND: {"POST": self.salesforce_outbound},
+            ERP_EVENTS: {"POST": self.erp_event},
             "/healthz": {"GET": self.healthz},
             "/readyz": {"GET": self.readyz},
         }
@@ -109,6 +114,23 @@ class Receiver:
             })
         log.debug("acknowledged %d notifications in %.1f ms", len(planned), elapsed_ms)
         return Response(200, soap.ACK, XML)
+
+    def erp_event(self, request: Request) -> Response:
+        handler = self.erp_events
+        body = request.read_body(self.settings.max_body_bytes)
+        handler.verify(request, body)
+        event = handler.parse(body)
+        item, outcome, trace_key = handler.plan(event, now=time.time())
+        try:
+            [fresh] = self.writer.run([item], mark_ttl_s=self.settings.dedupe_ttl_s)
+        except redis.RedisError as exc:
+            log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
+            raise HTTPError(503, "the queue is unavailable; resend later") from None
+        outcome = outcome if fresh else "duplicate"
+        log.info("ERP event %s", outcome, extra={
+            "trace_key": trace_key, "doctype": event.doctype, "erp_name": event.name,
+            "erp_event": event.event, "outcome": outcome})
+        return Response.json(200, {"status": outcome, "trace_key": trace_key})
 
     def healthz(self, request: Request) -> Response:
         return Response.json(200, {"status": "ok"})

@@ -1,0 +1,111 @@
+"""``POST /erp/events``: ERPNext webhooks, signed with a base64 HMAC-SHA256 of the body.
+
+The ERP's Webhook doctype is set up to POST ``{"event", "doctype", "name", "modified",
+"doc"}`` with the secret ``O2C_ERP_WEBHOOK_SECRET``. Each event is deduped on its document,
+event and modification time, and routed to its domain queue. The tasks read the document's
+current state from the ERP; the event's copy is only used for routing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from config import Settings
+from o2c_workers import keys, sfid, timeline
+from o2c_workers.dlq import DeadLetter, DeadLetterStore
+from o2c_workers.enqueue import Item, MessageFactory, Op
+from o2c_workers.receiver.http import HTTPError, Request
+
+log = logging.getLogger("o2c.receiver.erp")
+
+SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
+
+#: (DocType, event) → task.
+ROUTES: dict[tuple[str, str], str] = {
+    ("Sales Invoice", "on_submit"): "o2c.invoice.sync_invoice",
+    ("Sales Invoice", "on_update_after_submit"): "o2c.invoice.sync_invoice",
+    ("Payment Entry", "on_submit"): "o2c.payment.apply_payment",
+    ("Sales Order", "on_update_after_submit"): "o2c.order.sync_status",
+}
+
+
+class ErpEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event: str
+    doctype: str
+    name: str
+    modified: str | None = None
+    doc: dict[str, Any] = {}
+
+
+def signature(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def trace_key_of(event: ErpEvent) -> str:
+    """The opportunity id when the document carries it, else the document itself."""
+    for candidate in (event.doc.get("salesforce_id"), event.doc.get("po_no")):
+        if isinstance(candidate, str) and sfid.is_valid(candidate):
+            return sfid.to18(candidate)
+    return f"erp:{event.doctype}:{event.name}"
+
+
+class ErpEventHandler:
+    def __init__(self, settings: Settings, *, messages: MessageFactory,
+                 dead_letters: DeadLetterStore) -> None:
+        secret = settings.erp_webhook_secret
+        self.secret = secret.get_secret_value() if secret is not None else ""
+        self.settings = settings
+        self.messages = messages
+        self.dead_letters = dead_letters
+        self.prefix = settings.key_prefix
+
+    def verify(self, request: Request, body: bytes) -> None:
+        given = request.header(SIGNATURE_HEADER) or ""
+        if not self.secret:
+            log.error("ERP event refused: O2C_ERP_WEBHOOK_SECRET is not set")
+            raise HTTPError(401, "ERP events are not configured on this receiver")
+        if not hmac.compare_digest(given.encode(), signature(self.secret, body).encode()):
+            raise HTTPError(401, f"missing or wrong {SIGNATURE_HEADER}")
+
+    def parse(self, body: bytes) -> ErpEvent:
+        try:
+            return ErpEvent.model_validate(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            raise HTTPError(400, "the body is not JSON") from None
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise HTTPError(400, f"not an ERP event; check: {fields}") from None
+
+    def plan(self, event: ErpEvent, *, now: float) -> tuple[Item, str, str]:
+        """The writes for one event, its outcome and its trace key."""
+        trace_key = trace_key_of(event)
+        identity = f"{event.doctype}|{event.name}|{event.event}|{event.modified or ''}"
+        mark = keys.dedupe_erp(self.prefix, hashlib.sha256(identity.encode()).hexdigest())
+        summary = {"event": event.event, "doctype": event.doctype, "name": event.name,
+                   "modified": event.modified}
+        task = ROUTES.get((event.doctype, event.event))
+        if task is None:
+            entry = DeadLetter(
+                trace_key=trace_key, domain="receiver", payload=summary,
+                error_class="Unrouted", category="unrouted", source="receiver",
+                message=f"no route for ERP event {event.doctype} {event.event}",
+                remediation="Integration team: remove this event from the ERP webhook or "
+                            "add a route for it.", first_failed_at=now, last_failed_at=now)
+            return Item.unless_marked(mark, self.dead_letters.add_ops(entry)), "unrouted", \
+                trace_key
+        payload = {**summary, "trace_key": trace_key, "received_at": now}
+        msg = self.messages.build(task, args=[payload], trace_key=trace_key,
+                                  argsrepr=f"<{event.doctype} {event.name} {event.event}>")
+        ops: list[Op] = [msg.push_op(), *timeline.record_ops(
+            self.prefix, trace_key, "erp_event", at=now, doctype=event.doctype,
+            name=event.name, erp_event=event.event)]
+        return Item.unless_marked(mark, ops), "enqueued", trace_key

@@ -1,0 +1,32 @@
+"""Customer sync: a Salesforce account becomes (or stays) one ERP customer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from o2c_workers import sfid
+from o2c_workers.models import ErpCustomer
+from o2c_workers.services.convert import customer_from_account, required
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+
+def ensure_customer(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter) -> dict[str, Any]:
+    """First step of a won opportunity: make sure its account exists in the ERP."""
+    record = ctx.get("record") or {}
+    account_id = record.get("AccountId")
+    if not account_id:
+        account_id = required(sf.get_opportunity(ctx["trace_key"]), "AccountId")
+    account = sf.get_account(str(account_id))
+    customer = erp.ensure_customer(customer_from_account(account))
+    return {**ctx, "account_id": sfid.to18(str(account_id)),
+            "customer": customer.model_dump(mode="json")}
+
+
+def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,
+                 number_field: str) -> ErpCustomer:
+    """An account changed: ensure its ERP customer and write the customer number back."""
+    account = sf.get_account(ctx["trace_key"])
+    customer = erp.ensure_customer(customer_from_account(account))
+    if account.get(number_field) != customer.name:
+        sf.update("Account", customer.salesforce_id, {number_field: customer.name})
+    return customer

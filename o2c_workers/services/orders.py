@@ -1,0 +1,59 @@
+"""Order submission (exactly once per opportunity) and the write-back to Salesforce."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from o2c_workers import sfid
+from o2c_workers.errors import BusinessError
+from o2c_workers.models import ErpCustomer, ErpOrder, OrderData, cents
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+
+@dataclass(frozen=True)
+class WriteBackFields:
+    """The Salesforce fields the fleet writes (API names, configurable)."""
+
+    customer_number: str = "ERP_Customer_Number__c"
+    order_number: str = "ERP_Order_Number__c"
+    order_status: str = "ERP_Order_Status__c"
+    invoice_status: str = "Invoice_Status__c"
+    payment_status: str = "Payment_Status__c"
+
+
+def submit_order(ctx: dict[str, Any], *, erp: ErpAdapter) -> dict[str, Any]:
+    """Third step: create and submit the sales order; a repeat returns the same order."""
+    order = OrderData.model_validate(ctx["order"])
+    customer = ErpCustomer.model_validate(ctx["customer"])
+    booked = erp.submit_sales_order(order, customer)
+    if cents(booked.net_total) != order.net_total:
+        raise BusinessError(
+            f"ERP order {booked.name} net total {booked.net_total} differs from the "
+            f"opportunity's {order.net_total} {order.currency}", category="reconciliation",
+            remediation="Finance: compare the ERP order with the opportunity before requeueing.")
+    return {**ctx, "erp_order": booked.model_dump(mode="json")}
+
+
+def write_back(ctx: dict[str, Any], *, sf: SalesforceApi, fields: WriteBackFields) -> None:
+    """Last step: the ERP order number and status on the opportunity, the customer number
+    on the account, in one composite call."""
+    booked = ErpOrder.model_validate(ctx["erp_order"])
+    customer = ErpCustomer.model_validate(ctx["customer"])
+    sf.update_many([
+        ("Opportunity", ctx["trace_key"], {fields.order_number: booked.name,
+                                           fields.order_status: booked.status}),
+        ("Account", customer.salesforce_id, {fields.customer_number: customer.name}),
+    ])
+
+
+def opportunity_of_order(order: ErpOrder) -> str:
+    return sfid.to18(order.salesforce_id)
+
+
+def sync_status(order_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
+                fields: WriteBackFields) -> ErpOrder:
+    """The ERP changed an order's status: write the current status to the opportunity."""
+    current = erp.get_sales_order(order_name)
+    sf.update("Opportunity", opportunity_of_order(current), {fields.order_status: current.status})
+    return current
