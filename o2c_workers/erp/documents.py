@@ -1,0 +1,132 @@
+"""ERPNext documents ↔ canonical models: the request bodies we send, the answers we read.
+
+Money comes in as ``Decimal`` (the client parses JSON with ``parse_float=Decimal``) and goes
+out as an exact decimal string; a float is refused on both sides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from o2c_workers.erp import mapping
+from o2c_workers.errors import BusinessError
+from o2c_workers.models import (
+    CustomerData,
+    ErpCustomer,
+    ErpInvoice,
+    ErpOrder,
+    ErpPayment,
+    OrderData,
+    cents,
+)
+
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+#: Fields read when a Customer is looked up.
+CUSTOMER_FIELDS = ("name", "salesforce_id", "is_frozen", "country")
+#: Fields read when a Sales Order is looked up (all top-level: one list call).
+ORDER_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
+                "total_taxes_and_charges", "grand_total")
+
+
+def money(value: Any) -> Decimal:
+    """An amount of an ERP answer, to the cent; absent counts as zero."""
+    if value is None or value == "":
+        return Decimal("0.00")
+    if isinstance(value, float | bool):
+        raise TypeError(f"money must not be a {type(value).__name__}: {value!r}")
+    try:
+        return cents(value if isinstance(value, Decimal) else Decimal(str(value)))
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
+
+
+def customer_body(customer: CustomerData, *, group: str, territory: str) -> Doc:
+    body: Doc = {
+        "customer_name": customer.name, "customer_type": "Company",
+        "customer_group": group, "territory": territory,
+        "salesforce_id": customer.salesforce_id, "default_currency": customer.currency,
+    }
+    if customer.country:
+        body["country"] = customer.country
+    return body
+
+
+def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | None,
+               today: dt.date) -> Doc:
+    """A submitted Sales Order: ``rate`` is the line's net rate, ``po_no`` the opp name."""
+    delivery = max(order.close_date or today, today)
+    body: Doc = {
+        "customer": customer.name, "salesforce_id": order.opportunity_id, "po_no": order.name,
+        "currency": order.currency, "transaction_date": today, "delivery_date": delivery,
+        "docstatus": 1,
+        "items": [{
+            "item_code": line.item_code, "qty": line.quantity, "rate": line.net_rate,
+            "price_list_rate": line.list_price, "discount_percentage": line.discount_percent,
+            "delivery_date": delivery,
+        } for line in order.lines],
+    }
+    if price_list:
+        body["selling_price_list"] = price_list
+    return body
+
+
+def to_customer(doc: Doc) -> ErpCustomer:
+    return ErpCustomer(name=str(doc["name"]), salesforce_id=str(doc.get("salesforce_id") or ""),
+                       frozen=bool(int(doc.get("is_frozen") or 0)),
+                       country=doc.get("country") or None)
+
+
+def to_order(doc: Doc) -> ErpOrder:
+    return ErpOrder(
+        name=str(doc["name"]), salesforce_id=str(doc.get("salesforce_id") or ""),
+        status=str(doc.get("status") or ""), docstatus=int(doc.get("docstatus") or 0),
+        currency=str(doc.get("currency") or ""), net_total=money(doc.get("net_total")),
+        total_taxes=money(doc.get("total_taxes_and_charges")),
+        grand_total=money(doc.get("grand_total")))
+
+
+def to_invoice(doc: Doc) -> ErpInvoice:
+    """The order comes from a top-level ``sales_order``, else from the item rows."""
+    orders = [row.get("sales_order") for row in doc.get("items") or []]
+    sales_order = doc.get("sales_order") or next((o for o in orders if o), None)
+    return ErpInvoice(
+        name=str(doc["name"]), sales_order=sales_order,
+        salesforce_id=doc.get("salesforce_id") or None, status=str(doc.get("status") or ""),
+        currency=str(doc.get("currency") or ""), net_total=money(doc.get("net_total")),
+        grand_total=money(doc.get("grand_total")),
+        outstanding=money(doc.get("outstanding_amount")))
+
+
+def to_payment(doc: Doc) -> ErpPayment:
+    """Allocations per Sales Invoice, summed over the ``references`` rows."""
+    allocations: dict[str, Decimal] = {}
+    for ref in doc.get("references") or []:
+        if ref.get("reference_doctype", "Sales Invoice") == "Sales Invoice":
+            name = str(ref["reference_name"])
+            allocations[name] = allocations.get(name, Decimal("0.00")) + money(
+                ref.get("allocated_amount"))
+    currency = doc.get("paid_from_account_currency") or doc.get("paid_to_account_currency") \
+        or doc.get("currency") or ""
+    return ErpPayment(name=str(doc["name"]), salesforce_id=doc.get("salesforce_id") or None,
+                      currency=str(currency), paid_amount=money(doc.get("paid_amount")),
+                      allocations=allocations)
+
+
+def read(parse: Callable[[Doc], T], doc: Any, what: str) -> T:
+    """``parse(doc)``, or a BusinessError for the integration team if it cannot be read."""
+    try:
+        if not isinstance(doc, dict):
+            raise TypeError(f"expected an object, got {type(doc).__name__}")
+        return parse(doc)
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        category = mapping.ERP_VALIDATION
+        raise BusinessError(f"unreadable ERP {what}: {exc}", reason="unreadable_document",
+                            category=category,
+                            remediation=mapping.REMEDIATION[category]) from None

@@ -1,0 +1,207 @@
+"""The ``ErpAdapter`` of Frappe/ERPNext, over its REST API.
+
+Lookups by Salesforce id use the unique custom field ``salesforce_id`` (matching the 15- and
+18-character forms). Reads are retried quickly (``retry.QuickRetry``); creates go through
+``idempotent.create_once``. Every call passes the fleet-wide limiter inside ``ErpHttp``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+
+from config.settings import ConfigError, Settings
+from o2c_workers import sfid
+from o2c_workers.erp import documents
+from o2c_workers.erp.documents import Doc
+from o2c_workers.erp.http import ErpHttp, TokenAuth
+from o2c_workers.erp.idempotent import create_once
+from o2c_workers.erp.retry import QuickRetry
+from o2c_workers.models import (
+    CreditStatus,
+    CustomerData,
+    ErpCustomer,
+    ErpInvoice,
+    ErpOrder,
+    ErpPayment,
+    OrderData,
+)
+from o2c_workers.ratelimit import Limiter, NullLimiter
+
+T = TypeVar("T")
+
+OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_outstanding"
+
+
+def resource(doctype: str, name: str | None = None) -> str:
+    path = f"/api/resource/{quote(doctype, safe='')}"
+    return path if name is None else f"{path}/{quote(name, safe='')}"
+
+
+class ErpNextAdapter:
+    """Customers, prices, tax, credit, sales orders, invoices and payments in ERPNext."""
+
+    def __init__(
+        self, settings: Settings, *, limiter: Limiter | NullLimiter | None = None,
+        session: requests.Session | None = None, retry: QuickRetry | None = None,
+        acquire_timeout_s: float = 5.0, customer_group: str = "Commercial",
+        territory: str = "All Territories", company: str | None = None,
+    ) -> None:
+        if settings.erp_api_key is None or settings.erp_api_secret is None:
+            raise ConfigError("missing required setting(s): O2C_ERP_API_KEY, O2C_ERP_API_SECRET")
+        self.http = ErpHttp(
+            settings.erp_base_url, TokenAuth(settings.erp_api_key, settings.erp_api_secret),
+            connect_timeout_s=settings.erp_connect_timeout_s,
+            read_timeout_s=settings.erp_timeout_s, limiter=limiter,
+            acquire_timeout_s=acquire_timeout_s, session=session)
+        self.retry = retry or QuickRetry()
+        self.customer_group = customer_group
+        self.territory = territory
+        #: The company whose credit limit counts; None takes the lowest limit set.
+        self.company = company
+
+    # --- customers -----------------------------------------------------------------------
+
+    def ensure_customer(self, customer: CustomerData) -> ErpCustomer:
+        """Look the customer up (the common case: it exists), else create it once."""
+        found = self.find_customer(customer.salesforce_id)
+        if found is not None:
+            return found
+        body = documents.customer_body(customer, group=self.customer_group,
+                                       territory=self.territory)
+        return self._create("Customer", body, customer.salesforce_id,
+                            lambda: self.find_customer(customer.salesforce_id),
+                            documents.to_customer)
+
+    def find_customer(self, salesforce_id: str) -> ErpCustomer | None:
+        return self._find("Customer", salesforce_id, documents.CUSTOMER_FIELDS,
+                          documents.to_customer)
+
+    def credit_status(self, customer: ErpCustomer) -> CreditStatus:
+        doc = self._get("Customer", customer.name)
+        params: dict[str, Any] = {"customer": customer.name}
+        if self.company:
+            params["company"] = self.company
+        answer = self._read(f"/api/method/{OUTSTANDING_METHOD}", params)
+        return CreditStatus(frozen=bool(int(doc.get("is_frozen") or 0)),
+                            limit=self._credit_limit(doc.get("credit_limits") or []),
+                            outstanding=documents.money(answer.get("message")))
+
+    def _credit_limit(self, rows: list[Doc]) -> Decimal | None:
+        limits = [documents.money(r.get("credit_limit")) for r in rows
+                  if self.company is None or r.get("company") == self.company]
+        limits = [limit for limit in limits if limit > 0]
+        return min(limits) if limits else None
+
+    # --- items, prices, tax --------------------------------------------------------------
+
+    def known_items(self, item_codes: Sequence[str]) -> set[str]:
+        if not item_codes:
+            return set()
+        rows = self._list("Item", [["item_code", "in", sorted(set(item_codes))],
+                                   ["disabled", "=", 0]], ["item_code"])
+        return {str(row["item_code"]) for row in rows}
+
+    def item_prices(self, item_codes: Sequence[str], currency: str) -> dict[str, Decimal]:
+        price_list = self.price_list(currency)
+        if price_list is None or not item_codes:
+            return {}
+        rows = self._list("Item Price", [["price_list", "=", price_list],
+                                         ["item_code", "in", sorted(set(item_codes))]],
+                          ["item_code", "price_list_rate"])
+        return {str(r["item_code"]): documents.money(r["price_list_rate"]) for r in rows}
+
+    def price_list(self, currency: str) -> str | None:
+        """The enabled selling Price List in ``currency`` (the first by name)."""
+        rows = self._list("Price List", [["currency", "=", currency], ["selling", "=", 1],
+                                         ["enabled", "=", 1]], ["name"],
+                          order_by="name asc", limit=1)
+        return str(rows[0]["name"]) if rows else None
+
+    def tax_rate(self, country: str) -> Decimal | None:
+        """The summed rates of the template of the best Tax Rule (priority, then newest)."""
+        rules = self._list("Tax Rule", [["billing_country", "=", country],
+                                        ["tax_type", "=", "Sales"]], ["sales_tax_template"],
+                           order_by="priority desc, creation desc", limit=1)
+        if not rules:
+            return None
+        template = self._get("Sales Taxes and Charges Template",
+                             str(rules[0]["sales_tax_template"]))
+        rates = [Decimal(str(row.get("rate") or 0)) for row in template.get("taxes") or []]
+        return sum(rates, Decimal(0))
+
+    # --- sales orders, invoices, payments ------------------------------------------------
+
+    def submit_sales_order(self, order: OrderData, customer: ErpCustomer) -> ErpOrder:
+        """Create the order submitted (``docstatus: 1``), exactly once per opportunity."""
+        body = documents.order_body(order, customer, price_list=self.price_list(order.currency),
+                                    today=dt.date.today())
+        return self._create("Sales Order", body, order.opportunity_id,
+                            lambda: self.find_sales_order(order.opportunity_id),
+                            documents.to_order)
+
+    def find_sales_order(self, salesforce_id: str) -> ErpOrder | None:
+        return self._find("Sales Order", salesforce_id, documents.ORDER_FIELDS,
+                          documents.to_order)
+
+    def get_sales_order(self, name: str) -> ErpOrder:
+        return documents.read(documents.to_order, self._get("Sales Order", name), "Sales Order")
+
+    def get_sales_invoice(self, name: str) -> ErpInvoice:
+        return documents.read(documents.to_invoice, self._get("Sales Invoice", name),
+                              "Sales Invoice")
+
+    def get_payment_entry(self, name: str) -> ErpPayment:
+        return documents.read(documents.to_payment, self._get("Payment Entry", name),
+                              "Payment Entry")
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _read(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        for attempt in self.retry.retrying():
+            with attempt:
+                return self.http.call("GET", path, params=params)
+        raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
+
+    def _get(self, doctype: str, name: str) -> Doc:
+        data = self._read(resource(doctype, name)).get("data")
+        return data if isinstance(data, dict) else {}
+
+    def _list(self, doctype: str, filters: list[list[Any]], fields: Sequence[str], *,
+              order_by: str | None = None, limit: int = 0) -> list[Doc]:
+        params: dict[str, Any] = {"filters": json.dumps(filters),
+                                  "fields": json.dumps(list(fields)),
+                                  "limit_page_length": str(limit)}
+        if order_by:
+            params["order_by"] = order_by
+        data = self._read(resource(doctype), params).get("data")
+        return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+    def _find(self, doctype: str, salesforce_id: str, fields: Sequence[str],
+              parse: Callable[[Doc], T]) -> T | None:
+        rows = self._list(doctype, [["salesforce_id", "in", _id_forms(salesforce_id)]], fields,
+                          order_by="creation asc", limit=1)
+        return documents.read(parse, rows[0], doctype) if rows else None
+
+    def _create(self, doctype: str, body: Doc, salesforce_id: str,
+                lookup: Callable[[], T | None], parse: Callable[[Doc], T]) -> T:
+        return create_once(self.http, self.retry, path=resource(doctype), payload=body,
+                           salesforce_id=salesforce_id, lookup=lookup,
+                           parse=lambda doc: documents.read(parse, doc, doctype))
+
+
+def _id_forms(salesforce_id: str) -> list[str]:
+    """The id as given, and its other form (15 ↔ 18 characters) when it is a valid id."""
+    forms = {salesforce_id}
+    if sfid.is_valid(salesforce_id):
+        forms |= {sfid.to15(salesforce_id), sfid.to18(salesforce_id)}
+    return sorted(forms)
