@@ -53,6 +53,7 @@ class Sandbox:
             "O2C_SALESFORCE_ORG_IDS": self.salesforce.simulator.org_id,
         }
         if self.ca_file:
+            out["O2C_SALESFORCE_CA_BUNDLE"] = self.ca_file
             # requests reads this when a call names no CA bundle of its own.
             out["REQUESTS_CA_BUNDLE"] = self.ca_file
         return out

@@ -1,0 +1,55 @@
+"""The demo's closing table: what happened, checked against the simulators' own record."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.table import Table
+
+from o2c_workers.demo.progress import Snapshot
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:,.0f} ms"
+
+
+def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
+                  erp_stats: dict[str, Any], sf_stats: dict[str, Any]) -> Table:
+    table = Table(title="o2c demo: opportunity to cash", show_lines=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("check", justify="left")
+    docs = erp_stats.get("documents") or {}
+    orders = int(docs.get("Sales Order", 0))
+    counts = snap.counts
+    expected_ok = counts["won"] - len(expected_failures)
+    table.add_row("opportunities won", str(counts["won"]), "")
+    table.add_row("booked in the ERP", str(counts["booked"]),
+                  _check(counts["booked"] == expected_ok, f"expected {expected_ok}"))
+    table.add_row("ERP sales orders", str(orders),
+                  _check(orders == counts["booked"], "one per booked opportunity"))
+    table.add_row("written back to Salesforce", str(counts["written_back"]), "")
+    table.add_row("invoiced", str(counts["invoiced"]), "")
+    table.add_row("paid in full", str(counts["paid"]),
+                  "some invoices are paid in part or never, by design")
+    wanted = Counter(expected_failures.values())
+    for category in sorted(set(wanted) | set(snap.dead_letters)):
+        got = snap.dead_letters.get(category, 0)
+        table.add_row(f"dead letters: {category}", str(got),
+                      _check(got == wanted.get(category, 0),
+                             f"designed {wanted.get(category, 0)}"))
+    table.add_row("won → booked p50", _ms(snap.percentile(snap.won_to_booked_s, 50)), "")
+    table.add_row("won → booked p95", _ms(snap.percentile(snap.won_to_booked_s, 95)), "")
+    table.add_row("booked → invoiced p50",
+                  _ms(snap.percentile(snap.booked_to_invoiced_s, 50)), "")
+    duplicates = int(erp_stats.get("duplicates_refused", 0) or 0)
+    table.add_row("ERP duplicates refused", str(duplicates), "")
+    api = sf_stats.get("limits") or sf_stats.get("api_usage") or ""
+    if api:
+        table.add_row("Salesforce API usage", str(api), "")
+    return table
+
+
+def _check(ok: bool, note: str) -> str:
+    return f"[green]✓[/] {note}" if ok else f"[red]✗[/] {note}"

@@ -1,0 +1,144 @@
+"""Start and stop the fleet's processes: the receiver (gunicorn), one worker per queue and
+Flower. The demo and the end-to-end tests run the same processes as production does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from o2c_workers.celery_app import DOMAINS
+
+#: How long a process may take to answer before it counts as failed to start.
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path | None
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, *, timeout_s: float = 20.0) -> None:
+        """SIGTERM (a warm shutdown for workers), then SIGKILL if it will not go."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+    def kill(self) -> None:
+        """SIGKILL the process and its children, as a crash or an OOM kill would."""
+        children = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        for pid in [*map(int, children), self.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+
+    def wait_ready(self, *, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait for a Celery worker's "ready." line in its log."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            if self.log_path is not None and " ready." in self.log_path.read_text(
+                    errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} was not ready in {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Fleet:
+    """The processes of one run, sharing one environment."""
+
+    env: dict[str, str]
+    log_dir: Path | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        log_path = log_file = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"{name}.log"
+            log_file = log_path.open("ab")
+        process = subprocess.Popen(
+            argv, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL)
+        managed = ManagedProcess(name, process, log_path, log_file)
+        self.processes.append(managed)
+        return managed
+
+    def start_receiver(self, port: int, *, workers: int = 2) -> ManagedProcess:
+        proc = self._spawn("receiver", [
+            sys.executable, "-m", "gunicorn", "o2c_workers.wsgi:create_app()",
+            "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
+            "--threads", "4", "--access-logfile", "-"])
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+        return proc
+
+    def start_worker(self, queues: str, *, concurrency: int = 2, name: str | None = None,
+                     extra: list[str] | None = None) -> ManagedProcess:
+        label = name or queues.replace(",", "+")
+        return self._spawn(f"worker-{label}", [
+            sys.executable, "-m", "celery", "-A", "o2c_workers", "worker", "-Q", queues,
+            "-c", str(concurrency), "-n", f"{label}@%h", "-l", "INFO", "--without-mingle",
+            "--without-gossip", *(extra or [])])
+
+    def start_workers(self, *, concurrency: int = 2) -> list[ManagedProcess]:
+        """One worker process type per domain queue, as the Procfile runs them."""
+        return [self.start_worker(domain, concurrency=concurrency) for domain in DOMAINS]
+
+    def start_flower(self, port: int, *, auth: str, db_path: Path) -> ManagedProcess:
+        proc = self._spawn("flower", [
+            sys.executable, "-m", "celery", "-A", "o2c_workers", "flower",
+            f"--port={port}", "--address=127.0.0.1", f"--basic-auth={auth}",
+            "--persistent=True", f"--db={db_path}", "--purge_offline_workers=60"])
+        wait_http(f"http://127.0.0.1:{port}/healthcheck", proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+def wait_http(url: str, proc: ManagedProcess, *, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited at start:\n{proc.log_tail()}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{proc.name} did not answer at {url}:\n{proc.log_tail()}")
