@@ -10,7 +10,10 @@ from pydantic import ValidationError
 from o2c_workers.errors import InvalidPayload
 from o2c_workers.models import Money, OrderLine
 from o2c_workers.services.convert import (
-    customer_from_account, decimal, line_from_item, order_from_opportunity,
+    customer_from_account,
+    decimal,
+    line_from_item,
+    order_from_opportunity,
 )
 
 OPP = {"Id": "0065g00000AbCdE", "AccountId": "0015g00000AbCdE", "Name": "Deal",
