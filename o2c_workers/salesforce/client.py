@@ -132,8 +132,14 @@ class SalesforceClient:
             {"attributes": {"type": sobject},
              **{k: v for k, v in fields.items() if k.lower() != "id"}, "id": record_id}
             for sobject, record_id, fields in chunk]}
-        results = self._rest("PATCH", "composite/sobjects", body=body, what=what)
-        errors.from_results([(s, i) for s, i, _ in chunk], results, what=what)
+        data, keys = dumps(body), [(sobject, record_id) for sobject, record_id, _ in chunk]
+
+        def send(sf: Salesforce) -> None:
+            # Checked inside the call, so a batch rolled back on a lock is sent again.
+            results = sf.restful("composite/sobjects", method="PATCH", data=data)
+            errors.from_results(keys, results, what=what)
+
+        self._call(what, send)
 
     def upsert(self, sobject: str, external_field: str, value: str,
                fields: Mapping[str, Any]) -> bool:
