@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from o2c_workers.erp import ErpAdapter, ErpNextAdapter
-from o2c_workers.models import cents
+from o2c_workers.models import ErpOrder, cents
 from o2c_workers.sandbox.world import World
 from tests.test_erp_adapter_support import (
-    api_calls, customer_of, good_opportunities, make_adapter, order_of, sandbox, settings_for,
+    api_calls,
+    customer_of,
+    good_opportunities,
+    make_adapter,
+    order_of,
+    sandbox,
+    settings_for,
     start_erp,
 )
 
@@ -123,3 +130,20 @@ def test_invoice_and_payment_are_read_with_their_links(world: World, start_erp,
     assert payment.allocations == {invoice.name: booked.grand_total}
     assert payment.currency == order.currency
     assert adapter.get_sales_invoice(invoice.name).outstanding == Decimal("0.00")
+
+
+def test_parallel_submits_of_one_opportunity_book_one_order(world: World, start_erp,
+                                                            make_adapter) -> None:
+    erp = start_erp(faults={"latency_ms": 20})
+    order = order_of(world, good_opportunities(world)[1])
+    data = customer_of(world, order.account_id)
+    adapters = [make_adapter(settings_for(erp)) for _ in range(4)]
+
+    def book(adapter: ErpNextAdapter) -> ErpOrder:
+        return adapter.submit_sales_order(order, adapter.ensure_customer(data))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        booked = list(pool.map(book, adapters))
+    assert len({b.name for b in booked}) == 1
+    created = sandbox(erp, "stats")["documents_created"]
+    assert (created["Customer"], created["Sales Order"]) == (1, 1)

@@ -23,8 +23,7 @@ FAST = QuickRetry(attempts=3, base_s=0.02, cap_s=0.1, max_retry_after_s=2.0)
 def settings_for(erp: RunningErp, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"erp_base_url": erp.url, "erp_api_key": API_KEY,
                               "erp_api_secret": API_SECRET, "erp_connect_timeout_s": 1.0,
-                              "erp_timeout_s": 3.0, "erp_rate_limit": None,
-                              "erp_max_concurrency": 0, **overrides}
+                              "erp_timeout_s": 3.0, **overrides}
     return load_settings(**values)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -37,6 +38,8 @@ from o2c_workers.ratelimit import Limiter, NullLimiter
 T = TypeVar("T")
 
 OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_outstanding"
+#: How long a found selling Price List is remembered per currency, in seconds.
+PRICE_LIST_TTL_S = 300.0
 
 
 def resource(doctype: str, name: str | None = None) -> str:
@@ -65,6 +68,8 @@ class ErpNextAdapter:
         self.territory = territory
         #: The company whose credit limit counts; None takes the lowest limit set.
         self.company = company
+        #: Currency → (monotonic expiry, Price List name): master data, read once a while.
+        self._price_lists: dict[str, tuple[float, str]] = {}
 
     # --- customers -----------------------------------------------------------------------
 
@@ -119,10 +124,17 @@ class ErpNextAdapter:
 
     def price_list(self, currency: str) -> str | None:
         """The enabled selling Price List in ``currency`` (the first by name)."""
+        cached = self._price_lists.get(currency)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         rows = self._list("Price List", [["currency", "=", currency], ["selling", "=", 1],
                                          ["enabled", "=", 1]], ["name"],
                           order_by="name asc", limit=1)
-        return str(rows[0]["name"]) if rows else None
+        if not rows:
+            return None
+        name = str(rows[0]["name"])
+        self._price_lists[currency] = (time.monotonic() + PRICE_LIST_TTL_S, name)
+        return name
 
     def tax_rate(self, country: str) -> Decimal | None:
         """The summed rates of the template of the best Tax Rule (priority, then newest)."""
