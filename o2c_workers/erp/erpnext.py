@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -23,6 +23,7 @@ from o2c_workers.erp import documents
 from o2c_workers.erp.documents import Doc
 from o2c_workers.erp.http import ErpHttp, TokenAuth
 from o2c_workers.erp.idempotent import create_once
+from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.erp.retry import QuickRetry
 from o2c_workers.models import (
     CreditStatus,
@@ -217,3 +218,7 @@ def _id_forms(salesforce_id: str) -> list[str]:
     if sfid.is_valid(salesforce_id):
         forms |= {sfid.to15(salesforce_id), sfid.to18(salesforce_id)}
     return sorted(forms)
+
+
+if TYPE_CHECKING:
+    _conforms: type[ErpAdapter] = ErpNextAdapter

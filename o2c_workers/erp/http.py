@@ -195,7 +195,8 @@ def map_error(method: str, path: str, status: int, body: Any,
     """The error of one non-2xx answer."""
     exc_type = mapping.exc_type_of(body)
     message = mapping.message_of(body, fallback=f"HTTP {status}")
-    text = f"ERP {method} {path}: {status} {exc_type or ''}: {message}".replace(" : ", ": ")
+    label = f"{status} {exc_type}" if exc_type else str(status)
+    text = f"ERP {method} {path}: {label}: {message}"
     common: dict[str, Any] = {"status": status, "body": body, "retry_after_s": retry_after}
     if status == 429 or exc_type in mapping.THROTTLE_EXC_TYPES:
         common["retry_after_s"] = retry_after if retry_after is not None else DEFAULT_THROTTLE_S

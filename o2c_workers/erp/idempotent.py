@@ -3,7 +3,8 @@
 The ERP has no idempotency header; the unique custom field is the key. One try is a POST:
 
 * success → the created document;
-* Duplicate (409, or 417 ``UniqueValidationError``) → the existing document, looked up;
+* Duplicate (409, or 417 ``UniqueValidationError``) → the existing document, looked up
+  (none found: a BusinessError for the integration team, as retrying cannot help);
 * Transient or UnknownOutcome (the request may have been received) → look the document up
   first; found → it; not found → the error stands and the quick retry POSTs again;
 * Throttled → nothing was done (the ERP or the limiter refused it); retried after a wait;
@@ -20,8 +21,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from o2c_workers.erp.http import ErpHttp
+from o2c_workers.erp.mapping import ERP_VALIDATION, REMEDIATION
 from o2c_workers.erp.retry import QuickRetry
-from o2c_workers.errors import Duplicate, Throttled, Transient, UnknownOutcome
+from o2c_workers.errors import BusinessError, Duplicate, Throttled, Transient
 
 log = logging.getLogger("o2c.erp.idempotent")
 
@@ -46,9 +48,13 @@ def _try_once(http: ErpHttp, path: str, payload: dict[str, Any], salesforce_id: 
     except Duplicate as exc:
         found = lookup()
         if found is None:
-            raise UnknownOutcome(
-                f"{path}: the ERP reports {salesforce_id} exists but it cannot be found",
-                reason="duplicate_not_found", status=exc.status) from exc
+            # Not a race (the unique index serializes inserts): another unique value
+            # collided, or the API user cannot read the record. People must look.
+            raise BusinessError(
+                f"{path}: the ERP reports a duplicate, yet no record has salesforce_id "
+                f"{salesforce_id}: {exc.message}", reason="duplicate_not_found",
+                status=exc.status, body=exc.body, category=ERP_VALIDATION,
+                remediation=REMEDIATION[ERP_VALIDATION]) from exc
         log.info("%s: %s exists already; linked", path, salesforce_id)
         return found
     except Transient as exc:
