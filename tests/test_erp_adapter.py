@@ -147,3 +147,19 @@ def test_parallel_submits_of_one_opportunity_book_one_order(world: World, start_
     assert len({b.name for b in booked}) == 1
     created = sandbox(erp, "stats")["documents_created"]
     assert (created["Customer"], created["Sales Order"]) == (1, 1)
+
+
+def test_a_negotiated_price_is_booked_as_its_discount(world: World, start_erp,
+                                                      make_adapter) -> None:
+    erp = start_erp()
+    adapter = make_adapter(settings_for(erp))
+    order = order_of(world, good_opportunities(world)[-1])
+    line = order.lines[0].model_copy(update={"discount_percent": Decimal(0)})
+    line = line.model_copy(update={"unit_price": cents(line.list_price * Decimal("0.8765"))})
+    order = order.model_copy(update={"lines": [line]})
+    booked = adapter.submit_sales_order(order, adapter.ensure_customer(
+        customer_of(world, order.account_id)))
+    row = erp.simulator.store.get("Sales Order", booked.name)["items"][0]
+    assert row["rate"] == line.unit_price == line.net_rate
+    assert row["discount_percentage"] == line.effective_discount_percent
+    assert booked.net_total == cents(line.unit_price * line.quantity)

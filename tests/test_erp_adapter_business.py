@@ -62,8 +62,10 @@ def test_a_price_that_differs_from_the_price_list_is_a_mismatch(world: World, st
     adapter = make_adapter(settings_for(erp))
     order = order_of(world, good_opportunities(world)[0])
     line = order.lines[0]
-    cheaper = line.model_copy(update={"unit_price": line.unit_price - Decimal("1.00")})
-    order = order.model_copy(update={"lines": [cheaper, *order.lines[1:]]})
+    # The Salesforce price book is a unit dearer than the ERP price list.
+    dearer = line.model_copy(update={"unit_price": line.unit_price + 1,
+                                     "list_price": line.list_price + 1})
+    order = order.model_copy(update={"lines": [dearer, *order.lines[1:]]})
     customer = adapter.ensure_customer(customer_of(world, order.account_id))
     with pytest.raises(BusinessError) as caught:
         adapter.submit_sales_order(order, customer)

@@ -22,6 +22,7 @@ from o2c_workers.models import (
     ErpOrder,
     ErpPayment,
     OrderData,
+    OrderLine,
     cents,
 )
 
@@ -68,13 +69,25 @@ def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | Non
         "docstatus": 1,
         "items": [{
             "item_code": line.item_code, "qty": line.quantity, "rate": line.net_rate,
-            "price_list_rate": line.list_price, "discount_percentage": line.discount_percent,
+            "price_list_rate": line.list_price, "discount_percentage": discount_of(line),
             "delivery_date": delivery,
         } for line in order.lines],
     }
     if price_list:
         body["selling_price_list"] = price_list
     return body
+
+
+def discount_of(line: OrderLine) -> Decimal:
+    """The line's discount as ERPNext applies it: off the price list rate.
+
+    ERPNext derives ``rate`` from ``price_list_rate`` less ``discount_percentage``; a
+    negotiated Salesforce sales price below the list price is sent as the discount it
+    amounts to, so that the ERP's rate is the line's net rate to the cent.
+    """
+    if line.unit_price == line.list_price:
+        return line.discount_percent
+    return line.effective_discount_percent
 
 
 def to_customer(doc: Doc) -> ErpCustomer:
