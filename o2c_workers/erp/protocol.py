@@ -12,7 +12,13 @@ from decimal import Decimal
 from typing import Protocol
 
 from o2c_workers.models import (
-    CreditStatus, CustomerData, ErpCustomer, ErpInvoice, ErpOrder, ErpPayment, OrderData,
+    CreditStatus,
+    CustomerData,
+    ErpCustomer,
+    ErpInvoice,
+    ErpOrder,
+    ErpPayment,
+    OrderData,
 )
 
 
