@@ -83,14 +83,15 @@ class Fleet:
     log_dir: Path | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
 
-    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+    def _spawn(self, name: str, argv: list[str],
+               env: dict[str, str] | None = None) -> ManagedProcess:
         log_path = log_file = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"{name}.log"
             log_file = log_path.open("ab")
         process = subprocess.Popen(
-            argv, env=self.env, stdin=subprocess.DEVNULL,
+            argv, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
             stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL)
         managed = ManagedProcess(name, process, log_path, log_file)
         self.processes.append(managed)
@@ -98,9 +99,8 @@ class Fleet:
 
     def start_receiver(self, port: int, *, workers: int = 2) -> ManagedProcess:
         proc = self._spawn("receiver", [
-            sys.executable, "-m", "gunicorn", "o2c_workers.wsgi:create_app()",
-            "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
-            "--threads", "4", "--access-logfile", "-"])
+            sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
+            "o2c_workers.wsgi:create_app()", "-b", f"127.0.0.1:{port}", "-w", str(workers)])
         wait_http(f"http://127.0.0.1:{port}/readyz", proc)
         return proc
 
@@ -117,10 +117,11 @@ class Fleet:
         return [self.start_worker(domain, concurrency=concurrency) for domain in DOMAINS]
 
     def start_flower(self, port: int, *, auth: str, db_path: Path) -> ManagedProcess:
+        """Flower with basic auth from the environment (never on the command line)."""
         proc = self._spawn("flower", [
             sys.executable, "-m", "celery", "-A", "o2c_workers", "flower",
-            f"--port={port}", "--address=127.0.0.1", f"--basic-auth={auth}",
-            "--persistent=True", f"--db={db_path}", "--purge_offline_workers=60"])
+            f"--port={port}", "--address=127.0.0.1", "--persistent=True", f"--db={db_path}",
+            "--purge_offline_workers=60"], env={"FLOWER_BASIC_AUTH": auth})
         wait_http(f"http://127.0.0.1:{port}/healthcheck", proc)
         return proc
 

@@ -46,14 +46,14 @@ class Runtime:
     def erp(self) -> ErpAdapter:
         from o2c_workers.erp import build_adapter
 
-        return cast(ErpAdapter, self._client(
+        return cast("ErpAdapter", self._client(
             "erp", lambda: build_adapter(self.settings, self.redis)))
 
     @property
     def salesforce(self) -> SalesforceApi:
         from o2c_workers.salesforce import build_salesforce
 
-        return cast(SalesforceApi, self._client(
+        return cast("SalesforceApi", self._client(
             "salesforce", lambda: build_salesforce(self.settings)))
 
     @property

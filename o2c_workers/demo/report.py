@@ -43,7 +43,7 @@ def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
     table.add_row("won → booked p95", _ms(snap.percentile(snap.won_to_booked_s, 95)), "")
     table.add_row("booked → invoiced p50",
                   _ms(snap.percentile(snap.booked_to_invoiced_s, 50)), "")
-    duplicates = int(erp_stats.get("duplicates_refused", 0) or 0)
+    duplicates = int((erp_stats.get("duplicates_refused") or {}).get("total", 0))
     table.add_row("ERP duplicates refused", str(duplicates), "")
     api = sf_stats.get("limits") or sf_stats.get("api_usage") or ""
     if api:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,11 +29,13 @@ class Gunicorn:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
-                   O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="WARNING")
+                   O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="INFO")
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "o2c_workers.wsgi:create_app()", "-b",
-             f"127.0.0.1:{self.port}", "-w", str(workers), "--access-logfile", "-"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
+             "o2c_workers.wsgi:create_app()", "-b", f"127.0.0.1:{self.port}", "-w",
+             str(workers)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -49,12 +52,18 @@ class Gunicorn:
                              headers={"Content-Type": "text/xml; charset=UTF-8",
                                       "SOAPAction": '""'})
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the server and return everything it printed."""
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self.log.seek(0)
+        output = self.log.read()
+        self.log.close()
+        return output
 
 
 @pytest.fixture
@@ -88,6 +97,18 @@ def test_same_message_from_two_connections_at_once_is_enqueued_once(gunicorn, re
         thread.join()
     assert statuses == [200] * 4
     assert redis_client.llen("customer") == 50
+
+
+def test_the_token_never_reaches_the_logs(redis_url, redis_client):
+    server = Gunicorn(redis_url)
+    try:
+        assert server.post(soapmsg.won_message([1])).status_code == 200
+        assert server.post(soapmsg.won_message([2]), token="wrong-" + TOKEN).status_code == 401
+    finally:
+        output = server.stop()
+    assert "POST /salesforce/outbound HTTP/1.1\" 200" in output
+    assert TOKEN not in output
+    assert '"trace_key": "0065g0000000001AAA"' in output
 
 
 def test_bad_token_and_oversize_over_http(gunicorn, redis_client):

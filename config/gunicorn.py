@@ -1,0 +1,12 @@
+"""Gunicorn settings of the receiver: ``gunicorn -c python:config.gunicorn ...``."""
+
+# The access log shows the path without its query string: the webhook token travels in
+# the query (``?token=``) and must never reach a log.
+accesslog = "-"
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+worker_class = "gthread"
+threads = 4
+keepalive = 30
+# Salesforce waits 60 s for an answer; we answer in milliseconds or fail fast with a 503.
+timeout = 30
+graceful_timeout = 20
