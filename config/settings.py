@@ -53,8 +53,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: Longer than Salesforce's 24 h of retries, so a late resend is still recognised.
     dedupe_ttl_h: int = 48
+    #: Bearer token of the ``/admin/dlq`` API; unset, the API answers 404.
     admin_token: SecretStr | None = None
     erp_webhook_secret: SecretStr | None = None
+
+    # --- Dead-letter queue ----------------------------------------------------------------
+    #: How long a closed (requeued, resolved, purged) dead letter is kept; open ones stay.
+    dlq_retention_d: int = Field(default=30, ge=1)
 
     # --- ERP (Frappe/ERPNext REST) --------------------------------------------------------
     erp_base_url: str = "http://127.0.0.1:8100"
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def dedupe_ttl_s(self) -> int:
         return self.dedupe_ttl_h * 3600
+
+    @property
+    def dlq_retention_s(self) -> int:
+        return self.dlq_retention_d * 24 * 3600
 
     def require(self, *names: str) -> None:
         """Fail fast, naming the environment variables that a command needs and lacks."""

@@ -11,16 +11,23 @@ key                                         type    what, and its TTL
                                                     in; TTL ``O2C_DEDUPE_TTL_H`` (48 h)
 ``{p}:dedupe:erp:{event_id}``               string  an ERP webhook event was taken in;
                                                     TTL ``O2C_DEDUPE_TTL_H``
-``{p}:dlq:entry:{id}``                      hash    one dead letter; TTL retention
-                                                    (``O2C_DLQ_RETENTION_D``) once closed
+``{p}:dlq:entry:{id}``                      hash    one dead letter; no TTL while open, TTL
+                                                    ``O2C_DLQ_RETENTION_D`` + 1 day once
+                                                    closed (requeued, resolved, purged)
 ``{p}:dlq:idx:all``                         zset    every entry id by last failure (epoch s)
 ``{p}:dlq:idx:status:{status}``             zset    ids by status (open, requeued, resolved,
-                                                    purged)
-``{p}:dlq:idx:category:{category}``         zset    open ids by category
-``{p}:dlq:idx:domain:{domain}``             zset    open ids by domain
-``{p}:dlq:idx:trace:{trace_key}``           zset    every id of one trace key
+                                                    purged), scored by last failure
+``{p}:dlq:idx:{status}:category:{cat}``     zset    ids of one status and category, same score
+``{p}:dlq:idx:{status}:domain:{domain}``    zset    ids of one status and domain, same score
+``{p}:dlq:idx:trace:{trace_key}``           zset    every id of one trace key, same score
+``{p}:dlq:idx:expiry``                      zset    closed ids by when they expire (epoch s);
+                                                    pruning drops them from every index
+``{p}:dlq:facets:category``                 set     every category ever filed (for stats)
+``{p}:dlq:facets:domain``                   set     every domain ever filed (for stats)
+``{p}:dlq:tmp:{uuid}``                      zset    an intersection for one listing; deleted in
+                                                    the same transaction (TTL 60 s as a net)
 ``{p}:dlq:audit``                           stream  edits, requeues and purges; capped
-                                                    at 100,000 entries
+                                                    at about 100,000 entries
 ``{p}:timeline:{trace_key}``                list    JSON events of one transaction; TTL
                                                     ``O2C_TIMELINE_TTL_D``
 ``{p}:txn:{trace_key}``                     hash    a transaction's milestones (won, booked,
@@ -66,16 +73,29 @@ def dlq_index_status(prefix: str, status: str) -> str:
     return f"{prefix}:dlq:idx:status:{status}"
 
 
-def dlq_index_category(prefix: str, category: str) -> str:
-    return f"{prefix}:dlq:idx:category:{category}"
+def dlq_index_category(prefix: str, status: str, category: str) -> str:
+    return f"{prefix}:dlq:idx:{status}:category:{category}"
 
 
-def dlq_index_domain(prefix: str, domain: str) -> str:
-    return f"{prefix}:dlq:idx:domain:{domain}"
+def dlq_index_domain(prefix: str, status: str, domain: str) -> str:
+    return f"{prefix}:dlq:idx:{status}:domain:{domain}"
 
 
 def dlq_index_trace(prefix: str, trace_key: str) -> str:
     return f"{prefix}:dlq:idx:trace:{trace_key}"
+
+
+def dlq_index_expiry(prefix: str) -> str:
+    return f"{prefix}:dlq:idx:expiry"
+
+
+def dlq_facets(prefix: str, facet: str) -> str:
+    """``facet`` is ``category`` or ``domain``."""
+    return f"{prefix}:dlq:facets:{facet}"
+
+
+def dlq_temp(prefix: str, token: str) -> str:
+    return f"{prefix}:dlq:tmp:{token}"
 
 
 def dlq_audit(prefix: str) -> str:

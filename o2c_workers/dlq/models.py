@@ -16,6 +16,11 @@ class Status(StrEnum):
     RESOLVED = "resolved"
     PURGED = "purged"
 
+    @property
+    def closed(self) -> bool:
+        """Closed entries have left the queue and expire after the retention."""
+        return self is not Status.OPEN
+
 
 def new_id() -> str:
     """Sortable by creation time, unique across the fleet."""
@@ -51,3 +56,10 @@ class DeadLetter(BaseModel):
     requeued_task_id: str | None = None
     #: The payload as first stored, when an edit changed it.
     original_payload: Any = None
+    #: Bumped by every change; writes compare-and-set on it (optimistic concurrency).
+    rev: int = 1
+    #: When each state was reached (epoch s).
+    requeued_at: float | None = None
+    resolved_at: float | None = None
+    purged_at: float | None = None
+    edited_at: float | None = None

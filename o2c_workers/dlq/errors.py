@@ -1,0 +1,39 @@
+"""What an operation on the dead-letter queue refuses, with the HTTP status the API answers."""
+
+from __future__ import annotations
+
+
+class DlqError(Exception):
+    """Root of the dead-letter operations' errors; ``status`` is the API's answer."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadFilter(DlqError):
+    """A filter value that cannot be understood (an unknown status, an unreadable age)."""
+
+
+class NotFound(DlqError):
+    status = 404
+
+
+class Conflict(DlqError):
+    """The entry is not in a state that allows this, or changed meanwhile."""
+
+    status = 409
+
+
+class InvalidEdit(DlqError):
+    """The edited payload does not validate; nothing was saved."""
+
+    status = 422
+
+
+class Refused(DlqError):
+    """A requeue that cannot go ahead (still unrouted, still invalid, no task)."""
+
+    status = 409
