@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 from celery import Celery
 
@@ -29,6 +30,25 @@ class Planned:
     trace_key: str
     item: Item
     detail: str | None = None
+
+
+def wrap_notification(raw: str, organization_id: str) -> bytes:
+    """An outbound message around one stored Notification element, for parsing it again."""
+    return (
+        f'<soapenv:Envelope xmlns:soapenv="{soap.SOAP_ENV}"><soapenv:Body>'
+        f'<notifications xmlns="{soap.OUTBOUND}">'
+        f"<OrganizationId>{escape(organization_id)}</OrganizationId>{raw}"
+        "</notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
+
+
+def parse_notification(raw: str, organization_id: str) -> tuple[soap.OutboundMessage,
+                                                                 soap.Notification]:
+    """Rebuild one Notification from its XML (a dead letter's ``raw``); ``BadMessage`` if not."""
+    message = soap.parse(wrap_notification(raw, organization_id))
+    if len(message.notifications) != 1:
+        raise soap.BadMessage("expected exactly one Notification")
+    return message, message.notifications[0]
 
 
 class OutboundHandler:
@@ -60,6 +80,11 @@ class OutboundHandler:
 
     def plan(self, message: soap.OutboundMessage, *, now: float) -> list[Planned]:
         return [self._plan_one(message, n, now) for n in message.notifications]
+
+    def replan(self, raw: str, organization_id: str, *, now: float) -> Planned:
+        """Plan a stored (and maybe edited) Notification again, as if it had just arrived."""
+        message, notification = parse_notification(raw, organization_id)
+        return self._plan_one(message, notification, now)
 
     def _plan_one(self, message: soap.OutboundMessage, n: soap.Notification,
                   now: float) -> Planned:

@@ -1,0 +1,143 @@
+"""Change a dead letter's payload: dotted-path assignments, then validation before saving.
+
+A receiver entry's payload keeps the raw notification XML; ``record.Field`` paths edit the
+sObject field inside it (a ``null`` value leaves the field out, as Salesforce does). The
+result is validated the way it will be read on requeue: the notification must parse and its
+record must validate (an Opportunity's ``Amount`` a number); a worker payload carrying a
+``record`` must validate as its ``sobject_type``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError, SubElement
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from o2c_workers.dlq.errors import InvalidEdit
+from o2c_workers.dlq.models import DeadLetter
+
+#: The path prefix that edits a field of a receiver entry's stored sObject.
+RECORD = "record."
+
+
+def parse_value(text: str) -> Any:
+    """``45000`` → number, ``true`` → bool, ``null`` → None, ``{...}`` → JSON, else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise InvalidEdit(f"--set {text!r}: write field=value (dotted paths allowed)")
+    return path.strip(), parse_value(value)
+
+
+def set_path(data: Any, path: str, value: Any) -> Any:
+    """A copy of ``data`` with ``value`` at the dotted ``path`` (list items by index)."""
+    out = copy.deepcopy(data)
+    parts = path.split(".")
+    node = out
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            try:
+                index = int(part)
+                node[index]
+            except (ValueError, IndexError):
+                raise InvalidEdit(f"{path}: {part!r} is not an index of the list") from None
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise InvalidEdit(f"{path}: {'.'.join(parts[:depth]) or 'payload'} is not an object")
+    return out
+
+
+def _sobject(root: Element) -> Element:
+    for child in root:
+        if child.tag.endswith("}sObject") or child.tag == "sObject":
+            return child
+    raise InvalidEdit("the stored notification holds no sObject")
+
+
+def set_record_field(raw: str, name: str, value: Any) -> str:
+    """The notification XML with one sObject field set (or left out when ``value`` is None)."""
+    try:
+        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True,
+                                 forbid_external=True)
+    except (ParseError, DefusedXmlException) as exc:
+        raise InvalidEdit(f"the stored notification does not parse: {exc}") from None
+    sobject = _sobject(root)
+    namespace = next((c.tag[1:].partition("}")[0] for c in sobject if c.tag.startswith("{")),
+                     "urn:sobject.enterprise.soap.sforce.com")
+    tag = f"{{{namespace}}}{name}"
+    node = sobject.find(tag)
+    if value is None:
+        if node is not None:
+            sobject.remove(node)
+    else:
+        if node is None:
+            node = SubElement(sobject, tag)
+        node.text = value if isinstance(value, str) else json.dumps(value)
+    return str(SafeET.tostring(root, encoding="unicode"))
+
+
+def apply_sets(entry: DeadLetter, payload: Any, assignments: list[tuple[str, Any]]) -> Any:
+    for path, value in assignments:
+        raw = payload.get("raw") if isinstance(payload, dict) else None
+        if isinstance(raw, str) and path.startswith(RECORD):
+            payload = {**payload, "raw": set_record_field(raw, path[len(RECORD):], value)}
+        else:
+            payload = set_path(payload, path, value)
+    return payload
+
+
+def validate(entry: DeadLetter, payload: Any) -> None:
+    """Refuse a payload that the requeue could not read; ``InvalidEdit`` says why."""
+    from o2c_workers.receiver.outbound import parse_notification
+    from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
+    from o2c_workers.receiver.soap import BadMessage
+
+    if type(payload) is not type(entry.payload) and entry.payload is not None:
+        raise InvalidEdit(f"the payload was a {type(entry.payload).__name__}; "
+                          f"it cannot become a {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        return
+    if entry.source == "receiver" and "raw" in (entry.payload or {}):
+        raw = payload.get("raw")
+        if not isinstance(raw, str):
+            raise InvalidEdit("raw: the notification XML is required")
+        try:
+            _, n = parse_notification(raw, str(payload.get("organization_id") or ""))
+        except BadMessage as exc:
+            raise InvalidEdit(f"raw: the notification does not parse: {exc}") from None
+        sobject_type, fields = n.sobject_type, n.fields
+    elif isinstance(payload.get("record"), dict):
+        sobject_type, fields = str(payload.get("sobject_type") or ""), payload["record"]
+    else:
+        return
+    try:
+        validate_record(sobject_type, fields)
+    except ValidationError as exc:
+        raise InvalidEdit(f"{sobject_type or 'record'} does not validate: "
+                          f"{describe_errors(exc)}") from None
+
+
+def args_for(entry: DeadLetter, payload: Any) -> list[Any]:
+    """A worker entry's task arguments after its payload changed (the payload is them)."""
+    if len(entry.args) == 1:
+        return [payload]
+    return list(payload) if isinstance(payload, list) else entry.args
