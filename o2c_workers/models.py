@@ -9,6 +9,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CENT = Decimal("0.01")
+#: Places of a per-unit rate. Salesforce rounds only the line total, so a discounted unit
+#: rate (149 less 12.5% = 130.375) must keep its places for the totals to agree; ERPNext
+#: is set up with this rate precision (see the README).
+RATE_PLACES = Decimal("0.000001")
 
 
 def cents(value: Decimal) -> Decimal:
@@ -86,14 +90,20 @@ class OrderLine(Model):
     @property
     def net_rate(self) -> Decimal:
         """The rate per unit the ERP books: sales price less the line discount."""
-        return cents(self.unit_price * (1 - self.discount_percent / 100))
+        return (self.unit_price * (1 - self.discount_percent / 100)).quantize(
+            RATE_PLACES, rounding=ROUND_HALF_UP)
+
+    @property
+    def amount(self) -> Decimal:
+        """The line's net amount, as both Salesforce (TotalPrice) and the ERP round it."""
+        return cents(self.net_rate * self.quantity)
 
     @property
     def effective_discount_percent(self) -> Decimal:
-        """The discount off the list price that ``net_rate`` amounts to (6 places)."""
+        """The discount off the list price that ``net_rate`` amounts to (10 places)."""
         if not self.list_price:
             return Decimal(0)
-        return ((1 - self.net_rate / self.list_price) * 100).quantize(Decimal("0.000001"))
+        return ((1 - self.net_rate / self.list_price) * 100).quantize(Decimal("1E-10"))
 
 
 class OrderData(Model):
@@ -110,7 +120,7 @@ class OrderData(Model):
 
     @property
     def net_total(self) -> Decimal:
-        return cents(sum((line.net_rate * line.quantity for line in self.lines), Decimal(0)))
+        return sum((line.amount for line in self.lines), Decimal(0))
 
 
 class CreditStatus(Model):

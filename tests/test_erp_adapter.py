@@ -64,7 +64,8 @@ def test_submit_sales_order_twice_yields_one_order(world: World, start_erp,
     assert stats["documents_created"]["Sales Order"] == 1
     assert stats["duplicates_refused"]["by_doctype"] == {"Sales Order": 1}
     stored = erp.simulator.store.get("Sales Order", first.name)
-    assert stored["po_no"] == order.name
+    assert stored["po_no"] == order.opportunity_id
+    assert stored["title"] == order.name
     assert stored["selling_price_list"] == f"Standard Selling {order.currency}"
     for line, row in zip(order.lines, stored["items"], strict=True):
         assert (row["item_code"], row["qty"], row["rate"]) == (line.item_code, line.quantity,

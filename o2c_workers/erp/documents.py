@@ -61,10 +61,12 @@ def customer_body(customer: CustomerData, *, group: str, territory: str) -> Doc:
 
 def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | None,
                today: dt.date) -> Doc:
-    """A submitted Sales Order: ``rate`` is the line's net rate, ``po_no`` the opp name."""
+    """A submitted Sales Order: ``rate`` is the line's net rate; ``po_no`` carries the
+    opportunity id, which ERPNext copies onto the invoice (the invoice's trace key)."""
     delivery = max(order.close_date or today, today)
     body: Doc = {
-        "customer": customer.name, "salesforce_id": order.opportunity_id, "po_no": order.name,
+        "customer": customer.name, "salesforce_id": order.opportunity_id,
+        "po_no": order.opportunity_id, "title": order.name,
         "currency": order.currency, "transaction_date": today, "delivery_date": delivery,
         "docstatus": 1,
         "items": [{

@@ -49,7 +49,7 @@ def check_prices(order: OrderData, erp: ErpAdapter, *, max_discount_percent: Dec
             raise refuse("discount_policy", f"{line.item_code}: discount "
                          f"{line.effective_discount_percent:.2f}% exceeds the "
                          f"{max_discount_percent}% policy", SALES_OPS)
-        if cents(line.net_rate * line.quantity) != cents(line.total):
+        if line.amount != cents(line.total):
             raise refuse("price_mismatch", f"{line.item_code}: line total {line.total} does not "
                          f"match {line.quantity} x {line.net_rate}", SALES_OPS)
     if order.net_total != cents(order.amount):

@@ -130,9 +130,10 @@ def test_order_totals_are_exact_to_the_cent(erp_client: Client) -> None:
     assert re.fullmatch(r"SAL-ORD-\d{4}-00001", order["name"])
     assert order["docstatus"] == 1 and order["status"] == "To Deliver and Bill"
     gadget, penny = order["items"]
-    # 19.99 less 12.5 % = 17.49125 → 17.49; three of them 52.47; tax 5 % of 52.97 = 2.6485.
+    # 19.99 less 12.5 % = 17.49125 (rates keep 6 places); three of them 52.47375 → 52.47;
+    # tax 5 % of 52.97 = 2.6485 → 2.65.
     assert (gadget["price_list_rate"], gadget["rate"], gadget["amount"]) == \
-        (Decimal("19.99"), Decimal("17.49"), Decimal("52.47"))
+        (Decimal("19.99"), Decimal("17.49125"), Decimal("52.47"))
     assert penny["amount"] == Decimal("0.5")
     assert order["net_total"] == Decimal("52.97")
     assert order["total_taxes_and_charges"] == Decimal("2.65")

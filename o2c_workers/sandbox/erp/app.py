@@ -64,7 +64,8 @@ class ErpSimulator:
         self.gate = Gate(config.faults, seed=config.seed)
         self.webhooks = WebhookSender(config)
         self.lifecycle = Lifecycle(self.store, config, self.webhooks)
-        self.resources = ResourceApi(self.store, seed, self.lifecycle)
+        self.resources = ResourceApi(self.store, seed, self.lifecycle,
+                                     rate_precision=config.rate_precision)
         self._stopping = threading.Event()
 
     def start(self) -> None:

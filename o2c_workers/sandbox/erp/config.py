@@ -70,6 +70,10 @@ class ErpConfig:
     webhook_timeout_s: float = 5.0
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 1_048_576
+    #: Decimal places of item rates. Stock ERPNext rounds rates to the currency's 2; an
+    #: ERPNext set up for this integration keeps 6 (Customize Form, Sales Order Item rate),
+    #: so that a discounted unit rate and Salesforce's line total agree to the cent.
+    rate_precision: int = 6
 
     def __post_init__(self) -> None:
         if isinstance(self.faults, dict):

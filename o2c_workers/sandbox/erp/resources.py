@@ -26,7 +26,9 @@ OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_out
 class ResourceApi:
     """Frappe's REST resource and method calls over the document store."""
 
-    def __init__(self, store: DocumentStore, seed: ErpSeed, lifecycle: Lifecycle) -> None:
+    def __init__(self, store: DocumentStore, seed: ErpSeed, lifecycle: Lifecycle, *,
+                 rate_precision: int = 6) -> None:
+        self._rate_places = Decimal(1).scaleb(-rate_precision)
         self._store = store
         self._seed = seed
         self._lifecycle = lifecycle
@@ -51,7 +53,8 @@ class ResourceApi:
         doc: Doc = {k: v for k, v in fields.items() if k not in META_FIELDS}
         doc.update(doctype=meta.name, docstatus=0)
         with self._store.lock:
-            rules.prepare(self._store, self._seed, doc, is_new=True)
+            rules.prepare(self._store, self._seed, doc, is_new=True,
+                          rate_places=self._rate_places)
             self._store.check_unique(doc)
             if docstatus == 1:
                 rules.check_submit(self._store, doc)
@@ -77,7 +80,8 @@ class ResourceApi:
                                  "DocstatusTransitionError")
             doc = copy.deepcopy(current)
             doc.update(patch)
-            rules.prepare(self._store, self._seed, doc, is_new=False)
+            rules.prepare(self._store, self._seed, doc, is_new=False,
+                          rate_places=self._rate_places)
             self._store.check_unique(doc, name=name)
             if new == 1:
                 rules.check_submit(self._store, doc)

@@ -4,7 +4,8 @@ Every refusal is a Frappe error answer (see ``errors.py``); the message texts ar
 that the ERP adapter can map them. ``{x}`` marks a value filled in. Amounts in messages are
 plain decimals (``1234.50``).
 
-Each rule: status, exc_type, message.
+Rates keep ``rate_precision`` places (``ErpConfig``; stock ERPNext keeps 2), amounts are
+rounded to the cent. Each rule: status, exc_type, message.
 
 * missing field: 417 ``MandatoryError``, ``Error: Value missing for {DocType}: {Field}``
 * unknown link: 417 ``LinkValidationError``, ``Could not find {Customer|Price List|...}: {x}``
@@ -46,18 +47,19 @@ after the row is inserted.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from o2c_workers.sandbox.erp import masters
 from o2c_workers.sandbox.erp.documents import Doc, DocumentStore, meta_of
-from o2c_workers.sandbox.erp.errors import money, number, validation
+from o2c_workers.sandbox.erp.errors import CENT, money, number, validation
 from o2c_workers.sandbox.world import ErpSeed
 
 HUNDRED = Decimal(100)
 
 
-def prepare(store: DocumentStore, seed: ErpSeed, doc: Doc, *, is_new: bool) -> None:
+def prepare(store: DocumentStore, seed: ErpSeed, doc: Doc, *, is_new: bool,
+            rate_places: Decimal = CENT) -> None:
     """Validate ``doc`` and fill in what ERPNext computes (defaults, rates, totals)."""
     meta = meta_of(doc["doctype"])
     for fieldname in meta.mandatory:
@@ -83,12 +85,13 @@ def prepare(store: DocumentStore, seed: ErpSeed, doc: Doc, *, is_new: bool) -> N
         case "Tax Rule":
             masters.prepare_tax_rule(store, doc, seed)
         case "Sales Order" | "Sales Invoice":
-            prepare_sales_doc(store, seed, doc)
+            prepare_sales_doc(store, seed, doc, rate_places)
         case "Payment Entry":
             prepare_payment(store, seed, doc)
 
 
-def prepare_sales_doc(store: DocumentStore, seed: ErpSeed, doc: Doc) -> None:
+def prepare_sales_doc(store: DocumentStore, seed: ErpSeed, doc: Doc,
+                      rate_places: Decimal = CENT) -> None:
     customer = masters.link(store, "Customer", doc["customer"], "Customer")
     today = dt.date.today().isoformat()
     doc["customer_name"] = customer.get("customer_name")
@@ -105,7 +108,7 @@ def prepare_sales_doc(store: DocumentStore, seed: ErpSeed, doc: Doc) -> None:
         doc.setdefault("posting_date", today)
         doc.setdefault("due_date", doc["posting_date"])
     for idx, row in enumerate(doc["items"], start=1):
-        _price_row(store, doc, idx, row)
+        _price_row(store, doc, idx, row, rate_places)
     template = _template(store, doc, customer)
     doc["taxes_and_charges"] = template["name"] if template else None
     apply_totals(doc, template)
@@ -125,7 +128,14 @@ def _price_list(store: DocumentStore, doc: Doc) -> str:
     return str(name)
 
 
-def _price_row(store: DocumentStore, doc: Doc, idx: int, row: dict[str, Any]) -> None:
+def _plain(rate: Decimal) -> str:
+    """A rate as ERPNext shows it: the cents, and more places only when it has them."""
+    cents = rate.quantize(CENT, ROUND_HALF_UP)
+    return str(cents) if cents == rate else str(rate.normalize())
+
+
+def _price_row(store: DocumentStore, doc: Doc, idx: int, row: dict[str, Any],
+               rate_places: Decimal) -> None:
     code = row.get("item_code")
     if code in (None, "") or not store.exists("Item", str(code)):
         raise validation(f"Could not find Row #{idx}: Item Code: {code}", "LinkValidationError")
@@ -142,12 +152,13 @@ def _price_row(store: DocumentStore, doc: Doc, idx: int, row: dict[str, Any]) ->
     discount = number(row.get("discount_percentage") or 0, "discount percentage")
     if not 0 <= discount <= HUNDRED:
         raise validation(f"Row #{idx}: Discount must be between 0 and 100")
-    expected = money(list_rate * (HUNDRED - discount) / HUNDRED)
-    rate = expected if row.get("rate") in (None, "") else money(row["rate"])
+    expected = (list_rate * (HUNDRED - discount) / HUNDRED).quantize(rate_places, ROUND_HALF_UP)
+    rate = expected if row.get("rate") in (None, "") else number(row["rate"], "rate").quantize(
+        rate_places, ROUND_HALF_UP)
     if rate != expected:
-        raise validation(f"Price mismatch in Row #{idx}: Item Code {code}: rate {rate} differs "
-                         f"from price list rate {list_rate} less {discount}% discount = "
-                         f"{expected}")
+        raise validation(f"Price mismatch in Row #{idx}: Item Code {code}: rate "
+                         f"{_plain(rate)} differs from price list rate {list_rate} less "
+                         f"{discount}% discount = {_plain(expected)}")
     amount = money(rate * qty)
     row.update(item_name=item.get("item_name"), uom=row.get("uom") or item.get("stock_uom"),
                stock_uom=item.get("stock_uom"), conversion_factor=1, qty=qty,
