@@ -15,6 +15,7 @@ from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, is_redis_broker
 from o2c_workers.receiver import soap
+from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler
 from o2c_workers.receiver.http import (
     XML,
@@ -45,7 +46,8 @@ class Receiver:
         self.settings = settings
         self.redis = redis_client
         self.writer = AtomicWriter(redis_client)
-        self.dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix)
+        self.dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix,
+                                            retention_s=settings.dlq_retention_s)
         transport = celery_app.conf.broker_transport_options or {}
         self.outbound = OutboundHandler(
             settings, celery_app=celery_app, dead_letters=self.dead_letters, routes=routes,
@@ -59,9 +61,22 @@ class Receiver:
             "/healthz": {"GET": self.healthz},
             "/readyz": {"GET": self.readyz},
         }
+        #: Paths handled by one handler for everything below them (it checks the method).
+        self.prefix_routes: list[tuple[str, Handler]] = []
+        self.add_prefix_route(ADMIN_DLQ, AdminDlq(self))
 
     def add_route(self, path: str, method: str, handler: Handler) -> None:
         self.routes.setdefault(path, {})[method] = handler
+
+    def add_prefix_route(self, prefix: str, handler: Handler) -> None:
+        """``handler`` takes ``prefix`` and every path below it (``prefix/...``)."""
+        self.prefix_routes.append((prefix.rstrip("/"), handler))
+
+    def _prefix_handler(self, path: str) -> Handler | None:
+        for prefix, handler in self.prefix_routes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return handler
+        return None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -71,6 +86,8 @@ class Receiver:
         soap_path = request.path == SF_OUTBOUND
         methods = self.routes.get(request.path)
         try:
+            if methods is None and (prefixed := self._prefix_handler(request.path)):
+                return prefixed(request)
             if methods is None:
                 raise HTTPError(404, f"no such path: {request.path}")
             handler = methods.get(request.method)
