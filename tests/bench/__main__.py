@@ -7,6 +7,7 @@ import importlib
 
 BENCHMARKS = {
     "ingest": "tests.bench.ingest",
+    "dlq": "tests.bench.dlq",
 }
 
 
