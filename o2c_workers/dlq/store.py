@@ -49,6 +49,11 @@ def encode_fields(data: dict[str, Any]) -> list[Any]:
     return flat
 
 
+def sync(reply: Any) -> Any:
+    """redis-py types every reply as possibly awaitable; our clients are synchronous."""
+    return reply
+
+
 def _decode(raw: dict[bytes, bytes]) -> DeadLetter:
     data: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
     for name in _JSON_FIELDS:
@@ -127,7 +132,7 @@ class DeadLetterStore:
     def add(self, entry: DeadLetter) -> DeadLetter:
         pipe = self.client.pipeline(transaction=True)
         for op in self.add_ops(entry):
-            pipe.execute_command(*op)
+            pipe.execute_command(*op)  # type: ignore[no-untyped-call]
         pipe.execute()
         return entry
 
@@ -173,7 +178,7 @@ class DeadLetterStore:
     # --- reads ------------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> DeadLetter | None:
-        raw = self.client.hgetall(self.key(entry_id))
+        raw = sync(self.client.hgetall(self.key(entry_id)))
         return _decode(raw) if raw else None
 
     def many(self, entry_ids: Iterable[str]) -> list[DeadLetter]:
@@ -256,14 +261,14 @@ class DeadLetterStore:
         return list(self.iter_ids(f))
 
     def count(self, *, status: Status = Status.OPEN) -> int:
-        return int(self.client.zcard(keys.dlq_index_status(self.prefix, status.value)))
+        return int(sync(self.client.zcard(keys.dlq_index_status(self.prefix, status.value))))
 
     def stats(self, *, now: float | None = None) -> dict[str, Any]:
         """Entries per status; open ones per category and domain; the oldest open one."""
         now = time.time() if now is None else now
         p, open_ = self.prefix, Status.OPEN.value
         categories, domains = (
-            sorted(m.decode() for m in self.client.smembers(keys.dlq_facets(p, facet)))
+            sorted(m.decode() for m in sync(self.client.smembers(keys.dlq_facets(p, facet))))
             for facet in ("category", "domain"))
         pipe = self.client.pipeline(transaction=False)
         for status in Status:
@@ -292,7 +297,8 @@ class DeadLetterStore:
     def audit_log(self, *, count: int = 100, entry_id: str | None = None) -> list[dict[str, Any]]:
         """The newest audit records (of one entry, when given), newest first."""
         records = []
-        for record_id, raw in self.client.xrevrange(keys.dlq_audit(self.prefix), count=count):
+        audit = keys.dlq_audit(self.prefix)
+        for record_id, raw in sync(self.client.xrevrange(audit, count=count)):
             data = {k.decode(): v.decode() for k, v in raw.items()}
             if entry_id is not None and data.get("id") != entry_id:
                 continue
@@ -307,7 +313,7 @@ class DeadLetterStore:
         """Mark the open and requeued entries of ``trace_key`` resolved by a later success."""
         now = time.time() if now is None else now
         ids = [raw.decode() for raw in
-               self.client.zrange(keys.dlq_index_trace(self.prefix, trace_key), 0, -1)]
+               sync(self.client.zrange(keys.dlq_index_trace(self.prefix, trace_key), 0, -1))]
         pending = [e for e in self.many(ids) if e.status in (Status.OPEN, Status.REQUEUED)]
         items = [self.change(e, status=Status.RESOLVED, now=now,
                              fields={"resolved_by": resolved_by, "resolved_at": now},
@@ -325,7 +331,7 @@ class DeadLetterStore:
         now = time.time() if now is None else now
         p, expiry = self.prefix, keys.dlq_index_expiry(self.prefix)
         ids = [raw.decode() for raw in
-               self.client.zrangebyscore(expiry, "-inf", now, start=0, num=batch)]
+               sync(self.client.zrangebyscore(expiry, "-inf", now, start=0, num=batch))]
         if not ids:
             return 0
         pipe = self.client.pipeline(transaction=False)
