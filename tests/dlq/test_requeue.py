@@ -204,3 +204,20 @@ def test_edits_keep_secrets_masked_and_the_first_original(dlq, store):
     assert after.original_payload == entry.payload
     assert [r["detail"]["paths"] for r in store.audit_log(entry_id=entry.id)] == [
         ["note"], ["note", "password"]]
+
+
+def test_erp_event_entry_requeues_through_the_receivers_routes(dlq, store, redis_client):
+    from o2c_workers.dlq import DeadLetter
+
+    entry = store.add(DeadLetter(
+        trace_key="erp:Sales Invoice:ACC-SINV-0001", domain="receiver", source="receiver",
+        payload={"event": "on_cancel", "doctype": "Sales Invoice", "name": "ACC-SINV-0001",
+                 "modified": "2026-11-20 10:00:00"},
+        error_class="Unrouted", category="unrouted", message="no route"))
+    with pytest.raises(Refused, match="still unrouted"):
+        ops.requeue_one(dlq, entry.id)
+    ops.edit(dlq, entry.id, sets=["event=on_submit"])
+    outcome = ops.requeue_one(dlq, entry.id)
+    assert (outcome["task"], outcome["queue"]) == ("o2c.invoice.sync_invoice", "invoice")
+    [message] = queued(redis_client, "invoice")
+    assert message["args"][0]["name"] == "ACC-SINV-0001"
