@@ -34,6 +34,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # An unacked message returns to its queue after this long. Every countdown the
         # fleet asks for is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
         "visibility_timeout": visibility,
+        # kombu looks for such messages every interval x throttle seconds (100 s by
+        # default); sweep every few seconds so a crashed node's work returns promptly
+        # once its visibility timeout has passed. Each sweep is one ZRANGE.
+        "unacked_restore_interval": max(1, min(10, visibility // 4)),
+        "unacked_restore_throttle": 1,
     }
     return {
         "broker_url": settings.effective_broker_url,

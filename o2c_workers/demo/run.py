@@ -95,9 +95,10 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
 
 def settled(snap: Snapshot, total: int, erp_stats: dict[str, object]) -> bool:
     """Every opportunity booked or dead-lettered, every booked one invoiced, nothing queued,
-    and the ERP has no webhook left to deliver."""
+    and the ERP has no invoice, payment or webhook still to come."""
     webhooks = erp_stats.get("webhooks") or {}
-    pending = int(webhooks.get("pending", 0)) if isinstance(webhooks, dict) else 0
+    lifecycle = erp_stats.get("lifecycle") or {}
+    pending = int(webhooks.get("pending", 0)) + int(lifecycle.get("scheduled", 0))
     counts = snap.counts
     return (counts["won"] >= total
             and counts["written_back"] + len(snap.dead_letter_traces) >= total

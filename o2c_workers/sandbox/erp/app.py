@@ -226,7 +226,8 @@ class ErpSimulator:
             peak_requests_per_s={"received": self.gate.peak_received_per_s,
                                  "accepted": self.gate.peak_admitted_per_s},
             peak_concurrency=self.gate.peak_concurrency, faults=self.gate.current(),
-            webhooks=self.webhooks.snapshot())
+            webhooks=self.webhooks.snapshot(),
+            lifecycle={"scheduled": self.lifecycle.scheduled()})
         return stats
 
 

@@ -67,6 +67,7 @@ class Lifecycle:
         self._webhooks = webhooks
         self._cond = threading.Condition()
         self._jobs: list[tuple[float, int, Callable[[], None]]] = []
+        self._running = 0
         self._seq = itertools.count()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -100,6 +101,11 @@ class Lifecycle:
         if thread is not None:
             thread.join(timeout=5)
 
+    def scheduled(self) -> int:
+        """Invoices and payments still to come (waiting or being made)."""
+        with self._cond:
+            return len(self._jobs) + self._running
+
     def _later(self, delay_s: float, job: Callable[[], None]) -> None:
         with self._cond:
             heapq.heappush(self._jobs, (time.monotonic() + delay_s, next(self._seq), job))
@@ -115,10 +121,14 @@ class Lifecycle:
                 if self._stopping:
                     return
                 _, _, job = heapq.heappop(self._jobs)
+                self._running += 1
             try:
                 job()
             except FrappeError as exc:
                 log.warning("lifecycle step refused: %s %s", exc.exc_type, exc.message)
+            finally:
+                with self._cond:
+                    self._running -= 1
 
     def _invoice(self, order_name: str) -> None:
         with self._store.lock:

@@ -1,0 +1,168 @@
+"""The whole fleet against the sandbox: simulators, the receiver under gunicorn, and real
+Celery workers as subprocesses. Assertions go through the simulators' own APIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from o2c_workers.celery_app import DOMAINS
+from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.fleet import Fleet, ManagedProcess
+from o2c_workers.redis_runtime import free_port
+from o2c_workers.sandbox import Sandbox, start_sandbox
+from o2c_workers.sandbox.erp import ErpConfig
+from o2c_workers.sandbox.salesforce import SalesforceConfig
+from o2c_workers.sandbox.world import generate_world
+from tests.plugins.workers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-webhook-token"
+
+#: Fast retries and a short visibility timeout, so failure paths finish within a test.
+FAST_ENV = {
+    "O2C_RETRY_BASE_S": "0.3", "O2C_RETRY_CAP_S": "2", "O2C_RETRY_MAX_ATTEMPTS": "12",
+    "O2C_MAX_COUNTDOWN_S": "4", "O2C_VISIBILITY_TIMEOUT_S": "8", "O2C_ERP_TIMEOUT_S": "2",
+    "O2C_LOG_JSON": "true", "PYTHONPATH": str(ROOT),
+}
+
+
+@dataclass
+class O2C:
+    """One running fleet on one sandbox."""
+
+    sandbox: Sandbox
+    fleet: Fleet
+    redis: redis.Redis
+    receiver_url: str
+    sf: requests.Session
+    workers: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def world(self):  # type: ignore[no-untyped-def]
+        return self.sandbox.world
+
+    def start_order_worker(self) -> ManagedProcess:
+        worker = self.fleet.start_worker("order", concurrency=2,
+                                         name=f"order{len(self.workers)}")
+        self.workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    def ok_opportunities(self) -> list[str]:
+        return [o for o in self.world.opportunity_ids if o not in self.world.expected_failures]
+
+    def win(self, ids: list[str] | None = None) -> None:
+        body = {"ids": ids if ids is not None else "all"}
+        self.sf.post(f"{self.sandbox.sf_url}/_sandbox/opportunities/win", json=body,
+                     timeout=30).raise_for_status()
+
+    def erp_stats(self) -> dict[str, Any]:
+        return requests.get(f"{self.sandbox.erp_url}/_sandbox/stats", timeout=10).json()
+
+    def erp_faults(self, **faults: Any) -> None:
+        requests.post(f"{self.sandbox.erp_url}/_sandbox/faults", json=faults,
+                      timeout=10).raise_for_status()
+
+    def _erp_get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        cfg = self.sandbox.erp_config
+        response = requests.get(
+            f"{self.sandbox.erp_url}/api/resource/{path}", params=params, timeout=10,
+            headers={"Authorization": f"token {cfg.api_key}:{cfg.api_secret}"})
+        response.raise_for_status()
+        return response.json(parse_float=Decimal)["data"]
+
+    def erp_docs(self, doctype: str, **filters: str) -> list[dict[str, Any]]:
+        """Every document of a DocType (with child tables), through the ERP's REST API."""
+        params = {"limit_page_length": "0"}
+        if filters:
+            params["filters"] = json.dumps([[k, "=", v] for k, v in filters.items()])
+        return [self._erp_get(f"{doctype}/{row['name']}")
+                for row in self._erp_get(doctype, params)]
+
+    def sf_records(self, sobject: str) -> dict[str, dict[str, Any]]:
+        response = self.sf.get(f"{self.sandbox.sf_url}/_sandbox/records/{sobject}", timeout=10)
+        response.raise_for_status()
+        return {r["Id"]: r for r in response.json(parse_float=Decimal)}
+
+    def dead_letters(self) -> DeadLetterStore:
+        return DeadLetterStore(self.redis, prefix="o2c")
+
+    def wait_written_back(self, ids: list[str], *, timeout_s: float = 60) -> None:
+        def done() -> bool:
+            records = self.sf_records("Opportunity")
+            return all(records[i].get("ERP_Order_Number__c") for i in ids)
+        wait_for(done, timeout_s=timeout_s, interval_s=0.3, what="every order written back")
+
+    def settled(self) -> bool:
+        """Nothing left to happen: no ERP invoice, payment or webhook to come, no message
+        queued or running."""
+        stats = self.erp_stats()
+        queued = sum(self.redis.llen(q) for q in DOMAINS) + self.redis.hlen("unacked")
+        return (stats["lifecycle"]["scheduled"] == 0 and stats["webhooks"]["pending"] == 0
+                and queued == 0)
+
+    def wait_settled(self, *, timeout_s: float = 60) -> None:
+        """Wait until ``settled`` holds twice, a second apart."""
+        def twice() -> bool:
+            if not self.settled():
+                return False
+            time.sleep(1.0)
+            return self.settled()
+        wait_for(twice, timeout_s=timeout_s, interval_s=0.3, what="the process to settle")
+
+    def sales_orders_by_opportunity(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for order in self.erp_docs("Sales Order"):
+            out.setdefault(order["salesforce_id"], []).append(order)
+        return out
+
+
+@pytest.fixture
+def o2c_factory(redis_url: str, redis_client: redis.Redis,
+                tmp_path: Path) -> Iterator[Callable[..., O2C]]:
+    """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=..., split=False)``."""
+    started: list[tuple[Fleet, Sandbox]] = []
+
+    def start(*, world_args: dict[str, Any] | None = None, erp: dict[str, Any] | None = None,
+              sf: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+              order_worker: bool = True) -> O2C:
+        port = free_port()
+        receiver_url = f"http://127.0.0.1:{port}"
+        world = generate_world(**{"accounts": 10, "opportunities": 12, "credit_hold": 0,
+                                  "missing_tax": 0, "unknown_item": 0, **(world_args or {})})
+        sandbox = start_sandbox(
+            world=world, erp_port=0, sf_port=0,
+            erp_config=ErpConfig(webhook_url=f"{receiver_url}/erp/events",
+                                 invoice_delay_s=0.3, payment_delay_s=0.3, **(erp or {})),
+            sf_config=SalesforceConfig(
+                org_id=world.org_id, retry_base_s=0.5, retry_cap_s=2,
+                outbound_url=f"{receiver_url}/salesforce/outbound?token={TOKEN}",
+                **(sf or {})))
+        full_env = {**os.environ, **sandbox.env(), **FAST_ENV, "O2C_REDIS_URL": redis_url,
+                    "O2C_WEBHOOK_TOKEN": TOKEN, **(env or {})}
+        fleet = Fleet(env=full_env, log_dir=tmp_path / f"logs-{len(started)}")
+        started.append((fleet, sandbox))
+        fleet.start_receiver(port)
+        o2c = O2C(sandbox, fleet, redis_client, receiver_url, sandbox.salesforce.session())
+        o2c.workers.append(fleet.start_worker("customer,pricing,invoice,payment",
+                                              concurrency=3, name="front"))
+        if order_worker:
+            o2c.start_order_worker()
+        o2c.workers[0].wait_ready()
+        return o2c
+
+    yield start
+    for fleet, sandbox in started:
+        fleet.stop()
+        sandbox.stop()
