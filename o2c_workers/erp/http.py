@@ -1,8 +1,8 @@
 """One HTTP attempt against the ERP, and the one place its outcomes become errors.
 
-Every call goes through the fleet-wide limiter (bucket ``read`` for GET, ``write`` for the
-rest), carries explicit (connect, read) timeouts, and parses JSON with every non-integer
-number as a ``Decimal``. Failures map onto ``o2c_workers.errors``:
+Every call goes through the fleet-wide limiter (one bucket: the ERP counts reads and writes
+against one limit), carries explicit (connect, read) timeouts, and parses JSON with every
+non-integer number as a ``Decimal``. Failures map onto ``o2c_workers.errors``:
 
 ====================================================  ========================================
 outcome                                               error
@@ -128,9 +128,8 @@ class ErpHttp:
              body: Any = None) -> Any:
         """Send one request and return its parsed JSON answer, or raise a mapped error."""
         method = method.upper()
-        key = "read" if method == "GET" else "write"
         try:
-            with self.limiter.acquire(timeout_s=self.acquire_timeout_s, key=key):
+            with self.limiter.acquire(timeout_s=self.acquire_timeout_s):
                 response = self._send(method, path, params, body)
         except redis.RedisError as exc:
             raise Transient(f"ERP limiter unavailable: {type(exc).__name__}",
