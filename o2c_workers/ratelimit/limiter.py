@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import limits
 import redis
 
-from o2c_workers import keys
+from o2c_workers import keys, metrics
 from o2c_workers.errors import Throttled
 from o2c_workers.ratelimit.backend import Backend, RedisBackend
 from o2c_workers.ratelimit.base import Strategy
@@ -70,7 +70,7 @@ class Limiter:
         self.strategies = sorted(strategies, key=lambda s: s.kind == "rate")
         self.name = name
         self.jitter_s = jitter_s
-        self.stats = LimiterStats()
+        self.stats = LimiterStats(listener=metrics.limiter_listener(name))
         self._pause_key = keys.limiter_pause(prefix, name)
 
     @classmethod

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass
@@ -22,13 +24,19 @@ class LimiterStats:
     pauses: int = 0
     #: Concurrency leases this process holds now.
     leases: int = 0
+    #: Called with every batch of deltas (the metrics exporter's counters).
+    listener: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False,
+                                                               compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: float) -> None:
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
+        if self.listener is not None:
+            self.listener(deltas)
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            return {f.name: getattr(self, f.name) for f in fields(self)
+                    if f.name not in ("_lock", "listener")}

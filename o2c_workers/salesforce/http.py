@@ -9,19 +9,22 @@ the system's trust store. Every request gets a timeout even when its caller name
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from config.settings import Settings
+from o2c_workers import metrics
 
 #: Seconds to wait for a TCP and TLS connection at most; reads wait ``salesforce_timeout_s``.
 CONNECT_TIMEOUT_S = 3.05
 
 
 class TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies ``timeout`` to every request sent without one."""
+    """An adapter that applies ``timeout`` to every request sent without one, and counts
+    every call (status and latency) for the metrics."""
 
     def __init__(self, timeout: float | tuple[float, float], **kwargs: Any) -> None:
         self.timeout = timeout
@@ -31,7 +34,15 @@ class TimeoutAdapter(HTTPAdapter):
              **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, *args, **kwargs)
+        method = request.method or "GET"
+        started = time.monotonic()
+        try:
+            response = super().send(request, *args, **kwargs)
+        except requests.RequestException:
+            metrics.salesforce_call(method, None, time.monotonic() - started)
+            raise
+        metrics.salesforce_call(method, response.status_code, time.monotonic() - started)
+        return response
 
 
 def default_timeout(settings: Settings) -> tuple[float, float]:
