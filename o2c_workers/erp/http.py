@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from o2c_workers import metrics
 from o2c_workers.erp import mapping
 from o2c_workers.errors import (
     AuthError,
@@ -150,9 +151,12 @@ class ErpHttp:
                 headers={"Accept": "application/json", "Content-Type": "application/json"},
                 allow_redirects=False)
         except requests.RequestException as exc:
+            metrics.erp_call(method, path, None, time.monotonic() - started)
             raise _connection_error(method, path, exc) from None
+        elapsed_s = time.monotonic() - started
+        metrics.erp_call(method, path, response.status_code, elapsed_s)
         log.debug("ERP %s %s → %s in %.0f ms", method, path, response.status_code,
-                  (time.monotonic() - started) * 1000)
+                  elapsed_s * 1000)
         return response
 
     def _answer(self, method: str, path: str, response: requests.Response) -> Any:
