@@ -101,7 +101,17 @@ class Settings(BaseSettings):
     # --- Observability --------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+    #: Sentry is on in the receiver and the workers when this is set.
     sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    #: Share of tasks and requests traced for Sentry performance; 0 sends errors only.
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: Business errors (credit hold, tax, prices) are expected and land in the dead-letter
+    #: queue for their owners; send them to Sentry too only when this is on.
+    sentry_report_business_errors: bool = False
+    #: Each worker host serves its Prometheus metrics on this port; 0 serves none. The
+    #: receiver serves them at ``/metrics``.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("salesforce_org_ids", mode="before")
     @classmethod

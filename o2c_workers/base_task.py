@@ -12,7 +12,7 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError
 
-from o2c_workers import timeline
+from o2c_workers import metrics, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
 from o2c_workers.errors import O2CError, Transient
@@ -31,6 +31,9 @@ class O2CTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
+    #: A step returns the transaction's whole context; the worker's log line and Flower's
+    #: task-succeeded event show only this many characters of it (no personal data).
+    resultrepr_maxsize = 12
     #: Attempts, backoff base and cap for retryable errors; None takes the settings'.
     retry_policy: RetryPolicy | None = None
 
@@ -64,8 +67,15 @@ class O2CTask(Task):  # type: ignore[misc]
                at: float | None = None, **details: Any) -> None:
         """Append to the transaction's timeline (and stamp a milestone once)."""
         runtime = self.runtime
-        timeline.record(runtime.redis, runtime.prefix, trace_key or self.trace_key, event,
+        key = trace_key or self.trace_key
+        at = time.time() if at is None else at
+        timeline.record(runtime.redis, runtime.prefix, key, event,
                         milestone=milestone, at=at, task=self.name, **details)
+        if milestone in ("booked", "invoiced"):
+            stamps = timeline.milestones(runtime.redis, runtime.prefix, key)
+            # Only the run that stamped the milestone observes it (not a redelivery).
+            if stamps.get(milestone) == at:
+                metrics.milestone_latency(milestone, stamps)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -106,6 +116,8 @@ class O2CTask(Task):  # type: ignore[misc]
                          type(exc).__name__, attempt, policy.max_attempts,
                          extra={"reason": exc.reason})
                 try:
+                    timeline.bump(self.runtime.redis, self.runtime.prefix, self.trace_key,
+                                  "retries")
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)
                 except INFRASTRUCTURE_ERRORS as publish_error:
                     raise Reject(str(publish_error), requeue=True) from publish_error
@@ -149,3 +161,8 @@ class O2CTask(Task):  # type: ignore[misc]
         log.warning("dead-lettered: %s", exc, extra={
             "category": category, "dead_letter": entry.id, "attempts": entry.attempts,
         })
+        metrics.dead_letter(entry.domain, category)
+        sentry.report_dead_letter(
+            exc, trace_key=entry.trace_key, domain=entry.domain, category=category,
+            dead_letter=entry.id,
+            report_business=runtime.settings.sentry_report_business_errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import signals
@@ -9,13 +10,21 @@ from celery.app.task import Context
 from celery.utils.log import get_task_logger
 
 from config import get_settings
-from o2c_workers import logs
+from o2c_workers import logs, metrics, sentry
 from o2c_workers.runtime import build_runtime, set_runtime
 
 #: The message header that carries the transaction's trace key.
 TRACE_HEADER = "trace_key"
 
 log = get_task_logger(__name__)
+
+#: Task states at postrun → the outcome label of ``o2c_tasks_total``. The base task raises
+#: ``Ignore`` only once a step is dead-lettered, and ``Reject`` to hand a message back.
+OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "IGNORED": "dead_lettered",
+            "FAILURE": "failed", "REJECTED": "returned"}
+
+#: Monotonic start of each running task, by task id (one entry per pool slot).
+_started: dict[str, float] = {}
 
 
 def trace_key_of(request: Context | None) -> str | None:
@@ -47,18 +56,42 @@ def carry_trace_key(headers: dict[str, Any] | None = None, **_: Any) -> None:
             headers[TRACE_HEADER] = key
 
 
+@signals.before_task_publish.connect
+def safe_argsrepr(headers: dict[str, Any] | None = None, body: Any = None,
+                  sender: str | None = None, **_: Any) -> None:
+    """Show Flower (and the worker log) ``<task trace_key>``, never the payload.
+
+    Celery writes ``repr(args)`` into every message it publishes itself (retries, the next
+    step of a chain); those arguments hold the transaction's records. The receiver writes
+    its own short forms and does not pass through here.
+    """
+    if headers is None or "argsrepr" not in headers:
+        return
+    task = headers.get("task") or sender or "task"
+    headers["argsrepr"] = f"<{task} {headers.get(TRACE_HEADER) or headers.get('id', '')}>"
+    kwargs = body[1] if isinstance(body, tuple | list) and len(body) > 1 else None
+    headers["kwargsrepr"] = "{...}" if kwargs else "{}"
+
+
 @signals.task_prerun.connect
 def bind_trace_key(task: Any = None, task_id: str | None = None, **_: Any) -> None:
-    logs.bind(
-        trace_key=trace_key_of(task.request if task else None),
-        task=getattr(task, "name", None),
-        task_id=task_id,
-    )
+    trace_key = trace_key_of(task.request if task else None)
+    name = getattr(task, "name", None)
+    logs.bind(trace_key=trace_key, task=name, task_id=task_id)
+    sentry.tag_task(trace_key=trace_key, task_name=name)
+    if task_id:
+        _started[task_id] = time.monotonic()
 
 
 @signals.task_postrun.connect
-def clear_trace_key(**_: Any) -> None:
+def clear_trace_key(task: Any = None, task_id: str | None = None, state: str | None = None,
+                    **_: Any) -> None:
     logs.unbind()
+    started = _started.pop(task_id, None) if task_id else None
+    name = getattr(task, "name", None)
+    if name:
+        metrics.task_done(name, OUTCOMES.get(state or "", str(state).lower()),
+                          None if started is None else time.monotonic() - started)
 
 
 @signals.setup_logging.connect
@@ -71,3 +104,18 @@ def setup_logging(**_: Any) -> None:
 def init_process(**_: Any) -> None:
     """Each prefork child builds its own connections (never shared across a fork)."""
     set_runtime(build_runtime())
+
+
+@signals.worker_init.connect
+def init_worker(**_: Any) -> None:
+    """Sentry starts in the worker's main process; the pool's children inherit it."""
+    sentry.init(get_settings(), component="worker")
+
+
+@signals.worker_ready.connect
+def serve_metrics(**_: Any) -> None:
+    """The main process serves the whole host's metrics (multiprocess mode), once the pool
+    has started its children."""
+    port = get_settings().metrics_port
+    if port:
+        metrics.serve(port)
