@@ -49,6 +49,15 @@ def _filter(values: dict[str, Any]) -> Filter:
     return Filter.build(**given)
 
 
+def check_admin_token(request: Request, token: str) -> None:
+    """404 when no admin token is configured, 401 unless the bearer token matches."""
+    if not token:
+        raise HTTPError(404, f"no such path: {request.path}")
+    if not constant_time_equal(request.bearer_token(), token):
+        raise HTTPError(401, "missing or wrong admin token",
+                        headers=[("WWW-Authenticate", 'Bearer realm="o2c-admin"')])
+
+
 class AdminDlq:
     """One handler for every path under ``/admin/dlq``."""
 
@@ -61,11 +70,7 @@ class AdminDlq:
         self.dlq = ops.Dlq(receiver.dead_letters, replanner, actor="admin-api")
 
     def __call__(self, request: Request) -> Response:
-        if not self.token:
-            raise HTTPError(404, f"no such path: {request.path}")
-        if not constant_time_equal(request.bearer_token(), self.token):
-            raise HTTPError(401, "missing or wrong admin token",
-                            headers=[("WWW-Authenticate", 'Bearer realm="o2c-admin"')])
+        check_admin_token(request, self.token)
         rest = request.path[len(ADMIN_DLQ):].strip("/")
         handler = self._route(request, rest.split("/") if rest else [])
         try:

@@ -12,6 +12,7 @@ from celery import Celery
 
 from config import Settings
 from config.routes import DEFAULT_ROUTES, Route
+from o2c_workers import metrics, sentry
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, is_redis_broker
 from o2c_workers.receiver import soap
@@ -26,6 +27,7 @@ from o2c_workers.receiver.http import (
     StartResponse,
 )
 from o2c_workers.receiver.outbound import OutboundHandler
+from o2c_workers.receiver.transactions import TRANSACTIONS, Transactions
 
 log = logging.getLogger("o2c.receiver")
 
@@ -33,6 +35,8 @@ Handler = Callable[[Request], Response]
 
 SF_OUTBOUND = "/salesforce/outbound"
 ERP_EVENTS = "/erp/events"
+#: Paths that take notifications in, and the ``source`` label of their metrics.
+SOURCES = {SF_OUTBOUND: "salesforce", ERP_EVENTS: "erp"}
 
 
 class Receiver:
@@ -60,10 +64,12 @@ class Receiver:
             ERP_EVENTS: {"POST": self.erp_event},
             "/healthz": {"GET": self.healthz},
             "/readyz": {"GET": self.readyz},
+            "/metrics": {"GET": self.prometheus},
         }
         #: Paths handled by one handler for everything below them (it checks the method).
         self.prefix_routes: list[tuple[str, Handler]] = []
         self.add_prefix_route(ADMIN_DLQ, AdminDlq(self))
+        self.add_prefix_route(TRANSACTIONS, Transactions(self))
 
     def add_route(self, path: str, method: str, handler: Handler) -> None:
         self.routes.setdefault(path, {})[method] = handler
@@ -96,10 +102,16 @@ class Receiver:
                                 headers=[("Allow", ", ".join(sorted(methods)))])
             return handler(request)
         except HTTPError as exc:
+            source = SOURCES.get(request.path)
+            if source is not None:
+                metrics.rejected(source, exc.status)
             if soap_path:
                 return Response(exc.status, soap.fault(exc.message, server=exc.status >= 500),
                                 XML, headers=exc.headers)
             return Response.json(exc.status, {"error": exc.message}, headers=exc.headers)
+        except Exception as exc:
+            sentry.capture_receiver_error(exc, path=request.path)
+            raise
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -124,11 +136,17 @@ class Receiver:
             raise HTTPError(503, "the queue is unavailable; resend later") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         for plan, fresh in zip(planned, taken, strict=True):
-            log.info("notification %s", plan.outcome if fresh else "duplicate", extra={
+            outcome = plan.outcome if fresh else "duplicate"
+            metrics.notification("salesforce", outcome)
+            log.info("notification %s", outcome, extra={
                 "trace_key": plan.trace_key, "notification_id": plan.notification.id,
                 "sobject_type": plan.notification.sobject_type,
-                "outcome": plan.outcome if fresh else "duplicate", "detail": plan.detail,
+                "outcome": outcome, "detail": plan.detail,
             })
+            if outcome in ("invalid_payload", "unrouted"):
+                sentry.report_receiver_dead_letter(
+                    trace_key=plan.trace_key, category=outcome, message=str(plan.detail),
+                    report_business=self.settings.sentry_report_business_errors)
         log.debug("acknowledged %d notifications in %.1f ms", len(planned), elapsed_ms)
         return Response(200, soap.ACK, XML)
 
@@ -144,6 +162,7 @@ class Receiver:
             log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
             raise HTTPError(503, "the queue is unavailable; resend later") from None
         outcome = outcome if fresh else "duplicate"
+        metrics.notification("erp", outcome)
         log.info("ERP event %s", outcome, extra={
             "trace_key": trace_key, "doctype": event.doctype, "erp_name": event.name,
             "erp_event": event.event, "outcome": outcome})
@@ -151,6 +170,11 @@ class Receiver:
 
     def healthz(self, request: Request) -> Response:
         return Response.json(200, {"status": "ok"})
+
+    def prometheus(self, request: Request) -> Response:
+        """Prometheus exposition; every gunicorn worker's counts in multiprocess mode."""
+        body, content_type = metrics.render()
+        return Response(200, body, content_type)
 
     def readyz(self, request: Request) -> Response:
         try:
@@ -167,5 +191,6 @@ def create_receiver(settings: Settings | None = None, **kwargs: Any) -> Receiver
     from o2c_workers.runtime import connect
 
     settings = settings or get_settings()
+    sentry.init(settings, component="receiver")
     client = connect(settings.redis_url, retries=1)
     return Receiver(settings, redis_client=client, celery_app=celery_app, **kwargs)
