@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from o2c_workers.cli import demo_cmd, dlq_cmd, sandbox_cmd, status_cmd
+from o2c_workers.cli import demo_cmd, dlq_cmd, report_cmd, sandbox_cmd, status_cmd
 
 cli = typer.Typer(
     name="o2c",
@@ -24,6 +24,7 @@ cli.command("sandbox")(sandbox_cmd.sandbox)
 cli.add_typer(dlq_cmd.dlq_app, name="dlq")
 cli.command("demo")(demo_cmd.demo)
 cli.command("status")(status_cmd.status)
+cli.command("report")(report_cmd.report)
 
 
 def main() -> None:
