@@ -1,8 +1,10 @@
 """Gunicorn settings of the receiver: ``gunicorn -c python:config.gunicorn ...``."""
 
-# The access log shows the path without its query string: the webhook token travels in
-# the query (``?token=``) and must never reach a log.
-accesslog = "-"
+# No access log by default: the receiver logs every notification with its trace key and
+# outcome, and the proxy in front logs requests. Turn it on with ``--access-logfile -``;
+# the format shows the path without its query string, because the webhook token travels
+# in the query (``?token=``) and must never reach a log.
+accesslog = None
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 worker_class = "gthread"
 threads = 4

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import orjson
 
 from o2c_workers.redact import redact, redact_text
 
@@ -51,20 +52,32 @@ def bound_to(**fields: Any) -> Iterator[None]:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, context and extras."""
 
+    _second: int = -1
+    _stamp: str = ""
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": redact_text(record.getMessage()),
         }
-        entry.update(bound())
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-        entry.update(redact(extras))
+        context = _context.get()
+        if context:
+            entry.update(context)
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if extras:
+            entry.update(redact(extras))
         if record.exc_info:
             entry["exc"] = redact_text(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):

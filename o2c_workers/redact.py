@@ -32,8 +32,14 @@ _PATTERNS = (
 )
 
 
+#: Every pattern above needs one of these characters; most values (ids, names) have none.
+_TRIGGERS = frozenset(" =<@")
+
+
 def redact_text(text: str) -> str:
     """Mask secrets that appear inside free text (messages, tracebacks, URLs)."""
+    if _TRIGGERS.isdisjoint(text):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

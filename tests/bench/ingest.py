@@ -25,8 +25,11 @@ from tests.bench.load import LoadResult, build_requests, run_load
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token"
 BENCH_DB = 14
-#: The same server settings for both sides.
+#: Both sides run with the receiver's shipped gunicorn settings (config/gunicorn.py: gthread
+#: workers with keep-alive, an access log) plus these.
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+#: Our receiver logs one JSON line per notification at INFO, as in production.
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "INFO")
 
 
 @dataclass
@@ -46,19 +49,19 @@ class Server:
 def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int) -> Server:
     port = free_port()
     env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
-               O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="WARNING",
+               O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL=LOG_LEVEL,
                PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "-w",
-         str(workers), "--log-level", "warning", *GUNICORN_ARGS],
+        [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", target, "-b",
+         f"127.0.0.1:{port}", "-w", str(workers), *GUNICORN_ARGS],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(url + "/", timeout=1)
+            requests.get(url + "/", timeout=2)
             return Server(name, process, url)
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"{name} did not start")

@@ -34,14 +34,14 @@ class Gunicorn:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
              "o2c_workers.wsgi:create_app()", "-b", f"127.0.0.1:{self.port}", "-w",
-             str(workers)],
+             str(workers), "--access-logfile", "-"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not start")
