@@ -45,9 +45,13 @@ def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
                   _ms(snap.percentile(snap.booked_to_invoiced_s, 50)), "")
     duplicates = int((erp_stats.get("duplicates_refused") or {}).get("total", 0))
     table.add_row("ERP duplicates refused", str(duplicates), "")
-    api = sf_stats.get("limits") or sf_stats.get("api_usage") or ""
-    if api:
-        table.add_row("Salesforce API usage", str(api), "")
+    outbound = sf_stats.get("outbound") or {}
+    table.add_row("notifications re-sent by Salesforce", str(outbound.get("duplicates", 0)),
+                  "each enqueued once (dedupe)")
+    api = sf_stats.get("api") or {}
+    if api.get("used") is not None:
+        table.add_row("Salesforce API calls", f"{api['used']:,} of {api.get('allocation', '?'):,}",
+                      "")
     return table
 
 

@@ -70,7 +70,8 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
         world=world, erp_port=0, sf_port=0,
         erp_config=ErpConfig(webhook_url=f"{receiver_url}/erp/events", invoice_delay_s=1.0,
                              payment_delay_s=1.0, seed=opts.seed),
-        sf_config=SalesforceConfig(org_id=world.org_id, seed=opts.seed,
+        # Salesforce delivers at least once: some notifications arrive twice.
+        sf_config=SalesforceConfig(org_id=world.org_id, seed=opts.seed, duplicate_rate=0.05,
                                    outbound_url=f"{receiver_url}/salesforce/outbound"
                                                 f"?token={token}"))
     flower_auth = f"ops:{secrets.token_urlsafe(12)}"
