@@ -109,7 +109,7 @@ def registry() -> CollectorRegistry:
     if path is None:
         return REGISTRY
     merged = CollectorRegistry()
-    MultiProcessCollector(merged, path=path)
+    MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
     return merged
 
 
