@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -108,7 +109,9 @@ def test_the_token_never_reaches_the_logs(redis_url, redis_client):
         output = server.stop()
     assert "POST /salesforce/outbound HTTP/1.1\" 200" in output
     assert TOKEN not in output
-    assert '"trace_key": "0065g0000000001AAA"' in output
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {"trace_key": "0065g0000000001AAA", "outcome": "enqueued"}.items() <= next(
+        entry for entry in logged if entry.get("notification_id")).items()
 
 
 def test_bad_token_and_oversize_over_http(gunicorn, redis_client):
