@@ -18,9 +18,9 @@ def compute_backoff(
     if attempt < 1:
         raise ValueError("attempt starts at 1")
     exponent = min(attempt - 1, 32)
-    delay = min(cap_s, base_s * (2**exponent))
+    delay: float = min(cap_s, base_s * 2.0**exponent)
     if jitter:
-        delay = (rng or random).uniform(delay / 2, delay)
+        delay = float((rng or random).uniform(delay / 2, delay))
     return delay
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from config import Settings, get_settings
 
@@ -57,7 +57,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_queues": [Queue(d, Exchange(d, type="direct"), routing_key=d) for d in DOMAINS],
+        "task_queues": [
+            Queue(d, Exchange(d, type="direct"), routing_key=d)  # type: ignore[no-untyped-call]
+            for d in DOMAINS
+        ],
         "task_default_queue": "order",
         "task_create_missing_queues": False,
         "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d} for d in DOMAINS},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -43,17 +43,17 @@ def record(
     """Append ``event`` to the timeline now."""
     pipe = client.pipeline(transaction=True)
     for op in record_ops(prefix, trace_key, event, milestone=milestone, at=at, **details):
-        pipe.execute_command(*op)
+        pipe.execute_command(*op)  # type: ignore[no-untyped-call]
     pipe.execute()
 
 
 def read(client: redis.Redis, prefix: str, trace_key: str) -> list[dict[str, Any]]:
-    raw = client.lrange(keys.timeline(prefix, trace_key), 0, -1)
+    raw = cast("list[bytes]", client.lrange(keys.timeline(prefix, trace_key), 0, -1))
     return [json.loads(item) for item in raw]
 
 
 def milestones(client: redis.Redis, prefix: str, trace_key: str) -> dict[str, float]:
-    raw = client.hgetall(keys.transaction(prefix, trace_key))
+    raw = cast("dict[bytes, bytes]", client.hgetall(keys.transaction(prefix, trace_key)))
     return {k.decode(): float(v) for k, v in raw.items()}
 
 

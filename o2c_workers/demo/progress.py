@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -37,7 +38,8 @@ class Snapshot:
 
 def snapshot(client: redis.Redis, prefix: str) -> Snapshot:
     """Counts per milestone, latencies, open dead letters and queue depth, right now."""
-    traces = [raw.decode() for raw in client.zrange(keys.transaction_index_won(prefix), 0, -1)]
+    won = cast("list[bytes]", client.zrange(keys.transaction_index_won(prefix), 0, -1))
+    traces = [raw.decode() for raw in won]
     pipe = client.pipeline(transaction=False)
     for trace in traces:
         pipe.hgetall(keys.transaction(prefix, trace))
@@ -55,7 +57,7 @@ def snapshot(client: redis.Redis, prefix: str) -> Snapshot:
         requeues += int(stamps.get("requeues", 0))
     store = DeadLetterStore(client, prefix=prefix)
     entries = store.many(store.ids(status=Status.OPEN))
-    queued = sum(int(client.llen(domain)) for domain in DOMAINS)
+    queued = sum(cast(int, client.llen(domain)) for domain in DOMAINS)
     return Snapshot(counts, won_to_booked, booked_to_invoiced,
                     Counter(entry.category for entry in entries),
                     {entry.trace_key for entry in entries}, queued, requeues, traces)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -94,7 +95,7 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
         handle.stop()
 
 
-def settled(snap: Snapshot, total: int, erp_stats: dict[str, object]) -> bool:
+def settled(snap: Snapshot, total: int, erp_stats: dict[str, Any]) -> bool:
     """Every opportunity booked or dead-lettered, every booked one invoiced, nothing queued,
     and the ERP has no invoice, payment or webhook still to come."""
     webhooks = erp_stats.get("webhooks") or {}

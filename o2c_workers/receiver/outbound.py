@@ -111,9 +111,9 @@ class OutboundHandler:
                                      f"route {route.name} needs field(s) {', '.join(missing)}",
                                      context)
         if route.ignored:
-            ops = timeline.record_ops(self.prefix, trace_key, "ignored", at=now,
-                                      route=route.name, notification_id=n.id)
-            return Planned(n, "ignored", trace_key, Item.unless_marked(mark, ops))
+            ignored = timeline.record_ops(self.prefix, trace_key, "ignored", at=now,
+                                          route=route.name, notification_id=n.id)
+            return Planned(n, "ignored", trace_key, Item.unless_marked(mark, ignored))
         payload: dict[str, Any] = {
             "trace_key": trace_key,
             **context,

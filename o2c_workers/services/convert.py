@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -73,7 +73,7 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def order_from_opportunity(opportunity: Record, items: list[Record]) -> OrderData:
+def order_from_opportunity(opportunity: Record, items: Sequence[Record]) -> OrderData:
     if not items:
         raise InvalidPayload(f"opportunity {opportunity.get('Id')} has no line items")
     return OrderData(
