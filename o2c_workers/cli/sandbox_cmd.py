@@ -48,6 +48,8 @@ def sandbox(
     partial_payment_ratio: Annotated[float, _opt("Share of invoices paid only in part.",
                                                  ERP)] = 0.1,
     unpaid_ratio: Annotated[float, _opt("Share of invoices never paid.", ERP)] = 0.05,
+    rate_precision: Annotated[int, _opt("Decimal places of item rates (stock ERPNext: 2; "
+                                        "set up for this integration: 6).", ERP)] = 6,
     latency_ms: Annotated[float, _opt("Latency added to every ERP call, ms.", FAULTS)] = 0.0,
     latency_jitter_ms: Annotated[float, _opt("Uniform extra latency up to this, ms.",
                                              FAULTS)] = 0.0,
@@ -113,7 +115,8 @@ def sandbox(
                            webhook_url=erp_webhook_url, webhook_secret=erp_webhook_secret,
                            invoice_delay_s=invoice_delay_s, payment_delay_s=payment_delay_s,
                            partial_payment_ratio=partial_payment_ratio,
-                           unpaid_ratio=unpaid_ratio, seed=seed, faults=faults)
+                           unpaid_ratio=unpaid_ratio, seed=seed, faults=faults,
+                           rate_precision=rate_precision)
     sf_config = SalesforceConfig(
         client_id=sf_client_id, client_secret=sf_client_secret, username=sf_username,
         jwt_public_key=jwt_public_key.read_text() if jwt_public_key else None,
