@@ -53,3 +53,10 @@ def erp_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
 def erp_probe_celery_limited(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """The same calls held back only by Celery's ``rate_limit``, which is per worker node."""
     return _calls(self, payload)
+
+
+@app.task(name="o2c.order.erp_probe_celery_split", bind=True, retry_policy=PROBE_RETRY,
+          rate_limit="10/s")
+def erp_probe_celery_split(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Celery's ``rate_limit`` set to the ERP's limit divided among two worker nodes."""
+    return _calls(self, payload)

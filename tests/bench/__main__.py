@@ -8,6 +8,7 @@ import importlib
 BENCHMARKS = {
     "ingest": "tests.bench.ingest",
     "dlq": "tests.bench.dlq",
+    "limiter": "tests.bench.limiter",
 }
 
 
