@@ -10,7 +10,7 @@ from celery.app.task import Context
 from celery.utils.log import get_task_logger
 
 from config import get_settings
-from o2c_workers import logs, metrics, sentry
+from o2c_workers import compat, logs, metrics, sentry
 from o2c_workers.runtime import build_runtime, set_runtime
 
 #: The message header that carries the transaction's trace key.
@@ -109,6 +109,7 @@ def init_process(**_: Any) -> None:
 @signals.worker_init.connect
 def init_worker(**_: Any) -> None:
     """Sentry starts in the worker's main process; the pool's children inherit it."""
+    compat.guard_unacked_restore_after_collect()
     sentry.init(get_settings(), component="worker")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from o2c_workers import app
@@ -18,6 +19,9 @@ def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     task.runtime.redis.rpush(PROBE_KEY, json.dumps({
         "task": task.name, "trace_key": task.trace_key, "retries": task.request.retries,
     }))
+    pause = payload.get("sleep", {}).get(domain)
+    if pause and task.request.retries == 0 and not task.request.delivery_info.get("redelivered"):
+        time.sleep(pause)
     plan = payload.get("fail", {}).get(domain)
     if plan == "business":
         raise BusinessError("credit hold on the account", category="credit_hold")

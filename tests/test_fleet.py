@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+
+import redis
 
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
+from o2c_workers.redis_runtime import free_port, start_private
 from tests.plugins.workers import start_worker, wait_for
 from tests.probe_tasks import PROBE_KEY
 
@@ -66,3 +70,32 @@ def test_retries_exhausted_dead_letter_with_attempt_count(redis_url, redis_clien
     assert entry.error_class == "Transient"
     assert entry.chain == list(CHAIN[1:])
     assert len(calls(redis_client)) == 3
+
+
+def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
+    """Redis (with its append-only file) stops while a step runs and comes back: the
+    retry publishes once Redis answers again, and the chain completes."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    handle = start_private(port=port, workdir=data, persistent=True)
+    client = redis.Redis.from_url(handle.url)
+    try:
+        workers.append(start_worker(handle.url, include="tests.probe_tasks",
+                                    env={"O2C_VISIBILITY_TIMEOUT_S": "6"}))
+        enqueue(client, {"sleep": {"customer": 3}, "fail": {"customer": 1}})
+        wait_for(lambda: calls(client), what="the first step to start")
+        handle.stop(keep_data=True)
+        time.sleep(2)
+        handle = start_private(port=port, workdir=data, persistent=True)
+        client = redis.Redis.from_url(handle.url)
+        done = wait_for(lambda: [c for c in calls(client) if c["task"] == CHAIN[2]],
+                        timeout_s=60, what="the chain to complete after the restart")
+        assert len(done) == 1
+        assert {c["trace_key"] for c in calls(client)} == {TRACE}
+    finally:
+        client.close()
+        for worker in workers:
+            worker.stop()
+        workers.clear()
+        handle.stop()
