@@ -21,7 +21,7 @@ def guard_unacked_restore_after_collect() -> None:
     """
     from kombu.transport import redis as kombu_redis
 
-    original = kombu_redis.QoS.restore_unacked
+    original: Any = kombu_redis.QoS.restore_unacked
     if getattr(original, "_o2c_guarded", False):
         return
 
@@ -34,4 +34,4 @@ def guard_unacked_restore_after_collect() -> None:
         return original(self, client)
 
     restore_unacked._o2c_guarded = True  # type: ignore[attr-defined]
-    kombu_redis.QoS.restore_unacked = restore_unacked
+    kombu_redis.QoS.restore_unacked = restore_unacked  # type: ignore[method-assign]
