@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/o2c demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest
 
 bench: $(STAMP)
