@@ -110,9 +110,10 @@ def start_private(*, port: int | None = None, workdir: Path | None = None,
     raise RuntimeError(f"private Redis on port {port} did not start")
 
 
-def ensure_redis(url: str | None = None) -> RedisHandle:
-    """Use ``url`` or ``O2C_REDIS_URL`` when given; else the local default; else start one."""
-    wanted = url or os.environ.get("O2C_REDIS_URL")
+def ensure_redis(url: str | None = None, *, env: str | None = "O2C_REDIS_URL") -> RedisHandle:
+    """Use ``url``, or the URL in the ``env`` variable; else the local default if it
+    answers; else start a private one."""
+    wanted = url or (os.environ.get(env) if env else None)
     if wanted:
         return RedisHandle(url=wanted)
     if answers(DEFAULT_URL):

@@ -18,7 +18,8 @@ TEST_DB = int(os.environ.get("O2C_TEST_REDIS_DB", "12"))
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisHandle]:
-    handle = ensure_redis(os.environ.get("O2C_TEST_REDIS_URL"))
+    # Never O2C_REDIS_URL: the tests flush their database, and that may be someone's data.
+    handle = ensure_redis(env="O2C_TEST_REDIS_URL")
     yield handle
     handle.stop()
 
