@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     erp_rate_limit: str | None = None
     #: Fleet-wide requests in flight; 0 means unlimited.
     erp_max_concurrency: int = 0
+    #: How much longer than the ERP's window the limiter's window is: it must exceed the
+    #: spread of delays between taking a slot and the request reaching the ERP.
+    erp_rate_margin_s: float = 0.05
 
     # --- Salesforce -----------------------------------------------------------------------
     salesforce_instance_url: str = "https://127.0.0.1:8200"

@@ -76,7 +76,7 @@ class Limiter:
     @classmethod
     def from_settings(
         cls, redis_client: redis.Redis, settings: Settings, *, name: str = "erp",
-        margin_s: float = DEFAULT_MARGIN_S,
+        margin_s: float | None = None,
     ) -> Limiter | NullLimiter:
         """The ERP limiter of ``O2C_ERP_RATE_LIMIT`` and ``O2C_ERP_MAX_CONCURRENCY``."""
         if not settings.erp_rate_limit and settings.erp_max_concurrency <= 0:
@@ -94,7 +94,7 @@ class Limiter:
             item = limits.parse(settings.erp_rate_limit)
             strategies.append(MovingWindow(
                 backend, prefix=prefix, name=name, limit=item.amount, window_s=item.get_expiry(),
-                margin_s=margin_s,
+                margin_s=settings.erp_rate_margin_s if margin_s is None else margin_s,
             ))
         return cls(backend, strategies, prefix=prefix, name=name)
 
