@@ -21,7 +21,7 @@ from o2c_workers.ratelimit.backend import Backend, RedisBackend
 from o2c_workers.ratelimit.base import Strategy
 from o2c_workers.ratelimit.concurrency import ConcurrencyLimit
 from o2c_workers.ratelimit.stats import LimiterStats
-from o2c_workers.ratelimit.window import DEFAULT_MARGIN_S, MovingWindow
+from o2c_workers.ratelimit.window import MovingWindow
 
 if TYPE_CHECKING:
     from config.settings import Settings
