@@ -66,11 +66,23 @@ def demo(
         sf_stats = session.get(f"{sandbox.sf_url}/_sandbox/stats", timeout=10).json()
         console.print(summary_table(snap, expected_failures=sandbox.world.expected_failures,
                                     erp_stats=erp_stats, sf_stats=sf_stats))
-        console.print("inspect a transaction: o2c status <opportunity id>; dead letters: "
-                      "o2c dlq list")
+        _hint(run, console)
         if keep_running:
             _hold(run, console)
     console.print("stopped cleanly")
+
+
+def _hint(run: Running, console: Console) -> None:
+    """How to look closer: the same records, through the o2c command."""
+    if run.redis.started_here and not run.keep_running:
+        console.print("the demo's private Redis stops with it; run with --keep-running to "
+                      "inspect transactions and dead letters afterwards")
+        return
+    sample = next(iter(run.sandbox.world.expected_failures), None) or \
+        run.sandbox.world.opportunity_ids[0]
+    url = run.env["O2C_REDIS_URL"]
+    console.print(f"look closer:\n  O2C_REDIS_URL={url} o2c status {sample}\n"
+                  f"  O2C_REDIS_URL={url} o2c dlq list\n  O2C_REDIS_URL={url} o2c report")
 
 
 def _hold(run: Running, console: Console) -> None:

@@ -111,12 +111,13 @@ def list_cmd(category: Category = None, domain: Domain = None, since: Since = No
         return
     table = Table(title=f"dead letters ({where.describe()['status']}): {len(rows)} of "
                         f"{page.total}", title_justify="left")
-    for name in ("id", "age", "status", "category", "domain", "task", "trace key", "message"):
-        table.add_column(name, no_wrap=name in ("id", "trace key"),
-                         overflow="fold" if name == "message" else "ellipsis")
+    # The status is in the title and the task in `o2c dlq show`: the message gets the room.
+    for name in ("id", "age", "category", "domain", "trace key"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("message", overflow="fold", min_width=20)
     for r in rows:
-        table.add_row(r["id"], age_text(r["age_s"]), r["status"], r["category"], r["domain"],
-                      (r["task"] or "-").removeprefix("o2c."), r["trace_key"], r["message"])
+        table.add_row(r["id"], age_text(r["age_s"]), r["category"], r["domain"],
+                      r["trace_key"], r["message"])
     out.print(table)
     if page.next_offset is not None:
         out.print(f"more: --offset {page.next_offset}")

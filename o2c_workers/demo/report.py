@@ -34,15 +34,19 @@ def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
     table.add_row("paid in full", str(counts["paid"]),
                   "some invoices are paid in part or never, by design")
     wanted = Counter(expected_failures.values())
-    for category in sorted(set(wanted) | set(snap.dead_letters)):
-        got = snap.dead_letters.get(category, 0)
+    for category in sorted(set(wanted) | set(snap.open_dead_letters)):
+        got = snap.open_dead_letters.get(category, 0)
         table.add_row(f"dead letters: {category}", str(got),
                       _check(got == wanted.get(category, 0),
                              f"designed {wanted.get(category, 0)}"))
-    table.add_row("won → booked p50", _ms(snap.percentile(snap.won_to_booked_s, 50)), "")
-    table.add_row("won → booked p95", _ms(snap.percentile(snap.won_to_booked_s, 95)), "")
-    table.add_row("booked → invoiced p50",
-                  _ms(snap.percentile(snap.booked_to_invoiced_s, 50)), "")
+    report = snap.report
+    table.add_row("won → booked p50 / p95",
+                  f"{_ms(report.won_to_booked.p50_s)} / {_ms(report.won_to_booked.p95_s)}", "")
+    table.add_row("booked → invoiced p50 / p95", f"{_ms(report.booked_to_invoiced.p50_s)} / "
+                  f"{_ms(report.booked_to_invoiced.p95_s)}", "")
+    won = max(counts["won"], 1)
+    table.add_row("touchless rate", f"{report.touchless / won:.1%}",
+                  "booked with no manual requeue")
     duplicates = int((erp_stats.get("duplicates_refused") or {}).get("total", 0))
     table.add_row("ERP duplicates refused", str(duplicates), "")
     outbound = sf_stats.get("outbound") or {}

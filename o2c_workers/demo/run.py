@@ -54,6 +54,7 @@ class Running:
     receiver_url: str
     flower_url: str
     flower_auth: str
+    keep_running: bool = False
 
 
 @contextmanager
@@ -88,7 +89,7 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
             worker.wait_ready()
         fleet.start_flower(flower_port, auth=flower_auth, db_path=run_dir / "flower.db")
         yield Running(handle, sandbox, fleet, env, receiver_url,
-                      f"http://127.0.0.1:{flower_port}", flower_auth)
+                      f"http://127.0.0.1:{flower_port}", flower_auth, opts.keep_running)
     finally:
         fleet.stop()
         sandbox.stop()
@@ -103,7 +104,7 @@ def settled(snap: Snapshot, total: int, erp_stats: dict[str, Any]) -> bool:
     pending = int(webhooks.get("pending", 0)) + int(lifecycle.get("scheduled", 0))
     counts = snap.counts
     return (counts["won"] >= total
-            and counts["written_back"] + len(snap.dead_letter_traces) >= total
+            and counts["written_back"] + snap.report.fallout >= total
             and counts["invoiced"] >= counts["written_back"]
             and snap.queued == 0 and pending == 0)
 
@@ -123,8 +124,9 @@ def watch(run: Running, opts: DemoOptions, console: Console) -> Snapshot:
             snap = snapshot(client, "o2c")
             for stage in STAGES:
                 bars.update(ids[stage], completed=snap.counts[stage])
-            bars.update(dead, completed=sum(snap.dead_letters.values()))
-            state = (tuple(snap.counts.values()), sum(snap.dead_letters.values()), snap.queued)
+            dead_letters = sum(snap.open_dead_letters.values())
+            bars.update(dead, completed=dead_letters)
+            state = (tuple(snap.counts.values()), dead_letters, snap.queued)
             if state != last:
                 quiet_since, last = time.monotonic(), state
             erp = requests.get(f"{run.sandbox.erp_url}/_sandbox/stats", timeout=5).json()
