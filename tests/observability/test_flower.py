@@ -4,6 +4,7 @@ events, and task arguments in their short safe form (never the payload)."""
 from __future__ import annotations
 
 import os
+import time
 
 import requests
 
@@ -17,6 +18,17 @@ from tests.plugins.workers import ROOT, wait_for
 AUTH = ("ops", "flower-pass-0bs")
 CHAIN = ("o2c.customer.probe_step", "o2c.pricing.probe_step", "o2c.order.probe_step")
 TRACE = "0065g00000000F1AAA"
+
+
+def wait_for_quietly(predicate, *, timeout_s: float):  # type: ignore[no-untyped-def]
+    """``predicate()``'s first truthy value within ``timeout_s``, else None."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return None
 
 
 def test_flower_needs_auth_and_lists_workers_and_tasks_without_payloads(
@@ -50,10 +62,15 @@ def test_flower_needs_auth_and_lists_workers_and_tasks_without_payloads(
             done = [t for t in mine.values() if t.get("state") == "SUCCESS" and t.get("name")]
             return mine if len(done) == 3 else None
 
-        # A first chain shows Flower's event stream is live before the one we look at.
-        enqueue("0065g00000000F0AAA", {}, "<Opportunity 0065g00000000F0AAA>")
-        wait_for(lambda: tasks("0065g00000000F0AAA"), timeout_s=30, interval_s=0.5,
-                 what="Flower to see the first chain")
+        # Warm-up chains until Flower shows one whole: its event stream is then live (events
+        # sent before its receiver connected are never seen), before the chain we look at.
+        def warm_up() -> bool:
+            key = f"0065g0000000W{next(counter):02d}AAA"
+            enqueue(key, {}, f"<Opportunity {key}>")
+            return bool(wait_for_quietly(lambda: tasks(key), timeout_s=4))
+
+        counter = iter(range(100))
+        wait_for(warm_up, timeout_s=60, interval_s=0, what="Flower to see a whole chain")
         enqueue(TRACE, {"fail": {"pricing": 1}, "contact": {"Email": EMAIL}},
                 f"<Opportunity {TRACE}>")
 
