@@ -42,8 +42,10 @@ def test_happy_path_books_once_and_writes_everything_back(o2c_factory):
         assert opp.get("Payment_Status__c") == expected_payment
         customer = o2c.erp_docs("Customer", salesforce_id=opp["AccountId"])
         assert accounts[opp["AccountId"]]["ERP_Customer_Number__c"] == customer[0]["name"]
+    # Two opportunities of one account may create its customer at once (one is refused as
+    # a duplicate and links the other's); no order is ever attempted twice.
     stats = o2c.erp_stats()
-    assert stats["duplicates_refused"]["total"] == 0
+    assert stats["duplicates_refused"]["by_doctype"].get("Sales Order", 0) == 0
     assert o2c.dead_letters().count() == 0
 
 
