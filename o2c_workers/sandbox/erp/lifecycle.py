@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import heapq
-import itertools
 import logging
 import random
-import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 
+from o2c_workers.sandbox.delay import DelayQueue
 from o2c_workers.sandbox.erp.config import ErpConfig
 from o2c_workers.sandbox.erp.documents import Doc, DocumentStore
 from o2c_workers.sandbox.erp.errors import FrappeError, money
@@ -65,12 +62,7 @@ class Lifecycle:
         self._store = store
         self._config = config
         self._webhooks = webhooks
-        self._cond = threading.Condition()
-        self._jobs: list[tuple[float, int, Callable[[], None]]] = []
-        self._running = 0
-        self._seq = itertools.count()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._queue = DelayQueue("erp-lifecycle")
 
     def on_submit(self, doc: Doc) -> None:
         """React to a submitted document (called under the store's lock)."""
@@ -86,49 +78,23 @@ class Lifecycle:
                 self._apply_payment(doc)
 
     def start(self) -> None:
-        with self._cond:
-            if self._thread is None:
-                self._stopping = False
-                self._thread = threading.Thread(target=self._run, name="erp-lifecycle",
-                                                daemon=True)
-                self._thread.start()
+        self._queue.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5)
+        self._queue.stop()
 
     def scheduled(self) -> int:
         """Invoices and payments still to come (waiting or being made)."""
-        with self._cond:
-            return len(self._jobs) + self._running
+        return self._queue.pending()
 
     def _later(self, delay_s: float, job: Callable[[], None]) -> None:
-        with self._cond:
-            heapq.heappush(self._jobs, (time.monotonic() + delay_s, next(self._seq), job))
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._jobs
-                                              or self._jobs[0][0] > time.monotonic()):
-                    timeout = self._jobs[0][0] - time.monotonic() if self._jobs else None
-                    self._cond.wait(timeout)
-                if self._stopping:
-                    return
-                _, _, job = heapq.heappop(self._jobs)
-                self._running += 1
+        def step() -> None:
             try:
                 job()
             except FrappeError as exc:
                 log.warning("lifecycle step refused: %s %s", exc.exc_type, exc.message)
-            finally:
-                with self._cond:
-                    self._running -= 1
+
+        self._queue.later(delay_s, step)
 
     def _invoice(self, order_name: str) -> None:
         with self._store.lock:

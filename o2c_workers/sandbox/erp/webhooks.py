@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
 import hmac
 import itertools
 import logging
@@ -22,6 +21,7 @@ from typing import Any
 import requests
 
 from o2c_workers.backoff import compute_backoff
+from o2c_workers.sandbox.delay import DelayQueue
 from o2c_workers.sandbox.erp.config import ErpConfig
 from o2c_workers.sandbox.erp.errors import dumps
 
@@ -61,51 +61,37 @@ class WebhookSender:
 
     def __init__(self, config: ErpConfig) -> None:
         self._config = config
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, Delivery]] = []
+        self._lock = threading.Lock()
+        self._queue = DelayQueue("erp-webhooks")
         self._deliveries: list[Delivery] = []
         self._ids = itertools.count(1)
         self._rng = random.Random(config.seed)
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._session = requests.Session()
 
     def post(self, event: str, doc: dict[str, Any]) -> None:
         """Queue ``event`` for ``doc`` (a snapshot is taken now)."""
         body = dumps({"event": event, "doctype": doc["doctype"], "name": doc["name"],
                       "modified": doc["modified"], "doc": doc})
-        with self._cond:
+        with self._lock:
             delivery = Delivery(next(self._ids), event, doc["doctype"], doc["name"], body,
                                 time.time())
             self._deliveries.append(delivery)
-            if self._config.webhook_url:
-                heapq.heappush(self._due, (time.monotonic(), delivery.id, delivery))
-                self._cond.notify()
+        if self._config.webhook_url:
+            self._queue.later(0, lambda: self._attempt(delivery))
 
     def start(self) -> None:
-        with self._cond:
-            if self._thread is not None:
-                return
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="erp-webhooks",
-                                            daemon=True)
-            self._thread.start()
+        self._queue.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=self._config.webhook_timeout_s + 2)
+        self._queue.stop(timeout_s=self._config.webhook_timeout_s + 2)
         self._session.close()
 
     def deliveries(self) -> list[dict[str, Any]]:
-        with self._cond:
+        with self._lock:
             return [d.as_dict() for d in self._deliveries]
 
     def snapshot(self) -> dict[str, Any]:
-        with self._cond:
+        with self._lock:
             attempts = [a for d in self._deliveries for a in d.attempts]
             return {
                 "events": len(self._deliveries),
@@ -116,18 +102,6 @@ class WebhookSender:
                 "attempts": len(attempts),
                 "failed_attempts": sum(not a["ok"] for a in attempts),
             }
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._due
-                                              or self._due[0][0] > time.monotonic()):
-                    timeout = self._due[0][0] - time.monotonic() if self._due else None
-                    self._cond.wait(timeout)
-                if self._stopping:
-                    return
-                _, _, delivery = heapq.heappop(self._due)
-            self._attempt(delivery)
 
     def _attempt(self, delivery: Delivery) -> None:
         url = self._config.webhook_url
@@ -146,7 +120,7 @@ class WebhookSender:
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
-        with self._cond:
+        with self._lock:
             delivery.attempts.append({"at": started, "status": status, "error": error,
                                       "ok": ok, "url": url})
             if ok:
@@ -160,4 +134,4 @@ class WebhookSender:
                 return
             wait = compute_backoff(tries, base_s=self._config.webhook_retry_base_s,
                                    cap_s=self._config.webhook_retry_cap_s, rng=self._rng)
-            heapq.heappush(self._due, (time.monotonic() + wait, delivery.id, delivery))
+        self._queue.later(wait, lambda: self._attempt(delivery))
