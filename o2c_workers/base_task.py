@@ -9,9 +9,10 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.exceptions import OperationalError
 
+from config.routes import DEFAULT_ROUTES
 from o2c_workers import metrics, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
@@ -128,18 +129,46 @@ class O2CTask(Task):  # type: ignore[misc]
                               remediation=exc.remediation)
         raise Ignore()
 
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
+                   kwargs: dict[str, Any], einfo: Any) -> None:
+        """A hard time limit kills the step's process; the worker's main process then lands
+        here (every other failure was dead-lettered inside the step). File it, so the late
+        ack that follows loses nothing."""
+        if isinstance(exc, TimeLimitExceeded):
+            try:
+                self._dead_letter(exc, args, kwargs, category="timeout",
+                                  remediation="Integration team: the step hung past its hard "
+                                              "time limit (is the ERP or Salesforce answering?);"
+                                              " requeue once it is.")
+            except Reject:
+                log.error("cannot store the dead letter of a timed-out step", exc_info=True)
+
+    def _remaining_chain(self) -> list[str]:
+        """The steps that were to follow this one: from the message, or (where the message
+        is not at hand, after a hard time limit) from the route this task belongs to."""
+        chain = self.request.chain
+        if chain:
+            return [sig["task"] for sig in reversed(chain)]
+        for route in DEFAULT_ROUTES:
+            if self.name in route.tasks:
+                return list(route.tasks[route.tasks.index(self.name) + 1:])
+        return []
+
     def _dead_letter(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                      category: str, remediation: str) -> None:
         """File the step in the dead-letter queue; if that fails, hand the message back."""
         runtime = self.runtime
         now = time.time()
+        payload = args[0] if args else None
+        from_args = payload.get("trace_key") if isinstance(payload, dict) else None
         entry = DeadLetter(
-            trace_key=self.trace_key,
+            # After a hard time limit the request is not at hand: the payload still is.
+            trace_key=trace_key_of(self.request) or from_args or self.trace_key,
             domain=self.domain,
             task=self.name,
             args=list(args),
             kwargs=dict(kwargs),
-            chain=[sig["task"] for sig in reversed(self.request.chain or [])],
+            chain=self._remaining_chain(),
             payload=args[0] if len(args) == 1 else list(args),
             error_class=type(exc).__name__,
             category=category,

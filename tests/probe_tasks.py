@@ -6,6 +6,8 @@ import json
 import time
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from o2c_workers import app
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.errors import BusinessError, Transient
@@ -43,3 +45,16 @@ def pricing_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
 @app.task(name="o2c.order.probe_step", bind=True, retry_policy=FAST)
 def order_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     return _probe(self, payload)
+
+
+@app.task(name="o2c.order.probe_hang", bind=True, time_limit=2, soft_time_limit=1)
+def order_hang(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Hangs through its soft time limit (1 s) into its hard one (2 s): the process is
+    killed, as a step stuck in a C call or a blocking socket would be."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.1)
+        except SoftTimeLimitExceeded:
+            pass
+    return payload

@@ -99,3 +99,19 @@ def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
             worker.stop()
         workers.clear()
         handle.stop()
+
+
+def test_a_step_killed_by_its_hard_time_limit_is_dead_lettered(redis_url, redis_client,
+                                                                 workers):
+    workers.append(start_worker(redis_url, include="tests.probe_tasks"))
+    msg = MessageFactory(celery_app).build("o2c.order.probe_hang", args=[{"trace_key": TRACE}],
+                                           trace_key=TRACE)
+    AtomicWriter(redis_client).run([Item(["always"], [msg.push_op()])])
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    [entry_id] = wait_for(lambda: store.ids(trace_key=TRACE), what="a dead letter")
+    entry = store.get(entry_id)
+    assert (entry.category, entry.error_class, entry.task) == (
+        "timeout", "TimeLimitExceeded", "o2c.order.probe_hang")
+    assert entry.args == [{"trace_key": TRACE}]
+    wait_for(lambda: redis_client.hlen("unacked") == 0, what="the message to be acked")
+    assert redis_client.llen("order") == 0
