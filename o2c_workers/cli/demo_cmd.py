@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -81,8 +82,10 @@ def _hint(run: Running, console: Console) -> None:
     sample = next(iter(run.sandbox.world.expected_failures), None) or \
         run.sandbox.world.opportunity_ids[0]
     url = run.env["O2C_REDIS_URL"]
-    console.print(f"look closer:\n  O2C_REDIS_URL={url} o2c status {sample}\n"
-                  f"  O2C_REDIS_URL={url} o2c dlq list\n  O2C_REDIS_URL={url} o2c report")
+    # As the demo was started (`make demo` runs .venv/bin/o2c), so the lines paste as they are.
+    o2c = sys.argv[0] if sys.argv and sys.argv[0].endswith("o2c") else "o2c"
+    console.print(f"look closer:\n  O2C_REDIS_URL={url} {o2c} status {sample}\n"
+                  f"  O2C_REDIS_URL={url} {o2c} dlq list\n  O2C_REDIS_URL={url} {o2c} report")
 
 
 def _hold(run: Running, console: Console) -> None:
