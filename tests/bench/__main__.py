@@ -14,10 +14,14 @@ BENCHMARKS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []][: len(BENCHMARKS)] or None,
-                        help="benchmarks to run (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)}; choose from "
+                     f"{', '.join(BENCHMARKS)}")
     for name in args.names or list(BENCHMARKS):
         importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
 
