@@ -12,18 +12,24 @@ BENCHMARKS = {
 }
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> tuple[list[str], bool]:
+    """The benchmarks to run, in order, and whether to run them short."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}; choose from "
                      f"{', '.join(BENCHMARKS)}")
-    for name in args.names or list(BENCHMARKS):
-        importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
+    return args.names or list(BENCHMARKS), args.quick
+
+
+def main() -> None:
+    names, quick = parse()
+    for name in names:
+        importlib.import_module(BENCHMARKS[name]).main(quick=quick)
 
 
 if __name__ == "__main__":
