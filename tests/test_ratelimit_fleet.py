@@ -196,7 +196,8 @@ def test_leases_of_a_killed_worker_expire(redis_url: str) -> None:
     with limiter.acquire(timeout_s=3.0):
         granted_at = time.time()
         assert limiter.usage().in_flight == 1
-    assert leased_at + lease_ttl_s - 0.05 <= granted_at <= leased_at + lease_ttl_s + 0.2
+    # Not before the dead lease expires; soon after (polling, and a loaded machine).
+    assert leased_at + lease_ttl_s - 0.05 <= granted_at <= leased_at + lease_ttl_s + 1.0
 
 
 # --- a fleet-wide pause ------------------------------------------------------------------
