@@ -29,6 +29,10 @@ _PATTERNS = (
     (re.compile(r"(?i)(<(?:\w+:)?SessionId[^>]*>)[^<]+(</)"), r"\1" + MASK + r"\2"),
     # user:password@ in URLs
     (re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@"), r"\1:" + MASK + "@"),
+    # personal fields inside XML (a stored outbound message): <sf:Email>a@b.c</sf:Email>
+    (re.compile(r"(?i)(<(?:\w+:)?(?:Email|PersonEmail|Phone|MobilePhone|HomePhone|OtherPhone|"
+                r"AssistantPhone|Fax|Birthdate)(?:\s[^>]*)?>)[^<]+(</)"),
+     r"\1" + MASK + r"\2"),
 )
 
 

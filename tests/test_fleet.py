@@ -47,7 +47,8 @@ def test_trace_key_travels_through_every_step_and_retry(redis_url, redis_client,
 def test_business_error_dead_letters_at_once_and_stops_the_chain(redis_url, redis_client,
                                                                   workers):
     workers.append(start_worker(redis_url, include="tests.probe_tasks"))
-    enqueue(redis_client, {"fail": {"pricing": "business"}})
+    enqueue(redis_client, {"fail": {"pricing": "business"},
+                           "contact": {"Email": "jane.doe@example.com", "Name": "Jane"}})
     store = DeadLetterStore(redis_client, prefix="o2c")
     [entry_id] = wait_for(lambda: store.ids(trace_key=TRACE), what="a dead letter")
     entry = store.get(entry_id)
@@ -57,6 +58,8 @@ def test_business_error_dead_letters_at_once_and_stops_the_chain(redis_url, redi
     assert entry.chain == [CHAIN[2]]
     assert "BusinessError" in entry.traceback
     assert entry.args[0]["seen"] == ["customer"]
+    assert entry.args[0]["contact"] == {"Email": "[redacted]", "Name": "Jane"}
+    assert entry.payload["contact"]["Email"] == "[redacted]"
     assert [c["task"] for c in calls(redis_client)] == [CHAIN[0], CHAIN[1]]
 
 

@@ -63,12 +63,16 @@ def _decode(raw: dict[bytes, bytes]) -> DeadLetter:
 
 
 def sanitize(entry: DeadLetter) -> DeadLetter:
-    """Mask secrets in everything that a person or a log might read."""
+    """Mask secrets and personal data in everything that a person or a log might read.
+
+    The steps never need the masked fields (they read the records they work on from
+    Salesforce), so a requeued entry runs as well without them.
+    """
     return entry.model_copy(update={
-        "payload": redact(entry.payload, personal=False),
-        "original_payload": redact(entry.original_payload, personal=False),
-        "args": redact(entry.args, personal=False),
-        "kwargs": redact(entry.kwargs, personal=False),
+        "payload": redact(entry.payload),
+        "original_payload": redact(entry.original_payload),
+        "args": redact(entry.args),
+        "kwargs": redact(entry.kwargs),
         "message": redact_text(entry.message),
         "traceback": redact_text(entry.traceback) if entry.traceback else None,
     })

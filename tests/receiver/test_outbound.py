@@ -182,3 +182,16 @@ def test_session_id_is_not_stored(receiver, redis_client):
     assert post(receiver, body)[0] == 200
     dump = b"".join(redis_client.dump(k) or b"" for k in redis_client.keys("*"))
     assert b"SecretSessionValue" not in dump
+
+
+def test_personal_data_never_reaches_a_dead_letter_in_clear(receiver, redis_client):
+    body = soapmsg.envelope([soapmsg.notification("04l5g0000000013", "Contact", {
+        "Id": "0035g00000XyZzY", "LastName": "Doe", "Email": "jane.doe@example.com",
+        "Phone": "+1 415 555 0100"})])
+    assert post(receiver, body)[0] == 200
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    [entry] = store.many(store.ids(category="unrouted"))
+    assert "Doe" in entry.payload["raw"]
+    dump = b"".join(redis_client.dump(k) or b"" for k in redis_client.keys("*"))
+    assert b"jane.doe@example.com" not in dump
+    assert b"555 0100" not in dump
