@@ -164,3 +164,22 @@ def test_a_negotiated_price_is_booked_as_its_discount(world: World, start_erp,
     assert row["rate"] == line.unit_price == line.net_rate
     assert row["discount_percentage"] == line.effective_discount_percent
     assert booked.net_total == cents(line.unit_price * line.quantity)
+
+
+def test_update_customer_changes_only_what_differs(world: World, start_erp,
+                                                  make_adapter) -> None:
+    erp = start_erp()
+    adapter = make_adapter(settings_for(erp))
+    account = world.of("Account")[0]
+    data = customer_of(world, account["Id"])
+    created = adapter.ensure_customer(data)
+    assert adapter.update_customer(created, data) == created
+    assert api_calls(erp, "PUT", "Customer") == []
+    moved = data.model_copy(update={"name": "Renamed Ltd", "country": "Germany"})
+    updated = adapter.update_customer(created, moved)
+    assert (updated.name, updated.country) == (created.name, "Germany")
+    stored = sandbox(erp, "stats")
+    assert stored["documents"]["Customer"] == 1
+    doc = erp.simulator.store.get("Customer", created.name)
+    assert (doc["customer_name"], doc["country"]) == ("Renamed Ltd", "Germany")
+    assert len(api_calls(erp, "PUT", "Customer")) == 1

@@ -59,6 +59,15 @@ def customer_body(customer: CustomerData, *, group: str, territory: str) -> Doc:
     return body
 
 
+def customer_changes(doc: Doc, customer: CustomerData) -> Doc:
+    """The fields of an ERP customer that differ from its account (the currency stays: the
+    ERP refuses to change it once there are entries)."""
+    wanted: Doc = {"customer_name": customer.name}
+    if customer.country:
+        wanted["country"] = customer.country
+    return {field: value for field, value in wanted.items() if doc.get(field) != value}
+
+
 def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | None,
                today: dt.date) -> Doc:
     """A submitted Sales Order: ``rate`` is the line's net rate; ``po_no`` carries the

@@ -85,6 +85,17 @@ class ErpNextAdapter:
                             lambda: self.find_customer(customer.salesforce_id),
                             documents.to_customer)
 
+    def update_customer(self, current: ErpCustomer, customer: CustomerData) -> ErpCustomer:
+        changes = documents.customer_changes(self._get("Customer", current.name), customer)
+        if not changes:
+            return current
+        # A PUT of the same fields is idempotent: retrying after a lost answer is safe.
+        for attempt in self.retry.retrying():
+            with attempt:
+                answer = self.http.call("PUT", resource("Customer", current.name), body=changes)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        return documents.read(documents.to_customer, data or {}, "Customer")
+
     def find_customer(self, salesforce_id: str) -> ErpCustomer | None:
         return self._find("Customer", salesforce_id, documents.CUSTOMER_FIELDS,
                           documents.to_customer)

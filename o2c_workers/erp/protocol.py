@@ -28,6 +28,9 @@ class ErpAdapter(Protocol):
 
     def find_customer(self, salesforce_id: str) -> ErpCustomer | None: ...
 
+    def update_customer(self, current: ErpCustomer, customer: CustomerData) -> ErpCustomer:
+        """Bring the ERP customer's name and country in line with the account (idempotent)."""
+
     def known_items(self, item_codes: Sequence[str]) -> set[str]:
         """Which of these item codes the ERP knows."""
 

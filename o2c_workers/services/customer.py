@@ -24,9 +24,11 @@ def ensure_customer(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter) 
 
 def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,
                  number_field: str) -> ErpCustomer:
-    """An account changed: ensure its ERP customer and write the customer number back."""
+    """An account changed: create its ERP customer or bring it up to date, and write the
+    customer number back."""
     account = sf.get_account(ctx["trace_key"])
-    customer = erp.ensure_customer(customer_from_account(account))
+    data = customer_from_account(account)
+    customer = erp.update_customer(erp.ensure_customer(data), data)
     if account.get(number_field) != customer.name:
         sf.update("Account", customer.salesforce_id, {number_field: customer.name})
     return customer

@@ -80,3 +80,26 @@ def test_duplicate_and_reordered_notifications_create_one_order(o2c_factory):
     assert sorted(orders) == sorted(ids)
     assert all(len(found) == 1 for found in orders.values())
     assert Decimal(0) not in [o[0]["grand_total"] for o in orders.values()]
+
+
+def test_an_account_change_updates_its_erp_customer(o2c_factory):
+    o2c = o2c_factory(world_args={"opportunities": 2, "accounts": 2})
+    opp = o2c.ok_opportunities()[0]
+    o2c.win([opp])
+    o2c.wait_written_back([opp])
+    account_id = o2c.sf_records("Opportunity")[opp]["AccountId"]
+    [before] = o2c.erp_docs("Customer", salesforce_id=account_id)
+    # A user edits the account in Salesforce: its outbound message reaches the receiver.
+    o2c.sf.post(f"{o2c.sandbox.sf_url}/_sandbox/accounts/{account_id}/change",
+                json={"Name": "Renamed Holdings GmbH", "BillingCountry": "Germany"},
+                timeout=10).raise_for_status()
+
+    def updated():
+        [customer] = o2c.erp_docs("Customer", salesforce_id=account_id)
+        return customer if customer["country"] == "Germany" else None
+
+    customer = wait_for(updated, what="the ERP customer to follow the account")
+    assert customer["name"] == before["name"]
+    assert customer["customer_name"] == "Renamed Holdings GmbH"
+    assert o2c.sf_records("Account")[account_id]["ERP_Customer_Number__c"] == customer["name"]
+    assert len(o2c.erp_docs("Customer")) == 1
