@@ -6,8 +6,6 @@ import contextvars
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -39,14 +37,6 @@ def unbind(token: contextvars.Token[dict[str, Any] | None] | None = None) -> Non
 def bound() -> dict[str, Any]:
     return dict(_context.get() or {})
 
-
-@contextmanager
-def bound_to(**fields: Any) -> Iterator[None]:
-    token = bind(**fields)
-    try:
-        yield
-    finally:
-        unbind(token)
 
 
 class JsonFormatter(logging.Formatter):

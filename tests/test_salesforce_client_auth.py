@@ -8,30 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from config.settings import ConfigError
 from o2c_workers.errors import AuthError
 from o2c_workers.sandbox.salesforce import SalesforceServer
 from o2c_workers.sandbox.world import World
+from tests.plugins.sandbox import rsa_key_pair
 from tests.test_salesforce_client import api_calls, client_for, settings_for
 
 SECRET = "sandbox-client-secret"
-
-
-def _key_pair() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public.decode()
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[bytes, str]:
-    return _key_pair()
 
 
 def _jwt_overrides(handle: SalesforceServer, key_file: Path) -> dict[str, object]:
@@ -68,7 +53,7 @@ def test_jwt_signed_with_another_key_is_refused(
         salesforce_factory: Callable[..., SalesforceServer], world: World,
         keys: tuple[bytes, str], tmp_path: Path) -> None:
     handle = salesforce_factory(jwt_public_key=keys[1])
-    other_private, _ = _key_pair()
+    other_private, _ = rsa_key_pair()
     key_file = tmp_path / "other.pem"
     key_file.write_bytes(other_private)
     client = client_for(handle, **_jwt_overrides(handle, key_file))

@@ -52,10 +52,6 @@ class QuickRetry:
         return delay if after is None else max(delay, min(after, self.max_retry_after_s))
 
 
-#: One try, no waiting: for callers that retry on their own.
-NO_RETRY = QuickRetry(attempts=1)
-
-
 def _retry_after(state: RetryCallState) -> float | None:
     exc = state.outcome.exception() if state.outcome is not None else None
     value = getattr(exc, "retry_after_s", None)

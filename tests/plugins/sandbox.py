@@ -136,3 +136,22 @@ def sandbox_factory(world: World) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def sandbox(sandbox_factory: Callable[..., Any]) -> Any:
     return sandbox_factory()
+
+
+def rsa_key_pair() -> tuple[bytes, str]:
+    """A fresh RSA key pair: the private key (PEM bytes) and the public key (PEM text)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public.decode()
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[bytes, str]:
+    """A key pair for the JWT-bearer grant (the simulator checks the public key)."""
+    return rsa_key_pair()

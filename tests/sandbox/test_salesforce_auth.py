@@ -8,28 +8,12 @@ from collections.abc import Callable
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from o2c_workers.sandbox.salesforce import SalesforceServer
 from o2c_workers.sandbox.world import World
-from tests.plugins.sandbox import client_credentials
+from tests.plugins.sandbox import client_credentials, rsa_key_pair
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
-
-def _key_pair() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public.decode()
-
-
-@pytest.fixture(scope="module")
-def keys() -> tuple[bytes, str]:
-    return _key_pair()
 
 
 def _token(handle: SalesforceServer, **form: str) -> requests.Response:
@@ -100,7 +84,7 @@ def test_jwt_bearer_refusals(salesforce_factory: Callable[..., SalesforceServer]
 def test_jwt_signed_by_another_key_is_refused(salesforce_factory: Callable[..., SalesforceServer],
                                               keys: tuple[bytes, str]) -> None:
     _, public = keys
-    other_private, _ = _key_pair()
+    other_private, _ = rsa_key_pair()
     handle = salesforce_factory(jwt_public_key=public)
     answer = _token(handle, grant_type=JWT_GRANT, assertion=_assertion(other_private))
     assert answer.status_code == 400
