@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 MASK = "[redacted]"
@@ -36,41 +37,48 @@ _PATTERNS = (
 )
 
 
-#: Every pattern above needs one of these characters; most values (ids, names) have none.
-_TRIGGERS = frozenset(" =<@")
+#: Every pattern above needs one of these words (in lower case); most text (ids, log
+#: messages) has none, and one search is much cheaper than running every pattern.
+_CANDIDATE = re.compile(
+    r"token|bearer|basic|password|secret|api_key|sig|sessionid|://|email|phone|fax|birthdate"
+)
 
 
 def redact_text(text: str) -> str:
     """Mask secrets that appear inside free text (messages, tracebacks, URLs)."""
-    if _TRIGGERS.isdisjoint(text):
+    if _CANDIDATE.search(text.lower()) is None:
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return any(part in lowered for part in SECRET_KEY_PARTS)
 
 
+@lru_cache(maxsize=4096)
 def is_personal_key(key: str) -> bool:
     return key.lower() in PERSONAL_KEYS
 
 
 def redact(value: Any, *, personal: bool = True) -> Any:
     """A deep copy of ``value`` with secret (and by default personal) fields masked."""
+    if isinstance(value, str):
+        return redact_text(value)
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             name = str(key)
             if is_secret_key(name) or (personal and is_personal_key(name)):
                 out[key] = MASK if item not in (None, "") else item
+            elif isinstance(item, str):
+                out[key] = redact_text(item)
             else:
                 out[key] = redact(item, personal=personal)
         return out
     if isinstance(value, list | tuple):
         return type(value)(redact(item, personal=personal) for item in value)
-    if isinstance(value, str):
-        return redact_text(value)
     return value
