@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+import string
+from functools import lru_cache
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+#: Upper-case letters to "1", everything else to "0": the bits of the checksum.
+_BITS = str.maketrans({c: "1" if c in string.ascii_uppercase else "0"
+                       for c in string.ascii_letters + string.digits})
 _ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 
 
@@ -15,15 +20,13 @@ def is_valid(value: str) -> bool:
     return len(value) == 15 or to18(value[:15]) == value
 
 
+@lru_cache(maxsize=8192)
 def _suffix(id15: str) -> str:
-    out = []
-    for chunk in range(3):
-        bits = 0
-        for pos, char in enumerate(id15[chunk * 5 : chunk * 5 + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << pos
-        out.append(_ALPHABET[bits])
-    return "".join(out)
+    # Each 5-character chunk gives one character: bit i is set when character i is
+    # upper case, so the chunk's bits read right to left.
+    bits = id15.translate(_BITS)
+    return (_ALPHABET[int(bits[4::-1], 2)] + _ALPHABET[int(bits[9:4:-1], 2)]
+            + _ALPHABET[int(bits[14:9:-1], 2)])
 
 
 def to18(value: str) -> str:
