@@ -9,14 +9,18 @@ mark or the dead-letter update it belongs to: either all of it happens or none o
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
 from celery import Celery
+from redis.connection import Connection
+from redis.exceptions import NoScriptError
 
 from o2c_workers.celery_app import domain_of
 
@@ -80,11 +84,42 @@ class Item:
 
 
 class AtomicWriter:
-    """Runs guarded batches in one round trip; each item is all-or-nothing."""
+    """Runs guarded batches in one round trip; each item is all-or-nothing.
+
+    It keeps its own idle connections, made with the client's connection settings, and
+    takes one per call. This is the receiver's hot path: borrowing from redis-py's pool
+    costs a readiness poll and pool bookkeeping on every call, about as much CPU as the
+    script's round trip itself. A list's ``pop`` and ``append`` are atomic, so threads and
+    greenlets share the idle list without a lock.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._script = client.register_script(_SCRIPT)
+        self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._idle: list[Connection] = []
+        self._pid = os.getpid()
+
+    def _new_connection(self) -> Connection:
+        pool = self.client.connection_pool
+        return cast(Connection, pool.connection_class(**pool.connection_kwargs))
+
+    def _take(self) -> Connection:
+        if self._pid != os.getpid():
+            # Connections made before a fork belong to the parent; the child makes its own.
+            self._idle, self._pid = [], os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._new_connection()
+
+    def _call(self, conn: Connection, args: list[Any]) -> Any:
+        try:
+            conn.send_command("EVALSHA", self._sha, 0, *args)  # type: ignore[no-untyped-call]
+            return conn.read_response()  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            # A restarted or flushed Redis has lost the script: EVAL sends it (and caches it).
+            conn.send_command("EVAL", _SCRIPT, 0, *args)  # type: ignore[no-untyped-call]
+            return conn.read_response()  # type: ignore[no-untyped-call]
 
     def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1) -> list[bool]:
         if not items:
@@ -97,7 +132,29 @@ class AtomicWriter:
             for op in item.ops:
                 args.append(len(op))
                 args.extend(op)
-        result = self._script(keys=[], args=args)
+        conn = self._take()
+        try:
+            result = self._call(conn, args)
+        except redis.ConnectionError:
+            # Idle connections kept across a Redis restart are dead on first use: drop them
+            # all and try once more on a new one. Guards make a repeat harmless (a mark or
+            # compare-and-set already applied turns it into a no-op; the unguarded items
+            # this code writes only remove index entries).
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            for stale in self._idle[:]:
+                stale.disconnect()  # type: ignore[no-untyped-call]
+            self._idle.clear()
+            conn = self._new_connection()
+            try:
+                result = self._call(conn, args)
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
+        except BaseException:
+            # A timeout or an interrupted read leaves the reply unread: never reuse it.
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        self._idle.append(conn)
         return [bool(flag) for flag in result]
 
 
