@@ -11,4 +11,5 @@ def create_app() -> Receiver:
 
     settings = get_settings()
     logs.configure(level=settings.log_level, json_lines=settings.log_json)
+    logs.skip_unused_record_fields()
     return create_receiver(settings)
