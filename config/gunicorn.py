@@ -6,8 +6,12 @@
 # in the query (``?token=``) and must never reach a log.
 accesslog = None
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
-worker_class = "gthread"
-threads = 4
+# Gevent: each request spends most of its time waiting on one Redis round trip, and a
+# greenlet switch costs far less than gthread's hand-offs between its accepting thread and
+# its pool threads (measured in docs/benchmarks.md). Many idle keep-alive connections cost
+# nothing. The receiver does no long CPU work that would hold up the other greenlets.
+worker_class = "gevent"
+worker_connections = 1000
 keepalive = 30
 # Salesforce waits 60 s for an answer; we answer in milliseconds or fail fast with a 503.
 timeout = 30
