@@ -10,7 +10,9 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # greenlet switch costs far less than gthread's hand-offs between its accepting thread and
 # its pool threads (measured in docs/benchmarks.md). Many idle keep-alive connections cost
 # nothing. The receiver does no long CPU work that would hold up the other greenlets.
-worker_class = "gevent"
+# gunicorn's own gevent worker, except that a stop closes idle keep-alive connections at
+# once instead of waiting the graceful timeout for them (see config/gunicorn_worker.py).
+worker_class = "config.gunicorn_worker.ReceiverWorker"
 worker_connections = 1000
 keepalive = 30
 # Salesforce waits 60 s for an answer; we answer in milliseconds or fail fast with a 503.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -150,3 +151,43 @@ def test_redis_down_then_back_loses_nothing(tmp_path):
     finally:
         server.stop()
         handle.stop()
+
+
+def test_a_stop_does_not_wait_for_idle_keep_alive_connections(redis_url, redis_client):
+    """Salesforce and load balancers keep connections open; a stop must not wait them out."""
+    server = Gunicorn(redis_url, workers=1)
+    with requests.Session() as session:
+        response = session.post(f"{server.url}/salesforce/outbound", params={"token": TOKEN},
+                                data=soapmsg.won_message([1]), timeout=10)
+        assert response.status_code == 200
+        assert response.headers.get("Connection", "").lower() != "close"
+        # The session now holds an idle kept-alive connection.
+        began = time.monotonic()
+        output = server.stop()
+        stopped_in = time.monotonic() - began
+    assert server.process.returncode == 0, output
+    assert stopped_in < 5, f"took {stopped_in:.1f} s (graceful timeout is 20 s)"
+    assert "graceful timeout" not in output.lower()
+    assert "[ERROR]" not in output
+
+
+def test_a_request_in_progress_at_a_stop_still_gets_its_ack(redis_url, redis_client):
+    server = Gunicorn(redis_url, workers=1)
+    body = soapmsg.won_message([7])
+    head = (f"POST /salesforce/outbound?token={TOKEN} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + body[:100])
+            time.sleep(0.5)  # the worker is now reading this request's body
+            server.process.terminate()
+            time.sleep(0.5)
+            sock.sendall(body[100:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        output = server.stop()
+    assert answer.startswith(b"HTTP/1.1 200"), output
+    assert ACK in answer  # and then the server closed the connection: recv saw its end
+    assert len(queued(redis_client, "customer")) == 1
