@@ -1,13 +1,13 @@
 """A lean closed-loop HTTP load generator: N connections, each sends its next request as
-soon as the previous answer arrives. Requests are serialized before the clock starts, so
-the generator spends little CPU of its own on a machine it shares with the servers."""
+soon as the previous answer arrives. Requests are serialized before the clock starts and
+one thread drives every connection, so the generator spends little CPU of its own on a
+machine it shares with the servers."""
 
 from __future__ import annotations
 
-import itertools
+import selectors
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,15 +49,12 @@ def build_requests(url: str, bodies: Sequence[bytes]) -> list[bytes]:
     return [(head + f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
 
 
-def _read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bool]:
-    """Read one response; return its status and whether the server keeps the connection."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the headers")
-        buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
+def _parse_response(buffer: bytearray) -> tuple[int, bool, int] | None:
+    """Status, keep-alive and length of the first whole response in ``buffer``, if any."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buffer[:end]).split(b"\r\n")
     status = int(lines[0].split()[1])
     length, keep = 0, True
     for line in lines[1:]:
@@ -67,71 +64,126 @@ def _read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bool]:
             length = int(value)
         elif name == b"connection" and value.strip().lower() == b"close":
             keep = False
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the body")
-        rest += chunk
-    buffer[:] = rest[length:]
-    return status, keep
+    total = end + 4 + length
+    return (status, keep, total) if len(buffer) >= total else None
+
+
+class _Connection:
+    """One client connection: sends a request, reads its answer, then the next."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.sock: socket.socket | None = None
+        self.mask = 0
+        self.out = memoryview(b"")
+        self.buffer = bytearray()
+        self.began = 0.0
+
+    def open(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        self.sock, self.buffer = sock, bytearray()
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def run_load(url: str, requests: Sequence[bytes], *, connections: int,
              duration_s: float) -> LoadResult:
-    """Send pre-built ``requests`` (each used once) from ``connections`` threads."""
+    """Send pre-built ``requests`` (each used once) over ``connections`` connections.
+
+    One thread drives every connection through ``selectors``: a thread per connection
+    would spend more CPU handing the GIL around than sending.
+    """
     parts = urlsplit(url)
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
-    counter = itertools.count()
-    lock = threading.Lock()
+    selector = selectors.DefaultSelector()
     latencies: list[float] = []
-    errors = [0]
-    gate = threading.Barrier(connections + 1)
-    deadline = [0.0]
+    errors = 0
+    next_request = iter(range(len(requests)))
+    clients = [_Connection(address) for _ in range(connections)]
 
-    def worker() -> None:
-        mine: list[float] = []
-        failed = 0
-        sock: socket.socket | None = None
-        buffer = bytearray()
-        gate.wait()
-        while time.perf_counter() < deadline[0]:
-            index = next(counter)
-            if index >= len(requests):
-                break
-            began = time.perf_counter()
-            try:
-                if sock is None:
-                    sock = socket.create_connection(address, timeout=30)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    buffer.clear()
-                sock.sendall(requests[index])
-                status, keep = _read_response(sock, buffer)
-                if not keep:
-                    sock.close()
-                    sock = None
-            except OSError:
-                status = 0
-                if sock is not None:
-                    sock.close()
-                sock = None
-            if status == 200:
-                mine.append((time.perf_counter() - began) * 1000)
-            else:
-                failed += 1
-        if sock is not None:
-            sock.close()
-        with lock:
-            latencies.extend(mine)
-            errors[0] += failed
+    def watch(client: _Connection, mask: int) -> None:
+        assert client.sock is not None
+        if client.mask == 0:
+            selector.register(client.sock, mask, client)
+        elif client.mask != mask:
+            selector.modify(client.sock, mask, client)
+        client.mask = mask
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
-    for thread in threads:
-        thread.start()
+    def retire(client: _Connection) -> None:
+        if client.sock is not None and client.mask:
+            selector.unregister(client.sock)
+        client.mask = 0
+        client.close()
+
+    def start(client: _Connection) -> None:
+        """Send the next request, or retire the connection when time or requests run out."""
+        index = next(next_request, None)
+        if index is None or time.perf_counter() >= deadline:
+            retire(client)
+            return
+        sock = client.sock or client.open()
+        client.out = memoryview(requests[index])
+        client.began = time.perf_counter()
+        try:
+            client.out = client.out[sock.send(client.out):]
+        except BlockingIOError:
+            pass
+        except OSError:
+            fail(client)
+            return
+        # Most requests go out whole at once; only the rest waits for the socket.
+        watch(client, selectors.EVENT_WRITE if client.out else selectors.EVENT_READ)
+
+    def fail(client: _Connection) -> None:
+        nonlocal errors
+        errors += 1
+        retire(client)
+        start(client)
+
     began = time.perf_counter()
-    deadline[0] = began + duration_s
-    gate.wait()
-    for thread in threads:
-        thread.join()
+    deadline = began + duration_s
+    for client in clients:
+        start(client)
+    while selector.get_map():
+        for key, events in selector.select(timeout=1.0):
+            client = key.data
+            sock = client.sock
+            assert sock is not None
+            try:
+                if events & selectors.EVENT_WRITE:
+                    client.out = client.out[sock.send(client.out):]
+                    if not client.out:
+                        watch(client, selectors.EVENT_READ)
+                    continue
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                fail(client)
+                continue
+            if not chunk:
+                fail(client)
+                continue
+            client.buffer += chunk
+            answer = _parse_response(client.buffer)
+            if answer is None:
+                continue
+            status, keep, length = answer
+            del client.buffer[:length]
+            if status == 200:
+                latencies.append((time.perf_counter() - client.began) * 1000)
+            else:
+                errors += 1
+            if not keep:
+                retire(client)
+            start(client)
     elapsed = time.perf_counter() - began
-    return LoadResult(requests=len(latencies), errors=errors[0], seconds=elapsed,
+    selector.close()
+    return LoadResult(requests=len(latencies), errors=errors, seconds=elapsed,
                       latencies_ms=latencies)
