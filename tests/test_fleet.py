@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import redis
@@ -11,7 +13,8 @@ from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
 from o2c_workers.redis_runtime import free_port, start_private
-from tests.plugins.workers import start_worker, wait_for
+from tests.helpers import queued
+from tests.plugins.workers import ROOT, start_worker, wait_for, worker_env
 from tests.probe_tasks import PROBE_KEY
 
 CHAIN = ("o2c.customer.probe_step", "o2c.pricing.probe_step", "o2c.order.probe_step")
@@ -118,3 +121,44 @@ def test_a_step_killed_by_its_hard_time_limit_is_dead_lettered(redis_url, redis_
     assert entry.args == [{"trace_key": TRACE}]
     wait_for(lambda: redis_client.hlen("unacked") == 0, what="the message to be acked")
     assert redis_client.llen("order") == 0
+
+
+PUBLISHER = """
+import sys
+from o2c_workers import app
+app.send_task("o2c.customer.ensure_customer", args=[{"n": 1}], queue="customer")
+print("published", flush=True)
+sys.stdin.readline()  # the test stops Redis, then says go
+app.send_task("o2c.customer.ensure_customer", args=[{"n": 2}], queue="customer")
+print("published", flush=True)
+"""
+
+
+def test_a_publish_while_redis_is_down_waits_and_lands_once_it_is_back(tmp_path):
+    """The publish retry policy rides out a Redis restart instead of losing the message."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    handle = start_private(port=port, workdir=data, persistent=True)
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER], cwd=ROOT, env=worker_env(handle.url),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert publisher.stdout is not None and publisher.stdin is not None
+        assert publisher.stdout.readline().strip() == "published"
+        handle.stop(keep_data=True)
+        publisher.stdin.write("go\n")
+        publisher.stdin.flush()
+        time.sleep(2)
+        assert publisher.poll() is None, "the publish gave up while Redis was down"
+        handle = start_private(port=port, workdir=data, persistent=True)
+        out, err = publisher.communicate(timeout=30)
+        assert publisher.returncode == 0, err[-2000:]
+        assert out.strip() == "published"
+        client = redis.Redis.from_url(handle.url)
+        assert sorted(m["args"][0]["n"] for m in queued(client, "customer")) == [1, 2]
+        client.close()
+    finally:
+        publisher.kill()
+        publisher.communicate()  # reaps it and closes its pipes
+        handle.stop()
