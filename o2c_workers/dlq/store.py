@@ -24,7 +24,7 @@ from o2c_workers.dlq.query import MAX_PAGE, Filter, Page
 from o2c_workers.redact import redact, redact_text
 
 if TYPE_CHECKING:
-    from o2c_workers.enqueue import Item
+    from o2c_workers.enqueue import AtomicWriter, Item
 
 #: Fields stored as JSON text inside the entry hash.
 _JSON_FIELDS = ("args", "kwargs", "chain", "payload", "original_payload")
@@ -86,6 +86,7 @@ class DeadLetterStore:
         self.client = client
         self.prefix = prefix
         self._retention_s = retention_s
+        self._writer: AtomicWriter | None = None
 
     @property
     def retention_s(self) -> int:
@@ -169,9 +170,11 @@ class DeadLetterStore:
         return Item.if_field(key, "rev", str(entry.rev), ops)
 
     def run(self, items: Sequence[Item]) -> list[bool]:
-        from o2c_workers.enqueue import AtomicWriter
+        if self._writer is None:
+            from o2c_workers.enqueue import AtomicWriter
 
-        return AtomicWriter(self.client).run(items)
+            self._writer = AtomicWriter(self.client)
+        return self._writer.run(items)
 
     def audit_op(self, action: str, entry_id: str, *, actor: str, now: float,
                  **detail: Any) -> Op:
