@@ -5,8 +5,8 @@ whole API answers 404, as if it were not there.
 
 ==========================================  ==================================================
 ``GET /admin/dlq``                          list: ``category``, ``domain``, ``since``,
-                                            ``trace_key``, ``status``, ``limit``, ``offset``,
-                                            ``order=newest``
+                                            ``trace_key``, ``status``, ``limit`` (1 to 500,
+                                            default 50), ``offset``, ``order=newest``
 ``GET /admin/dlq/stats``                    counts by status, category and domain; oldest open
 ``GET /admin/dlq/{id}``                     one entry and its audit history
 ``PATCH /admin/dlq/{id}``                   ``{"payload": ...}`` and/or ``{"set": {path: v}}``;
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("o2c.receiver.admin")
 
 ADMIN_DLQ = "/admin/dlq"
+#: The largest page a listing returns. A request holds its gunicorn worker (gevent) while it
+#: reads and encodes entries, and that worker also takes Salesforce's messages.
+MAX_PAGE = 500
 _FILTER_FIELDS = ("status", "category", "domain", "trace_key", "since")
 
 
@@ -132,6 +135,9 @@ class AdminDlq:
             offset = int(request.query_value("offset") or 0)
         except ValueError:
             raise HTTPError(400, "limit and offset are whole numbers") from None
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise HTTPError(400, f"limit must be 1 to {MAX_PAGE} and offset 0 or more; "
+                                 "page through with next_offset")
         listing = ops.list_entries(self.dlq, _filter(values), offset=offset, limit=limit,
                                    newest_first=request.query_value("order") == "newest")
         page = listing.page

@@ -58,6 +58,17 @@ def test_list_filters_and_pages(receiver, store):
     assert status == 400 and "30m" in body["error"]
 
 
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=1000000", "offset=-1",
+                                   "limit=ten"])
+def test_a_page_out_of_bounds_is_refused(receiver, store, query):
+    store.add(worker_entry(1))
+    status, body = call(receiver, "GET", "/admin/dlq", query=query)
+    assert status == 400
+    assert "limit" in body["error"]
+    status, body = call(receiver, "GET", "/admin/dlq", query="limit=500")
+    assert status == 200 and body["total"] == 1
+
+
 def test_show_stats_and_unknown_ids(receiver, store):
     entry = store.add(worker_entry(1))
     status, body = call(receiver, "GET", f"/admin/dlq/{entry.id}")
