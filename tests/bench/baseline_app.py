@@ -1,4 +1,4 @@
-"""The receiver a team would write first: Flask, ElementTree, one ``send_task`` each.
+"""The receiver a team would write first: Flask, ElementTree, one ``.delay()`` each.
 
 Used only as the baseline of the ingest benchmark.
 """
@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from flask import Flask, Response, request
 
-from o2c_workers import app as celery_app
+from tasks.customer import ensure_customer
 
 NS = {"o": "http://soap.sforce.com/2005/09/outbound",
       "sf": "urn:sobject.enterprise.soap.sforce.com"}
@@ -33,5 +33,5 @@ def outbound() -> Response:
         payload = {"trace_key": record.get("Id"),
                    "notification_id": notification.findtext("o:Id", namespaces=NS),
                    "record": record}
-        celery_app.send_task("o2c.customer.ensure_customer", args=[payload], queue="customer")
+        ensure_customer.delay(payload)
     return Response(ACK, content_type="text/xml")

@@ -147,7 +147,7 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
         for workers in worker_counts():
             ours = start_gunicorn("o2c-workers", "o2c_workers.wsgi:create_app()", url,
                                   workers=workers)
-            base = start_gunicorn("baseline (Flask + ElementTree + send_task)",
+            base = start_gunicorn("baseline (Flask + ElementTree + .delay())",
                                   "tests.bench.baseline_app:flask_app", url, workers=workers)
             try:
                 for size in (1, 100):
