@@ -8,7 +8,7 @@ import traceback
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Task, current_task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.exceptions import OperationalError
 
@@ -18,7 +18,7 @@ from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
 from o2c_workers.errors import O2CError, Transient
 from o2c_workers.runtime import Runtime, get_runtime
-from o2c_workers.signals import trace_key_of
+from o2c_workers.signals import TRACE_HEADER, trace_key_of
 
 log = logging.getLogger("o2c.task")
 
@@ -41,6 +41,26 @@ class O2CTask(Task):  # type: ignore[misc]
     @property
     def domain(self) -> str:
         return str(self.name).split(".")[1]
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
+                    producer: Any = None, link: Any = None, link_error: Any = None,
+                    shadow: str | None = None, **options: Any) -> Any:
+        """Publish with the arguments shown as ``<task trace_key>``, never the payload.
+
+        Celery otherwise writes ``repr(args)`` (the transaction's records, personal data
+        included) into the message and into the ``task-sent`` event that Flower shows. A
+        retry and the next step of a chain are published through here. The
+        ``before_task_publish`` handler shortens the message's copy too, but it cannot reach
+        the event.
+        """
+        if options.get("argsrepr") is None:
+            running = current_task.request if current_task else None
+            trace = (options.get("headers") or {}).get(TRACE_HEADER) or trace_key_of(running)
+            options["argsrepr"] = f"<{self.name} {trace}>" if trace else f"<{self.name}>"
+        if options.get("kwargsrepr") is None:
+            options["kwargsrepr"] = "{...}" if kwargs else "{}"
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow,
+                                   **options)
 
     @property
     def trace_key(self) -> str:
