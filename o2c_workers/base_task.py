@@ -18,7 +18,7 @@ from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
 from o2c_workers.errors import O2CError, Transient
 from o2c_workers.runtime import Runtime, get_runtime
-from o2c_workers.signals import TRACE_HEADER, trace_key_of
+from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
 log = logging.getLogger("o2c.task")
 
@@ -53,12 +53,12 @@ class O2CTask(Task):  # type: ignore[misc]
         ``before_task_publish`` handler shortens the message's copy too, but it cannot reach
         the event.
         """
-        if options.get("argsrepr") is None:
-            running = current_task.request if current_task else None
-            trace = (options.get("headers") or {}).get(TRACE_HEADER) or trace_key_of(running)
-            options["argsrepr"] = f"<{self.name} {trace}>" if trace else f"<{self.name}>"
-        if options.get("kwargsrepr") is None:
-            options["kwargsrepr"] = "{...}" if kwargs else "{}"
+        running = current_task.request if current_task else None
+        trace = (options.get("headers") or {}).get(TRACE_HEADER) or trace_key_of(running)
+        for option, short in zip(("argsrepr", "kwargsrepr"),
+                                 short_reprs(self.name, trace, kwargs), strict=True):
+            if options.get(option) is None:
+                options[option] = short
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow,
                                    **options)
 

@@ -56,6 +56,12 @@ def carry_trace_key(headers: dict[str, Any] | None = None, **_: Any) -> None:
             headers[TRACE_HEADER] = key
 
 
+def short_reprs(task: str, key: str | None, kwargs: Any) -> tuple[str, str]:
+    """What Flower and the worker log show for a task's arguments: ``<task key>``, never
+    the payload (``key`` is the trace key, else whatever names the message)."""
+    return (f"<{task} {key}>" if key else f"<{task}>"), ("{...}" if kwargs else "{}")
+
+
 @signals.before_task_publish.connect
 def safe_argsrepr(headers: dict[str, Any] | None = None, body: Any = None,
                   sender: str | None = None, **_: Any) -> None:
@@ -68,9 +74,9 @@ def safe_argsrepr(headers: dict[str, Any] | None = None, body: Any = None,
     if headers is None or "argsrepr" not in headers:
         return
     task = headers.get("task") or sender or "task"
-    headers["argsrepr"] = f"<{task} {headers.get(TRACE_HEADER) or headers.get('id', '')}>"
     kwargs = body[1] if isinstance(body, tuple | list) and len(body) > 1 else None
-    headers["kwargsrepr"] = "{...}" if kwargs else "{}"
+    headers["argsrepr"], headers["kwargsrepr"] = short_reprs(
+        task, headers.get(TRACE_HEADER) or headers.get("id"), kwargs)
 
 
 @signals.task_prerun.connect
