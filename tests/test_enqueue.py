@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 
 import pytest
@@ -113,3 +115,65 @@ def test_an_error_reply_raises_and_leaves_the_writer_usable(redis_client):
     assert not redis_client.exists("mark:x")
     assert writer.run([Item.unless_marked("mark:x", [["LPUSH", "q", "a"]])],
                       mark_ttl_s=60) == [True]
+
+
+class DropFirstScriptReply:
+    """A TCP proxy to Redis that lets the first script run, then cuts the connection
+    before its reply reaches the client: a reply lost on the way back."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.dropped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            armed = threading.Event()
+            threading.Thread(target=self._pump, args=(client, server, armed, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, armed, False),
+                             daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, armed: threading.Event,
+              to_redis: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if to_redis and b"EVAL" in data and not self.dropped.is_set():
+                    armed.set()
+                if not to_redis and armed.is_set():
+                    self.dropped.set()
+                    break  # the script ran; its reply goes nowhere
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_reply_lost_after_the_script_ran_never_enqueues_twice(redis_url, redis_client):
+    # Load the script first, so the first call through the proxy runs it.
+    AtomicWriter(redis_client).run([Item(["always"], [["SET", "warm", "1"]])])
+    kwargs = redis_client.connection_pool.connection_kwargs
+    proxy = DropFirstScriptReply((kwargs["host"], kwargs["port"]))
+    client = redis.Redis(host="127.0.0.1", port=proxy.port, db=kwargs["db"])
+    try:
+        item = Item.unless_marked("mark:lost", [["LPUSH", "q", "a"]])
+        # The first run wrote the mark; the repeat on a new connection finds it.
+        assert AtomicWriter(client).run([item], mark_ttl_s=60) == [False]
+        assert proxy.dropped.is_set()
+        assert redis_client.lrange("q", 0, -1) == [b"a"]
+        assert redis_client.exists("mark:lost")
+    finally:
+        client.close()
+        proxy.close()
