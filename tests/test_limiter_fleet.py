@@ -133,12 +133,18 @@ def test_the_fleet_keeps_to_the_erp_rate_and_concurrency(redis_url, redis_client
     achieved = (len(calls) - 1) / span_s
     print(f"\n{len(calls)} calls from {len({r['pid'] for r in records})} processes in "
           f"{span_s:.1f} s: {achieved:.1f}/s against {rate}/s; peak/1 s "
-          f"{stats['peak_requests_per_s']}, peak concurrency {stats['peak_concurrency']}")
+          f"{stats['peak_requests_per_s']}, peak concurrency {stats['peak_concurrency']}, "
+          f"{sum(r['retries'] for r in records)} reruns")
     assert stats["faults_injected"].get("rate_limited", 0) == 0
     assert stats["faults_injected"].get("concurrency_limited", 0) == 0
     assert set(stats["calls"]["by_status"]) == {"200"}
-    assert stats["calls"]["total"] == tasks * 3
-    assert {c["method"] for c in calls} == {"GET", "POST"}
+    # Each task reads once, then looks its customer up and creates it (GET, GET, POST).
+    # A task that waits too long for a slot gives its worker back and runs again from the
+    # top (a loaded machine makes that happen): its reads repeat, its create never does.
+    assert sorted(r["id"] for r in records) == list(range(tasks))
+    assert sum(c["method"] == "POST" for c in calls) == tasks
+    reruns = sum(r["retries"] for r in records)
+    assert tasks * 3 <= stats["calls"]["total"] <= tasks * 3 + 2 * reruns
     assert stats["peak_requests_per_s"]["received"] <= rate
     assert 2 <= stats["peak_concurrency"] <= concurrency
     assert len({r["pid"] for r in records}) >= 3
