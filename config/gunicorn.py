@@ -10,8 +10,11 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # greenlet switch costs far less than gthread's hand-offs between its accepting thread and
 # its pool threads (measured in docs/benchmarks.md). Many idle keep-alive connections cost
 # nothing. The receiver does no long CPU work that would hold up the other greenlets.
-# gunicorn's own gevent worker, except that a stop closes idle keep-alive connections at
-# once instead of waiting the graceful timeout for them (see config/gunicorn_worker.py).
+# The worker is gunicorn's gevent_pywsgi worker (gevent's own HTTP server, about a third
+# cheaper per request than gunicorn's parser on gevent), with keepalive and max_requests
+# honoured, malformed requests logged without their text, and a stop that closes idle
+# keep-alive connections at once instead of waiting the graceful timeout for them
+# (see config/gunicorn_worker.py).
 worker_class = "config.gunicorn_worker.ReceiverWorker"
 worker_connections = 1000
 keepalive = 30

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Gunicorn:
-    def __init__(self, redis_url: str, *, workers: int = 2) -> None:
+    def __init__(self, redis_url: str, *, workers: int = 2, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
@@ -36,7 +36,7 @@ class Gunicorn:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
              "o2c_workers.wsgi:create_app()", "-b", f"127.0.0.1:{self.port}", "-w",
-             str(workers), "--access-logfile", "-"],
+             str(workers), "--access-logfile", "-", *args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -191,3 +191,73 @@ def test_a_request_in_progress_at_a_stop_still_gets_its_ack(redis_url, redis_cli
     assert answer.startswith(b"HTTP/1.1 200"), output
     assert ACK in answer  # and then the server closed the connection: recv saw its end
     assert len(queued(redis_client, "customer")) == 1
+
+
+def raw_post(port: int, body: bytes) -> socket.socket:
+    """Send one outbound message on a new connection, read its whole answer, and return the
+    still-open connection (the answer kept it alive)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall((f"POST /salesforce/outbound?token={TOKEN} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                 + body)
+    answer = b""
+    while ACK not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return sock
+
+
+def seconds_until_closed(sock: socket.socket) -> float:
+    began = time.monotonic()
+    with sock:
+        assert sock.recv(65536) == b""
+    return time.monotonic() - began
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive(redis_url, redis_client):
+    server = Gunicorn(redis_url, workers=1, args=["--keep-alive", "1"])
+    try:
+        sock = raw_post(server.port, soapmsg.won_message([1]))
+        assert 0.5 < seconds_until_closed(sock) < 5
+    finally:
+        server.stop()
+
+
+def test_keepalive_zero_closes_each_connection_after_its_answer(redis_url, redis_client):
+    server = Gunicorn(redis_url, workers=1, args=["--keep-alive", "0"])
+    try:
+        sock = raw_post(server.port, soapmsg.won_message([1]))
+        assert seconds_until_closed(sock) < 0.5
+    finally:
+        server.stop()
+    assert redis_client.llen("customer") == 1
+
+
+def test_max_requests_restarts_the_worker(redis_url, redis_client):
+    server = Gunicorn(redis_url, workers=1, args=["--max-requests", "2"])
+    try:
+        for n in (1, 2, 3):  # the third is answered by the worker that replaced the first
+            assert server.post(soapmsg.won_message([n])).status_code == 200
+    finally:
+        output = server.stop()
+    # Its health check and first message made the first worker's two requests.
+    assert "Autorestarting worker after current request" in output, output
+    assert output.count("Booting worker") >= 2, output
+    assert redis_client.llen("customer") == 3
+
+
+def test_a_malformed_request_is_refused_and_its_token_never_logged(redis_url, redis_client):
+    server = Gunicorn(redis_url, workers=1)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            # gevent's own message for this quotes the request line.
+            sock.sendall(f"POST /salesforce/outbound?token={TOKEN} HTTP/7.1\r\n"
+                         "Host: x\r\n\r\n".encode())
+            answer = sock.recv(65536)
+    finally:
+        output = server.stop()
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert "Refused a malformed HTTP request from 127.0.0.1: " in output, output
+    assert TOKEN not in output
