@@ -1,4 +1,5 @@
-"""The ingest benchmark's baseline really enqueues, so the comparison is like for like."""
+"""The ingest benchmark's baseline really enqueues, so the comparison is like for like;
+its floor app does nothing but read and answer."""
 
 from __future__ import annotations
 
@@ -24,3 +25,20 @@ def test_the_baseline_puts_one_task_per_notification_on_the_customer_queue(redis
     assert [m["headers"]["task"] for m in messages] == ["o2c.customer.ensure_customer"] * 2
     assert sorted(m["args"][0]["notification_id"] for m in messages) == [
         soapmsg.notification_id(1), soapmsg.notification_id(2)]
+
+
+def test_the_floor_app_answers_the_ack_on_a_kept_alive_connection_and_enqueues_nothing(
+        redis_url, redis_client):
+    server = start_gunicorn("floor", "tests.bench.baseline_app:floor_app", redis_url,
+                            workers=1)
+    body = soapmsg.won_message([1])
+    try:
+        with requests.Session() as session:
+            answers = [session.post(f"{server.url}/salesforce/outbound", data=body, timeout=10)
+                       for _ in range(2)]  # the second on the same kept-alive connection
+    finally:
+        server.stop()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert all(a.content.endswith(b"</soapenv:Envelope>") and b"<Ack>true</Ack>" in a.content
+               for a in answers)
+    assert queued(redis_client, "customer") == []

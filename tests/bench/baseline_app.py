@@ -35,3 +35,14 @@ def outbound() -> Response:
                    "record": record}
         ensure_customer.delay(payload)
     return Response(ACK, content_type="text/xml")
+
+
+def floor_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+    """Reads the body and answers the Ack, nothing else: the server's own cost per request,
+    which both receivers pay (the benchmark's floor)."""
+    length = int(str(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"].read(length)  # type: ignore[attr-defined]
+    body = ACK.encode()
+    start_response("200 OK", [("Content-Type", "text/xml"),  # type: ignore[operator]
+                              ("Content-Length", str(len(body)))])
+    return [body]

@@ -143,20 +143,27 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     duration = 1.5 if quick else 3.0
     rounds = 2 if quick else 6
     rows: list[dict[str, Any]] = []
+    floors: dict[int, float] = {}
     try:
         for workers in worker_counts():
             ours = start_gunicorn("o2c-workers", "o2c_workers.wsgi:create_app()", url,
                                   workers=workers)
             base = start_gunicorn("baseline (Flask + ElementTree + .delay())",
                                   "tests.bench.baseline_app:flask_app", url, workers=workers)
+            floor = start_gunicorn("body-only app", "tests.bench.baseline_app:floor_app", url,
+                                   workers=workers)
             try:
                 for size in (1, 100):
                     row = compare(ours, base, client, size=size, connections=8,
                                   rounds=rounds, duration_s=duration)
                     rows.append({"workers": workers, **row})
+                floors[workers] = max(
+                    measure(floor, Bodies(1), connections=8, duration_s=duration).rps
+                    for _ in range(rounds // 2 or 1))
             finally:
                 ours.stop()
                 base.stop()
+                floor.stop()
     finally:
         client.flushdb()
         handle.stop()
@@ -173,4 +180,8 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
               f"| {r['paired_median']:.1f}x, {r['paired_min']:.1f}x "
               f"| {r['ours_p50']:.1f} / {r['ours_p99']:.1f} "
               f"| {r['base_p50']:.1f} / {r['base_p99']:.1f} |")
+    for workers, rps in floors.items():
+        print(f"The floor, an app that only reads the body and answers the Ack, under the same "
+              f"server with {workers} worker(s): {rps:,.0f} requests/s "
+              f"({1e6 * workers / rps:,.0f} µs per request and worker).")
     return rows
