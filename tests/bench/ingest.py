@@ -48,11 +48,12 @@ class Server:
             self.process.kill()
 
 
-def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int) -> Server:
+def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int,
+                   env: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
                O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL=LOG_LEVEL,
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(ROOT), **(env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", target, "-b",
          f"127.0.0.1:{port}", "-w", str(workers), *GUNICORN_ARGS],
@@ -97,12 +98,57 @@ class Bodies:
 POOL_NOTIFICATIONS_PER_S = 40_000
 
 
-def measure(server: Server, bodies: Bodies, *, connections: int,
-            duration_s: float) -> LoadResult:
+def worker_pids(server: Server) -> list[int]:
+    """The gunicorn workers of ``server``: the children of its arbiter (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == server.process.pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of ``pids`` so far (0 where /proc cannot tell)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+@dataclass
+class Round:
+    """One measured round, with the CPU its server's workers and Redis spent per request."""
+
+    load: LoadResult
+    worker_us: float
+    redis_us: float
+
+
+def measure_round(server: Server, bodies: Bodies, client: redis.Redis, *, connections: int,
+                  duration_s: float) -> Round:
+    pids = worker_pids(server)
     url = f"{server.url}/salesforce/outbound?token={TOKEN}"
     count = int(POOL_NOTIFICATIONS_PER_S * duration_s) // bodies.size
     pool = build_requests(url, [bodies() for _ in range(count)])
-    return run_load(url, pool, connections=connections, duration_s=duration_s)
+    workers_before, redis_before = cpu_seconds(pids), redis_cpu_seconds(client)
+    load = run_load(url, pool, connections=connections, duration_s=duration_s)
+    requests_done = max(load.requests, 1)
+    return Round(load, (cpu_seconds(pids) - workers_before) * 1e6 / requests_done,
+                 (redis_cpu_seconds(client) - redis_before) * 1e6 / requests_done)
 
 
 def worker_counts() -> list[int]:
@@ -114,16 +160,17 @@ def compare(ours: Server, base: Server, client: redis.Redis, *, size: int, conne
             rounds: int, duration_s: float) -> dict[str, Any]:
     """Alternate rounds (ours first, then the baseline first) so that drift hits both."""
     bodies = Bodies(size)
-    runs: dict[str, list[LoadResult]] = {ours.name: [], base.name: []}
+    rounds_of: dict[str, list[Round]] = {ours.name: [], base.name: []}
     for index in range(rounds):
         for server in ((ours, base) if index % 2 == 0 else (base, ours)):
             client.flushdb()
-            runs[server.name].append(
-                measure(server, bodies, connections=connections, duration_s=duration_s))
-    o = max(runs[ours.name], key=lambda r: r.rps)
-    b = max(runs[base.name], key=lambda r: r.rps)
-    paired = [x.rps / y.rps for x, y in zip(runs[ours.name], runs[base.name], strict=True)
-              if y.rps]
+            rounds_of[server.name].append(measure_round(
+                server, bodies, client, connections=connections, duration_s=duration_s))
+    ours_runs = [r.load for r in rounds_of[ours.name]]
+    base_runs = [r.load for r in rounds_of[base.name]]
+    o = max(ours_runs, key=lambda r: r.rps)
+    b = max(base_runs, key=lambda r: r.rps)
+    paired = [x.rps / y.rps for x, y in zip(ours_runs, base_runs, strict=True) if y.rps]
     return {
         "notifications_per_message": size, "connections": connections,
         "ours_nps": o.rps * size, "base_nps": b.rps * size,
@@ -131,11 +178,35 @@ def compare(ours: Server, base: Server, client: redis.Redis, *, size: int, conne
         "paired_median": statistics.median(paired) if paired else float("nan"),
         "paired_min": min(paired, default=float("nan")),
         "ours_p50": o.p50, "ours_p99": o.p99, "base_p50": b.p50, "base_p99": b.p99,
-        "errors": sum(r.errors for r in runs[ours.name] + runs[base.name]),
+        "errors": sum(r.errors for r in ours_runs + base_runs),
+        "ours_worker_us": statistics.median(r.worker_us for r in rounds_of[ours.name]),
+        "base_worker_us": statistics.median(r.worker_us for r in rounds_of[base.name]),
+        "ours_redis_us": statistics.median(r.redis_us for r in rounds_of[ours.name]),
+        "base_redis_us": statistics.median(r.redis_us for r in rounds_of[base.name]),
     }
 
 
+#: ``flask`` (default): the receiver a team would write first. ``no-group-commit``: our own
+#: receiver with ``O2C_RECEIVER_GROUP_COMMIT=false``, to measure what group commit adds.
+BASELINE = os.environ.get("BENCH_INGEST_BASELINE", "flask")
+
+
+BASELINES = ("flask", "no-group-commit")
+
+
+def start_baseline(redis_url: str, *, workers: int) -> Server:
+    if BASELINE == "no-group-commit":
+        return start_gunicorn("o2c-workers without group commit",
+                              "o2c_workers.wsgi:create_app()", redis_url, workers=workers,
+                              env={"O2C_RECEIVER_GROUP_COMMIT": "false"})
+    return start_gunicorn("baseline (Flask + ElementTree + .delay())",
+                          "tests.bench.baseline_app:flask_app", redis_url, workers=workers)
+
+
 def main(*, quick: bool = False) -> list[dict[str, object]]:
+    if BASELINE not in BASELINES:
+        raise SystemExit(f"BENCH_INGEST_BASELINE={BASELINE!r}: choose from "
+                         f"{', '.join(BASELINES)}")
     handle = ensure_redis()
     url = with_db(handle.url, BENCH_DB)
     client = redis.Redis.from_url(url)
@@ -143,13 +214,14 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     duration = 1.5 if quick else 3.0
     rounds = 2 if quick else 6
     rows: list[dict[str, Any]] = []
-    floors: dict[int, float] = {}
+    floors: dict[int, Round] = {}
+    base_name = BASELINE
     try:
         for workers in worker_counts():
             ours = start_gunicorn("o2c-workers", "o2c_workers.wsgi:create_app()", url,
                                   workers=workers)
-            base = start_gunicorn("baseline (Flask + ElementTree + .delay())",
-                                  "tests.bench.baseline_app:flask_app", url, workers=workers)
+            base = start_baseline(url, workers=workers)
+            base_name = base.name
             floor = start_gunicorn("body-only app", "tests.bench.baseline_app:floor_app", url,
                                    workers=workers)
             try:
@@ -158,8 +230,9 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
                                   rounds=rounds, duration_s=duration)
                     rows.append({"workers": workers, **row})
                 floors[workers] = max(
-                    measure(floor, Bodies(1), connections=8, duration_s=duration).rps
-                    for _ in range(rounds // 2 or 1))
+                    (measure_round(floor, Bodies(1), client, connections=8,
+                                   duration_s=duration) for _ in range(rounds // 2 or 1)),
+                    key=lambda r: r.load.rps)
             finally:
                 ours.stop()
                 base.stop()
@@ -167,7 +240,8 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     finally:
         client.flushdb()
         handle.stop()
-    print(f"\nIngest: gunicorn with config/gunicorn.py, same Redis, {rounds} alternating "
+    print(f"\nIngest against {base_name}: gunicorn with config/gunicorn.py, same Redis, "
+          f"{rounds} alternating "
           f"round(s) of {duration:.1f} s per side; best round of each side, and the median "
           "and lowest ratio of rounds run back to back")
     print("| workers per side | notifications/message | connections | ours notif/s "
@@ -180,8 +254,19 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
               f"| {r['paired_median']:.1f}x, {r['paired_min']:.1f}x "
               f"| {r['ours_p50']:.1f} / {r['ours_p99']:.1f} "
               f"| {r['base_p50']:.1f} / {r['base_p99']:.1f} |")
-    for workers, rps in floors.items():
-        print(f"The floor, an app that only reads the body and answers the Ack, under the same "
-              f"server with {workers} worker(s): {rps:,.0f} requests/s "
-              f"({1e6 * workers / rps:,.0f} µs per request and worker).")
+    print("\nCPU per message (median of the rounds above), of the server's workers and of "
+          "Redis; the floor is an app that only reads the body and answers the Ack, under "
+          "the same server")
+    print("| workers per side | notifications/message | ours: workers / Redis µs "
+          "| baseline: workers / Redis µs | workers alone, ratio |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workers']} | {r['notifications_per_message']} "
+              f"| {r['ours_worker_us']:,.0f} / {r['ours_redis_us']:,.0f} "
+              f"| {r['base_worker_us']:,.0f} / {r['base_redis_us']:,.0f} "
+              f"| {r['base_worker_us'] / max(r['ours_worker_us'], 1):.1f}x |")
+    for workers, floor_round in floors.items():
+        print(f"| {workers} | floor | {floor_round.worker_us:,.0f} / "
+              f"{floor_round.redis_us:,.0f} "
+              f"({floor_round.load.rps:,.0f} requests/s) | | |")
     return rows
