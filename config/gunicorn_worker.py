@@ -133,10 +133,11 @@ def _host(address: Any) -> str:
 
 
 def _has_data(sock: socket.socket) -> bool:
-    """Whether the client has sent bytes not read yet (a request on its way)."""
+    """Whether the client has sent bytes not read yet (a request on its way). A socket
+    that cannot be peeked at (TLS without the raw socket at hand) counts as silent."""
     try:
         return bool(getattr(sock, "_sock", sock).recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
