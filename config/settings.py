@@ -51,9 +51,6 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     salesforce_org_ids: CsvList = Field(default_factory=list)
     max_body_bytes: int = 1024 * 1024
-    #: Requests that arrive while another's write to Redis is in flight share the next one
-    #: (each is still answered only after its own notifications are written).
-    receiver_group_commit: bool = True
     #: Longer than Salesforce's 24 h of retries, so a late resend is still recognised.
     dedupe_ttl_h: int = 48
     #: Bearer token of the ``/admin/dlq`` API; unset, the API answers 404.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,124 +156,6 @@ class AtomicWriter:
             raise
         self._idle.append(conn)
         return [bool(flag) for flag in result]
-
-
-class _Pending:
-    """One caller's items waiting in a ``GroupCommit``."""
-
-    __slots__ = ("error", "items", "lead", "mark_ttl_s", "ready", "result")
-
-    def __init__(self, items: Sequence[Item], mark_ttl_s: int) -> None:
-        self.items = items
-        self.mark_ttl_s = mark_ttl_s
-        self.ready = threading.Event()
-        self.lead = False
-        self.result: list[bool] | None = None
-        self.error: BaseException | None = None
-
-    def outcome(self) -> list[bool]:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-class GroupCommit:
-    """An ``AtomicWriter`` that callers arriving while a write is in flight share.
-
-    The first caller writes its items at once. Callers that come while that round trip is
-    on its way queue up; when it returns, the first of them writes everything queued (up to
-    ``max_items``) in one script call, and so on. Each caller gets its own items' results,
-    or the error of the call that carried them, and returns only then: nothing is
-    acknowledged before it is written. Items keep their own guards, so two callers with the
-    same dedupe mark in one call still enqueue once. Under load this saves most round
-    trips (and Redis's per-script cost); alone, a caller waits for nobody.
-    Works with threads and with gevent's greenlets (``threading`` is patched there).
-    """
-
-    def __init__(self, writer: AtomicWriter, *, max_items: int = 500) -> None:
-        self.writer = writer
-        self.max_items = max_items
-        self._lock = threading.Lock()
-        self._queue: list[_Pending] = []
-        self._writing = False
-
-    def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1) -> list[bool]:
-        if not items:
-            return []
-        me = _Pending(items, mark_ttl_s)
-        with self._lock:
-            self._queue.append(me)
-            lead = not self._writing
-            self._writing = True
-        if not lead:
-            try:
-                me.ready.wait()
-            except BaseException:
-                self._abandon(me)
-                raise
-            if not me.lead:
-                return me.outcome()
-        self._write_batch()
-        return me.outcome()
-
-    def _abandon(self, me: _Pending) -> None:
-        """A waiting caller was interrupted (a timeout, a killed greenlet): drop its items
-        unless a write already carries them, and pass the lead on if it had been given it."""
-        with self._lock:
-            if me not in self._queue:
-                return
-            self._queue.remove(me)
-            if me.lead:
-                self._hand_on()
-
-    def _hand_on(self) -> None:
-        """With the lock held: wake the next caller to write, or mark the writer idle."""
-        if self._queue:
-            self._queue[0].lead = True
-            self._queue[0].ready.set()
-        else:
-            self._writing = False
-
-    def _take_batch(self) -> list[_Pending]:
-        with self._lock:
-            batch: list[_Pending] = []
-            count = 0
-            ttl = self._queue[0].mark_ttl_s
-            for pending in self._queue:
-                if batch and (pending.mark_ttl_s != ttl
-                              or count + len(pending.items) > self.max_items):
-                    break
-                batch.append(pending)
-                count += len(pending.items)
-            del self._queue[:len(batch)]
-            return batch
-
-    def _write_batch(self) -> None:
-        """Write the head of the queue (which holds the caller), then hand the lead on."""
-        batch = self._take_batch()
-        try:
-            results = self.writer.run([item for p in batch for item in p.items],
-                                      mark_ttl_s=batch[0].mark_ttl_s)
-        except Exception as exc:
-            for pending in batch:
-                pending.error = exc
-        except BaseException:
-            # The writing caller (always the batch's first) was killed: the others answer
-            # as if Redis had failed (their senders resend), and it goes on being killed.
-            for pending in batch[1:]:
-                pending.error = redis.ConnectionError("the shared write was interrupted")
-            raise
-        else:
-            start = 0
-            for pending in batch:
-                pending.result = results[start:start + len(pending.items)]
-                start += len(pending.items)
-        finally:
-            with self._lock:
-                self._hand_on()
-            for pending in batch:
-                pending.ready.set()
 
 
 @dataclass(frozen=True)

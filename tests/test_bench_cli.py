@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -32,13 +28,3 @@ def test_an_unknown_name_is_refused_clearly(capsys):
 def test_every_benchmark_module_has_a_main(module):
     assert callable(importlib.import_module(module).main)
 
-
-def test_an_unknown_ingest_baseline_is_refused_before_anything_starts():
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.bench", "ingest"], cwd=root, capture_output=True,
-        text=True, timeout=60,
-        env=dict(os.environ, BENCH_INGEST_BASELINE="django", PYTHONPATH=str(root)))
-    assert result.returncode == 1
-    assert "BENCH_INGEST_BASELINE='django': choose from flask, no-group-commit" in result.stderr
-    assert "Ingest" not in result.stdout

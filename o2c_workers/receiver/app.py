@@ -14,7 +14,7 @@ from config import Settings
 from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers import metrics, sentry
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.enqueue import AtomicWriter, GroupCommit, is_redis_broker
+from o2c_workers.enqueue import AtomicWriter, is_redis_broker
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler
@@ -49,9 +49,7 @@ class Receiver:
             raise ValueError("the receiver enqueues atomically and needs a Redis broker")
         self.settings = settings
         self.redis = redis_client
-        writer = AtomicWriter(redis_client)
-        self.writer: AtomicWriter | GroupCommit = (
-            GroupCommit(writer) if settings.receiver_group_commit else writer)
+        self.writer = AtomicWriter(redis_client)
         self.dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix,
                                             retention_s=settings.dlq_retention_s)
         transport = celery_app.conf.broker_transport_options or {}

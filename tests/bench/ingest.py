@@ -186,27 +186,12 @@ def compare(ours: Server, base: Server, client: redis.Redis, *, size: int, conne
     }
 
 
-#: ``flask`` (default): the receiver a team would write first. ``no-group-commit``: our own
-#: receiver with ``O2C_RECEIVER_GROUP_COMMIT=false``, to measure what group commit adds.
-BASELINE = os.environ.get("BENCH_INGEST_BASELINE", "flask")
-
-
-BASELINES = ("flask", "no-group-commit")
-
-
 def start_baseline(redis_url: str, *, workers: int) -> Server:
-    if BASELINE == "no-group-commit":
-        return start_gunicorn("o2c-workers without group commit",
-                              "o2c_workers.wsgi:create_app()", redis_url, workers=workers,
-                              env={"O2C_RECEIVER_GROUP_COMMIT": "false"})
     return start_gunicorn("baseline (Flask + ElementTree + .delay())",
                           "tests.bench.baseline_app:flask_app", redis_url, workers=workers)
 
 
 def main(*, quick: bool = False) -> list[dict[str, object]]:
-    if BASELINE not in BASELINES:
-        raise SystemExit(f"BENCH_INGEST_BASELINE={BASELINE!r}: choose from "
-                         f"{', '.join(BASELINES)}")
     handle = ensure_redis()
     url = with_db(handle.url, BENCH_DB)
     client = redis.Redis.from_url(url)
@@ -215,7 +200,7 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     rounds = 2 if quick else 6
     rows: list[dict[str, Any]] = []
     floors: dict[int, Round] = {}
-    base_name = BASELINE
+    base_name = "the baseline"
     try:
         for workers in worker_counts():
             ours = start_gunicorn("o2c-workers", "o2c_workers.wsgi:create_app()", url,
