@@ -132,21 +132,24 @@ def _host(address: Any) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
 
 
+def _os_socket(sock: socket.socket) -> socket.socket:
+    """The operating system's socket under a gevent one (gevent keeps it as ``_sock``).
+    Peeking and shutting go there, past gevent's waiting machinery: gevent's own
+    ``shutdown`` fails the waiting greenlet with "file descriptor was closed in another
+    greenlet"."""
+    return getattr(sock, "_sock", sock)
+
+
 def _has_data(sock: socket.socket) -> bool:
     """Whether the client has sent bytes not read yet (a request on its way). A socket
     that cannot be peeked at (TLS without the raw socket at hand) counts as silent."""
     try:
-        return bool(getattr(sock, "_sock", sock).recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return bool(_os_socket(sock).recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
     except (OSError, ValueError):
         return False
 
 
 def _end_reading(sock: socket.socket) -> None:
-    """Shut ``sock`` for reading: a greenlet waiting on it reads the end and finishes.
-
-    On the operating system's socket (gevent keeps it as ``_sock``): gevent's own
-    ``shutdown`` fails the waiting greenlet with "file descriptor was closed in another
-    greenlet".
-    """
+    """Shut ``sock`` for reading: a greenlet waiting on it reads the end and finishes."""
     with contextlib.suppress(OSError):
-        getattr(sock, "_sock", sock).shutdown(socket.SHUT_RD)
+        _os_socket(sock).shutdown(socket.SHUT_RD)

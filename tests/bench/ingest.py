@@ -48,12 +48,11 @@ class Server:
             self.process.kill()
 
 
-def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int,
-                   env: dict[str, str] | None = None) -> Server:
+def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int) -> Server:
     port = free_port()
     env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
                O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL=LOG_LEVEL,
-               PYTHONPATH=str(ROOT), **(env or {}))
+               PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", target, "-b",
          f"127.0.0.1:{port}", "-w", str(workers), *GUNICORN_ARGS],
@@ -98,30 +97,25 @@ class Bodies:
 POOL_NOTIFICATIONS_PER_S = 40_000
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, ...), or
+    none where /proc cannot tell."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def worker_pids(server: Server) -> list[int]:
     """The gunicorn workers of ``server``: the children of its arbiter (Linux /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == server.process.pid:
-                pids.append(int(entry.name))
-    return pids
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _stat(entry.name)[1:2] == [str(server.process.pid)]]
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU of ``pids`` so far (0 where /proc cannot tell)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in map(_stat, pids) if fields)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu_seconds(client: redis.Redis) -> float:
@@ -186,11 +180,6 @@ def compare(ours: Server, base: Server, client: redis.Redis, *, size: int, conne
     }
 
 
-def start_baseline(redis_url: str, *, workers: int) -> Server:
-    return start_gunicorn("baseline (Flask + ElementTree + .delay())",
-                          "tests.bench.baseline_app:flask_app", redis_url, workers=workers)
-
-
 def main(*, quick: bool = False) -> list[dict[str, object]]:
     handle = ensure_redis()
     url = with_db(handle.url, BENCH_DB)
@@ -200,13 +189,12 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     rounds = 2 if quick else 6
     rows: list[dict[str, Any]] = []
     floors: dict[int, Round] = {}
-    base_name = "the baseline"
     try:
         for workers in worker_counts():
             ours = start_gunicorn("o2c-workers", "o2c_workers.wsgi:create_app()", url,
                                   workers=workers)
-            base = start_baseline(url, workers=workers)
-            base_name = base.name
+            base = start_gunicorn("baseline (Flask + ElementTree + .delay())",
+                                  "tests.bench.baseline_app:flask_app", url, workers=workers)
             floor = start_gunicorn("body-only app", "tests.bench.baseline_app:floor_app", url,
                                    workers=workers)
             try:
@@ -225,8 +213,7 @@ def main(*, quick: bool = False) -> list[dict[str, object]]:
     finally:
         client.flushdb()
         handle.stop()
-    print(f"\nIngest against {base_name}: gunicorn with config/gunicorn.py, same Redis, "
-          f"{rounds} alternating "
+    print(f"\nIngest: gunicorn with config/gunicorn.py, same Redis, {rounds} alternating "
           f"round(s) of {duration:.1f} s per side; best round of each side, and the median "
           "and lowest ratio of rounds run back to back")
     print("| workers per side | notifications/message | connections | ours notif/s "
