@@ -261,3 +261,27 @@ def test_a_malformed_request_is_refused_and_its_token_never_logged(redis_url, re
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert "Refused a malformed HTTP request from 127.0.0.1: " in output, output
     assert TOKEN not in output
+
+
+def test_a_request_sent_on_a_kept_alive_connection_at_a_stop_is_answered(redis_url,
+                                                                         redis_client):
+    """Promise 1 at a stop: the next request on a kept-alive connection, already sent when
+    SIGTERM arrives, is answered (and enqueued) before the connection closes."""
+    server = Gunicorn(redis_url, workers=1)
+    body = soapmsg.won_message([9])
+    try:
+        sock = raw_post(server.port, soapmsg.won_message([8]))  # now idle, kept alive
+        with sock:
+            sock.sendall((f"POST /salesforce/outbound?token={TOKEN} HTTP/1.1\r\nHost: x\r\n"
+                          f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n")
+                         .encode() + body)
+            server.process.terminate()
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        output = server.stop()
+    assert answer.startswith(b"HTTP/1.1 200"), output
+    assert ACK in answer
+    assert sorted(m["args"][0]["notification_id"] for m in queued(redis_client, "customer")) \
+        == [soapmsg.notification_id(8), soapmsg.notification_id(9)]
