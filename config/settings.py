@@ -36,8 +36,15 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     #: Prefix of every key the project writes (see ``o2c_workers.keys``).
     key_prefix: str = "o2c"
-    #: Redis re-delivers an unacked message after this long. It must exceed the longest
-    #: countdown or ETA the fleet uses, or a delayed task runs twice (kombu #337).
+    #: The fleet's own Redis transport (atomic take-and-hold, heartbeats, delayed retries
+    #: parked in Redis). ``false`` falls back to kombu's stock transport, whose held work
+    #: comes back only after the visibility timeout and which can lose a message on a
+    #: connection reset (see docs/architecture.md).
+    reliable_delivery: bool = True
+    #: What a dead consumer (a SIGKILLed node) held is back on its queue within this long.
+    redelivery_after_s: int = Field(default=30, ge=3)
+    #: With ``O2C_RELIABLE_DELIVERY=false`` only: kombu re-delivers an unacked message after
+    #: this long; it must exceed the longest countdown or ETA (kombu #337).
     visibility_timeout_s: int = 3600
     #: The longest countdown any retry may ask for; longer waits are parked in Redis.
     max_countdown_s: int = 900

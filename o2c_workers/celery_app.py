@@ -27,12 +27,28 @@ def domain_of(task_name: str) -> str:
     return parts[1]
 
 
+#: The fleet's Redis transport (``o2c_workers.delivery``).
+RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
+
+
+def broker_transport(settings: Settings) -> str | None:
+    """Our reliable transport for a Redis broker (unless turned off), else the URL's own."""
+    url = settings.effective_broker_url
+    if settings.reliable_delivery and url.startswith("redis://"):
+        return RELIABLE_TRANSPORT
+    return None
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings of the fleet, derived from ours."""
     visibility = settings.visibility_timeout_s
     transport: dict[str, Any] = {
-        # An unacked message returns to its queue after this long. Every countdown the
-        # fleet asks for is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
+        # Read by the reliable transport: where its keys live and how soon a dead
+        # consumer's held work comes back.
+        "o2c_prefix": settings.key_prefix,
+        "redelivery_after_s": settings.redelivery_after_s,
+        # Stock transport only: an unacked message returns to its queue after this long.
+        # Every countdown is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
         "visibility_timeout": visibility,
         # kombu looks for such messages every interval x throttle seconds (100 s by
         # default); sweep every few seconds so a crashed node's work returns promptly
@@ -42,6 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.effective_broker_url,
+        "broker_transport": broker_transport(settings),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "visibility_timeout": visibility,

@@ -1,8 +1,10 @@
 """The whole Redis key namespace of the project, in one place.
 
 Every key starts with the configured prefix (``O2C_KEY_PREFIX``, default ``o2c``). Celery's
-own queue keys (``customer``, ``pricing``, ``order``, ``invoice``, ``payment``, ``unacked``,
-``unacked_index``, ``_kombu.*``) belong to kombu and are not listed here.
+own queue keys (``customer``, ``pricing``, ``order``, ``invoice``, ``payment``, ``_kombu.*``;
+``unacked`` and ``unacked_index`` only with ``O2C_RELIABLE_DELIVERY=false``) belong to kombu
+and are not listed here. The ``delivery`` keys are written by the reliable transport's Lua
+scripts (``o2c_workers.delivery.scripts``), which build them the same way.
 
 ==========================================  ======  ========================================
 key                                         type    what, and its TTL
@@ -47,6 +49,17 @@ key                                         type    what, and its TTL
                                                     lease (the ERP call timeout + grace)
 ``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429; TTL the
                                                     ``Retry-After`` (PX, never shortened)
+``{p}:delivery:consumers``                  zset    every live consumer (one per worker
+                                                    channel) by its last heartbeat (Redis
+                                                    time, ms); a silent one is reaped
+``{p}:delivery:consumer:{id}:queues``       set     the queues consumer ``id`` takes from;
+                                                    deleted when it is released or reaped
+``{p}:delivery:consumer:{id}:held:{queue}`` list    the messages consumer ``id`` took from
+                                                    ``queue`` and has not yet acked; emptied
+                                                    back onto ``queue`` when it is reaped
+``{p}:delivery:delayed``                    zset    retries waiting for their countdown:
+                                                    ``{queue key}\\n{message}`` scored by
+                                                    when due (epoch ms); moved when due
 ==========================================  ======  ========================================
 """
 
@@ -133,3 +146,19 @@ def limiter_pause(prefix: str, name: str) -> str:
 def limits_storage_prefix(prefix: str) -> str:
     """The ``key_prefix`` handed to the ``limits`` library's Redis storage."""
     return f"{prefix}:limit"
+
+
+def delivery_consumers(prefix: str) -> str:
+    return f"{prefix}:delivery:consumers"
+
+
+def delivery_queues(prefix: str, consumer: str) -> str:
+    return f"{prefix}:delivery:consumer:{consumer}:queues"
+
+
+def delivery_held(prefix: str, consumer: str, queue: str) -> str:
+    return f"{prefix}:delivery:consumer:{consumer}:held:{queue}"
+
+
+def delivery_delayed(prefix: str) -> str:
+    return f"{prefix}:delivery:delayed"
