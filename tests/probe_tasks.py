@@ -16,6 +16,12 @@ PROBE_KEY = "probe:calls"
 FAST = RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2)
 
 
+def _runs(task: Any) -> int:
+    """How many times this step of this trace key has started (this run included)."""
+    calls = [json.loads(raw) for raw in task.runtime.redis.lrange(PROBE_KEY, 0, -1)]
+    return sum(1 for c in calls if c["task"] == task.name and c["trace_key"] == task.trace_key)
+
+
 def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     domain = task.name.split(".")[1]
     task.runtime.redis.rpush(PROBE_KEY, json.dumps({
@@ -24,6 +30,8 @@ def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     pause = payload.get("sleep", {}).get(domain)
     if pause and task.request.retries == 0 and not task.request.delivery_info.get("redelivered"):
         time.sleep(pause)
+    if payload.get("sleep_once", {}).get(domain) and _runs(task) == 1:
+        time.sleep(payload["sleep_once"][domain])  # only the first run of this step
     plan = payload.get("fail", {}).get(domain)
     if plan == "business":
         raise BusinessError("credit hold on the account", category="credit_hold")
@@ -58,3 +66,12 @@ def order_hang(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
         except SoftTimeLimitExceeded:
             pass
     return payload
+
+
+@app.task(name="o2c.customer.probe_countdown", bind=True)
+def customer_countdown(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Retries once with a 6 s countdown."""
+    result = _probe(self, payload)
+    if self.request.retries == 0:
+        raise self.retry(countdown=6, max_retries=1)
+    return result
