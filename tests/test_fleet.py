@@ -10,6 +10,7 @@ import time
 import redis
 
 from o2c_workers import app as celery_app
+from o2c_workers.delivery.census import census
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
 from o2c_workers.redis_runtime import free_port, start_private
@@ -87,8 +88,7 @@ def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
     handle = start_private(port=port, workdir=data, persistent=True)
     client = redis.Redis.from_url(handle.url)
     try:
-        workers.append(start_worker(handle.url, include="tests.probe_tasks",
-                                    env={"O2C_VISIBILITY_TIMEOUT_S": "6"}))
+        workers.append(start_worker(handle.url, include="tests.probe_tasks"))
         enqueue(client, {"sleep": {"customer": 3}, "fail": {"customer": 1}})
         wait_for(lambda: calls(client), what="the first step to start")
         handle.stop(keep_data=True)
@@ -119,7 +119,8 @@ def test_a_step_killed_by_its_hard_time_limit_is_dead_lettered(redis_url, redis_
     assert (entry.category, entry.error_class, entry.task) == (
         "timeout", "TimeLimitExceeded", "o2c.order.probe_hang")
     assert entry.args == [{"trace_key": TRACE}]
-    wait_for(lambda: redis_client.hlen("unacked") == 0, what="the message to be acked")
+    wait_for(lambda: census(redis_client, "o2c", ["order"]).total == 0,
+             what="the message to be acked")
     assert redis_client.llen("order") == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from o2c_workers.delivery.census import Census, census
 from tests.plugins.workers import wait_for
 
 
@@ -27,7 +28,7 @@ def test_a_lost_answer_after_commit_creates_one_order(o2c_factory):
 
 def test_worker_killed_in_the_middle_of_submit_order(o2c_factory):
     """The ERP commits the order but its answer has not come back when the whole order
-    worker is SIGKILLed. The message returns after the visibility timeout, the retry finds
+    worker is SIGKILLed. The message returns within O2C_REDELIVERY_AFTER_S, the retry finds
     the order (a refused duplicate, then a lookup) and the chain completes."""
     o2c = o2c_factory(world_args={"opportunities": 1, "accounts": 1}, order_worker=False,
                       env={"O2C_ERP_TIMEOUT_S": "30"})
@@ -37,7 +38,8 @@ def test_worker_killed_in_the_middle_of_submit_order(o2c_factory):
     o2c.erp_faults(timeout_after_commit_rate=1.0, timeout_hang_s=60)
     worker = o2c.start_order_worker()
     wait_for(lambda: o2c.erp_docs("Sales Order"), what="the ERP to commit the order")
-    assert o2c.redis.hlen("unacked") == 1  # submit_order is still waiting for the answer
+    # submit_order is still waiting for the answer: held by the worker, not queued.
+    assert census(o2c.redis, "o2c", ["order"]) == Census(queued=0, held=1, delayed=0)
     worker.kill()
     o2c.erp_faults(timeout_after_commit_rate=0)
     o2c.start_order_worker()
