@@ -6,26 +6,17 @@ promise that Celery resolves on first use (``add_defaults`` with a callable).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from config import Settings, get_settings
+from o2c_workers import signals
+from o2c_workers.domains import DOMAINS, TASK_MODULES, domain_of
 
-#: The domain queues, one worker process type each.
-DOMAINS = ("customer", "pricing", "order", "invoice", "payment")
-
-TASK_MODULES = [f"tasks.{domain}" for domain in DOMAINS]
-
-
-def domain_of(task_name: str) -> str:
-    """``o2c.order.submit_order`` → ``order``."""
-    parts = task_name.split(".")
-    if len(parts) < 3 or parts[0] != "o2c" or parts[1] not in DOMAINS:
-        raise ValueError(f"not an o2c task name: {task_name!r}")
-    return parts[1]
-
+__all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
 
 #: The fleet's Redis transport (``o2c_workers.delivery``).
 RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
@@ -104,6 +95,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_app() -> Celery:
+    """A new app of the fleet, its signal handlers wired; nothing connects until used."""
+    signals.connect()
     app = Celery(
         "o2c_workers",
         set_as_current=False,
@@ -114,7 +107,7 @@ def create_app() -> Celery:
     return app
 
 
-app = create_app()
-
-# Wire the signal handlers (trace key propagation, logging, per-process resources).
-from o2c_workers import signals  # noqa: E402,F401
+@lru_cache(maxsize=1)
+def get_app() -> Celery:
+    """The process's app (``celery -A o2c_workers`` finds it as ``o2c_workers.app``)."""
+    return create_app()

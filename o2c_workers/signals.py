@@ -1,4 +1,5 @@
-"""Celery signal handlers of the fleet: written once, never per task."""
+"""Celery signal handlers of the fleet: written once, never per task, wired by ``connect``
+(the Celery app does, when it is built), never by importing this module."""
 
 from __future__ import annotations
 
@@ -38,7 +39,6 @@ def trace_key_of(request: Context | None) -> str | None:
     return str(value) if value else None
 
 
-@signals.before_task_publish.connect
 def carry_trace_key(headers: dict[str, Any] | None = None, **_: Any) -> None:
     """Copy the running task's trace key onto every message it publishes.
 
@@ -62,7 +62,6 @@ def short_reprs(task: str, key: str | None, kwargs: Any) -> tuple[str, str]:
     return (f"<{task} {key}>" if key else f"<{task}>"), ("{...}" if kwargs else "{}")
 
 
-@signals.before_task_publish.connect
 def safe_argsrepr(headers: dict[str, Any] | None = None, body: Any = None,
                   sender: str | None = None, **_: Any) -> None:
     """Show Flower (and the worker log) ``<task trace_key>``, never the payload.
@@ -79,7 +78,6 @@ def safe_argsrepr(headers: dict[str, Any] | None = None, body: Any = None,
         task, headers.get(TRACE_HEADER) or headers.get("id"), kwargs)
 
 
-@signals.task_prerun.connect
 def bind_trace_key(task: Any = None, task_id: str | None = None, **_: Any) -> None:
     trace_key = trace_key_of(task.request if task else None)
     name = getattr(task, "name", None)
@@ -89,7 +87,6 @@ def bind_trace_key(task: Any = None, task_id: str | None = None, **_: Any) -> No
         _started[task_id] = time.monotonic()
 
 
-@signals.task_postrun.connect
 def clear_trace_key(task: Any = None, task_id: str | None = None, state: str | None = None,
                     **_: Any) -> None:
     logs.unbind()
@@ -100,29 +97,44 @@ def clear_trace_key(task: Any = None, task_id: str | None = None, state: str | N
                           None if started is None else time.monotonic() - started)
 
 
-@signals.setup_logging.connect
 def setup_logging(**_: Any) -> None:
     settings = get_settings()
     logs.configure(level=settings.log_level, json_lines=settings.log_json)
 
 
-@signals.worker_process_init.connect
 def init_process(**_: Any) -> None:
     """Each prefork child builds its own connections (never shared across a fork)."""
     set_runtime(build_runtime())
 
 
-@signals.worker_init.connect
 def init_worker(**_: Any) -> None:
     """Sentry starts in the worker's main process; the pool's children inherit it."""
     compat.guard_unacked_restore_after_collect()
     sentry.init(get_settings(), component="worker")
 
 
-@signals.worker_ready.connect
 def serve_metrics(**_: Any) -> None:
     """The main process serves the whole host's metrics (multiprocess mode), once the pool
     has started its children."""
     port = get_settings().metrics_port
     if port:
         metrics.serve(port)
+
+
+#: Every handler, with the signal it answers.
+HANDLERS: tuple[tuple[Any, Any], ...] = (
+    (signals.before_task_publish, carry_trace_key),
+    (signals.before_task_publish, safe_argsrepr),
+    (signals.task_prerun, bind_trace_key),
+    (signals.task_postrun, clear_trace_key),
+    (signals.setup_logging, setup_logging),
+    (signals.worker_process_init, init_process),
+    (signals.worker_init, init_worker),
+    (signals.worker_ready, serve_metrics),
+)
+
+
+def connect() -> None:
+    """Wire every handler; a repeat is a no-op (one ``dispatch_uid`` per handler)."""
+    for signal, handler in HANDLERS:
+        signal.connect(handler, weak=False, dispatch_uid=f"o2c.{handler.__name__}")

@@ -9,7 +9,7 @@ import threading
 import pytest
 import redis
 
-from o2c_workers.enqueue import AtomicWriter, Item
+from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.redis_runtime import free_port, start_private
 
 

@@ -22,7 +22,8 @@ import requests
 from config.settings import load_settings
 from o2c_workers import app as celery_app
 from o2c_workers import keys
-from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
+from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.ratelimit import Limiter
 from o2c_workers.sandbox.erp import ErpConfig, RunningErp, serve_erp
 from o2c_workers.sandbox.world import World

@@ -53,12 +53,12 @@ class Dlq:
                       celery_app: Celery | None = None, actor: str = "ops") -> Dlq:
         """Connect from ``O2C_REDIS_URL`` / ``O2C_KEY_PREFIX`` with the receiver's routing."""
         from config.routes import DEFAULT_ROUTES
-        from o2c_workers.celery_app import app as fleet_app
+        from o2c_workers.celery_app import get_app
         from o2c_workers.receiver.erp_events import ErpEventHandler
         from o2c_workers.receiver.outbound import OutboundHandler
         from o2c_workers.runtime import connect
 
-        celery_app = celery_app or fleet_app
+        celery_app = celery_app or get_app()
         client = client or connect(settings.redis_url, retries=1)
         store = DeadLetterStore(client, prefix=settings.key_prefix,
                                 retention_s=settings.dlq_retention_s)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
+from o2c_workers.atomic import Op
 from o2c_workers.dlq.errors import Refused
 from o2c_workers.dlq.models import DeadLetter
-from o2c_workers.enqueue import MessageFactory, Op
+from o2c_workers.enqueue import MessageFactory
 
 if TYPE_CHECKING:
     from o2c_workers.receiver.erp_events import ErpEventHandler

@@ -5,7 +5,7 @@ every id, ids by status, by status and category, by status and domain, and by tr
 listing reads one index with ``ZRANGEBYSCORE ... LIMIT``, or intersects the few it needs
 into a short-lived key inside one transaction; no listing touches entries it does not return.
 Every change is a compare-and-set on the entry's ``rev`` that moves it between indexes in
-the same atomic write (``o2c_workers.enqueue.AtomicWriter``).
+the same atomic write (``o2c_workers.atomic.AtomicWriter``).
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from o2c_workers import keys, timeline
+from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import MAX_PAGE, Filter, Page
 from o2c_workers.redact import redact, redact_text
-
-if TYPE_CHECKING:
-    from o2c_workers.enqueue import AtomicWriter, Item
 
 #: Fields stored as JSON text inside the entry hash.
 _JSON_FIELDS = ("args", "kwargs", "chain", "payload", "original_payload")
@@ -149,7 +147,6 @@ class DeadLetterStore:
         ``before`` is where a requeue puts its LPUSH: if the push fails, nothing of the entry
         has changed yet.
         """
-        from o2c_workers.enqueue import Item
 
         key = self.key(entry.id)
         updates = dict(fields or {})
@@ -171,7 +168,6 @@ class DeadLetterStore:
 
     def run(self, items: Sequence[Item]) -> list[bool]:
         if self._writer is None:
-            from o2c_workers.enqueue import AtomicWriter
 
             self._writer = AtomicWriter(self.client)
         return self._writer.run(items)
@@ -333,7 +329,6 @@ class DeadLetterStore:
 
     def prune(self, *, now: float | None = None, batch: int = 1000) -> int:
         """Drop closed entries past their retention from the store and every index."""
-        from o2c_workers.enqueue import Item
 
         now = time.time() if now is None else now
         p, expiry = self.prefix, keys.dlq_index_expiry(self.prefix)

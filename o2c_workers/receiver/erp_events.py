@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config import Settings
 from o2c_workers import keys, sfid, timeline
+from o2c_workers.atomic import Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
-from o2c_workers.enqueue import Item, MessageFactory, Op
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver.http import HTTPError, Request
 
 log = logging.getLogger("o2c.receiver.erp")

@@ -12,8 +12,9 @@ from celery import Celery
 from config import Settings
 from config.routes import Route, match
 from o2c_workers import keys, sfid, timeline
+from o2c_workers.atomic import Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
-from o2c_workers.enqueue import Item, MessageFactory, Op
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.http import HTTPError, Request, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record

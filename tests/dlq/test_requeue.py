@@ -10,10 +10,11 @@ import redis
 
 from o2c_workers import app as celery_app
 from o2c_workers import keys, timeline
+from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dlq import Status, ops
 from o2c_workers.dlq.errors import Conflict, InvalidEdit, Refused
 from o2c_workers.dlq.query import Filter
-from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
+from o2c_workers.enqueue import MessageFactory
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
 from tests.helpers import call_wsgi, queued

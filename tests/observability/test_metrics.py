@@ -12,7 +12,8 @@ import requests
 
 from config import load_settings
 from o2c_workers import app as celery_app
-from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
+from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.fleet import Fleet
 from o2c_workers.receiver import Receiver
 from o2c_workers.redis_runtime import free_port

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from o2c_workers import app as celery_app
-from o2c_workers.enqueue import AtomicWriter, Item, MessageFactory
+from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.sentry import scrub
 from tests.observability.tasks import EMAIL, PHONE, SECRET
 from tests.plugins.workers import start_worker, wait_for
