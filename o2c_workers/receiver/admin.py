@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import redis
@@ -30,11 +30,7 @@ import redis
 from o2c_workers.dlq import ops
 from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import Filter
-from o2c_workers.dlq.requeue import Replanner
-from o2c_workers.receiver.http import HTTPError, Request, Response, constant_time_equal
-
-if TYPE_CHECKING:
-    from o2c_workers.receiver.app import Receiver
+from o2c_workers.receiver.http import HTTPError, Request, Response, check_admin_token
 
 log = logging.getLogger("o2c.receiver.admin")
 
@@ -52,25 +48,14 @@ def _filter(values: dict[str, Any]) -> Filter:
     return Filter.build(**given)
 
 
-def check_admin_token(request: Request, token: str) -> None:
-    """404 when no admin token is configured, 401 unless the bearer token matches."""
-    if not token:
-        raise HTTPError(404, f"no such path: {request.path}")
-    if not constant_time_equal(request.bearer_token(), token):
-        raise HTTPError(401, "missing or wrong admin token",
-                        headers=[("WWW-Authenticate", 'Bearer realm="o2c-admin"')])
-
-
 class AdminDlq:
     """One handler for every path under ``/admin/dlq``."""
 
-    def __init__(self, receiver: Receiver) -> None:
-        token = receiver.settings.admin_token
-        self.token = token.get_secret_value() if token is not None else ""
-        self.max_body = receiver.settings.max_body_bytes
-        replanner = Replanner(receiver.outbound.messages, outbound=receiver.outbound,
-                              erp_events=receiver.erp_events)
-        self.dlq = ops.Dlq(receiver.dead_letters, replanner, actor="admin-api")
+    def __init__(self, dlq: ops.Dlq, *, token: str, max_body: int) -> None:
+        """``token`` empty: the API answers 404 (it is off)."""
+        self.token = token
+        self.max_body = max_body
+        self.dlq = dlq
 
     def __call__(self, request: Request) -> Response:
         check_admin_token(request, self.token)

@@ -13,8 +13,10 @@ from celery import Celery
 from config import Settings
 from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers import metrics, sentry
-from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.enqueue import AtomicWriter, is_redis_broker
+from o2c_workers.atomic import AtomicWriter
+from o2c_workers.dlq import DeadLetterStore, ops
+from o2c_workers.dlq.requeue import Replanner
+from o2c_workers.enqueue import is_redis_broker
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler
@@ -68,8 +70,15 @@ class Receiver:
         }
         #: Paths handled by one handler for everything below them (it checks the method).
         self.prefix_routes: list[tuple[str, Handler]] = []
-        self.add_prefix_route(ADMIN_DLQ, AdminDlq(self))
-        self.add_prefix_route(TRANSACTIONS, Transactions(self))
+        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        replanner = Replanner(self.outbound.messages, outbound=self.outbound,
+                              erp_events=self.erp_events)
+        dlq = ops.Dlq(self.dead_letters, replanner, actor="admin-api")
+        self.add_prefix_route(ADMIN_DLQ, AdminDlq(dlq, token=token,
+                                                  max_body=settings.max_body_bytes))
+        self.add_prefix_route(TRANSACTIONS, Transactions(redis_client,
+                                                         prefix=settings.key_prefix,
+                                                         token=token))
 
     def add_route(self, path: str, method: str, handler: Handler) -> None:
         self.routes.setdefault(path, {})[method] = handler
@@ -187,10 +196,10 @@ class Receiver:
 def create_receiver(settings: Settings | None = None, **kwargs: Any) -> Receiver:
     """Build the receiver from the environment (the gunicorn entry point uses this)."""
     from config import get_settings
-    from o2c_workers.celery_app import app as celery_app
+    from o2c_workers.celery_app import get_app
     from o2c_workers.runtime import connect
 
     settings = settings or get_settings()
     sentry.init(settings, component="receiver")
     client = connect(settings.redis_url, retries=1)
-    return Receiver(settings, redis_client=client, celery_app=celery_app, **kwargs)
+    return Receiver(settings, redis_client=client, celery_app=get_app(), **kwargs)

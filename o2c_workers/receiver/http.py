@@ -116,3 +116,12 @@ def constant_time_equal(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def check_admin_token(request: Request, token: str) -> None:
+    """404 when no admin token is configured, 401 unless the bearer token matches."""
+    if not token:
+        raise HTTPError(404, f"no such path: {request.path}")
+    if not constant_time_equal(request.bearer_token(), token):
+        raise HTTPError(401, "missing or wrong admin token",
+                        headers=[("WWW-Authenticate", 'Bearer realm="o2c-admin"')])

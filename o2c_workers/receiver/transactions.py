@@ -7,16 +7,11 @@ dead letters. 404 when the fleet knows nothing of the trace key.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import redis
 
-from o2c_workers.receiver.admin import check_admin_token
-from o2c_workers.receiver.http import HTTPError, Request, Response
+from o2c_workers.receiver.http import HTTPError, Request, Response, check_admin_token
 from o2c_workers.status import transaction_status
-
-if TYPE_CHECKING:
-    from o2c_workers.receiver.app import Receiver
 
 log = logging.getLogger("o2c.receiver.admin")
 
@@ -24,11 +19,10 @@ TRANSACTIONS = "/transactions"
 
 
 class Transactions:
-    def __init__(self, receiver: Receiver) -> None:
-        token = receiver.settings.admin_token
-        self.token = token.get_secret_value() if token is not None else ""
-        self.redis = receiver.redis
-        self.prefix = receiver.settings.key_prefix
+    def __init__(self, client: redis.Redis, *, prefix: str, token: str) -> None:
+        self.token = token
+        self.redis = client
+        self.prefix = prefix
 
     def __call__(self, request: Request) -> Response:
         check_admin_token(request, self.token)
