@@ -16,13 +16,32 @@ These routes need no token and cost no API calls:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from o2c_workers.sandbox.salesforce.store import SObjectError, not_found
+from o2c_workers.sandbox.salesforce.config import SalesforceConfig
+from o2c_workers.sandbox.salesforce.limits import ApiLimits
+from o2c_workers.sandbox.salesforce.outbound import OutboundSender
+from o2c_workers.sandbox.salesforce.rest import DataApi
+from o2c_workers.sandbox.salesforce.store import SObjectError, Store, not_found
 from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
+from o2c_workers.sandbox.world import World
 
-if TYPE_CHECKING:
-    from o2c_workers.sandbox.salesforce.simulator import SalesforceSimulator
+
+class Org(Protocol):
+    """What the control routes drive and read of a simulated org."""
+
+    org_id: str
+    world: World
+    store: Store
+    config: SalesforceConfig
+    api: DataApi
+    sender: OutboundSender
+    limits: ApiLimits
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def win(self, ids: Iterable[str] | None) -> dict[str, list[str]]: ...
 
 
 def _body(request: Request) -> Any:
@@ -32,7 +51,7 @@ def _body(request: Request) -> Any:
         raise SObjectError(400, "JSON_PARSER_ERROR", str(exc)) from exc
 
 
-def handle(sim: SalesforceSimulator, request: Request, parts: list[str]) -> Response:
+def handle(sim: Org, request: Request, parts: list[str]) -> Response:
     method = request.method
     if method == "GET":
         if parts == ["stats"]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from o2c_workers.sandbox.salesforce import soql
+from o2c_workers.sandbox.salesforce.config import SalesforceConfig
+from o2c_workers.sandbox.salesforce.limits import ApiLimits
 from o2c_workers.sandbox.salesforce.store import READ_ONLY, SObjectError, Store, not_found
 from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
 from o2c_workers.sandbox.world import Record
-
-if TYPE_CHECKING:
-    from o2c_workers.sandbox.salesforce.simulator import SalesforceSimulator
 
 #: (parent type, relationship name) → (child type, the child's lookup field to the parent).
 CHILD_RELATIONSHIPS = {
@@ -35,9 +34,10 @@ _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "fields": [],
 class DataApi:
     """Answers the data API for one simulator; ``version`` is the path's ``NN.0``."""
 
-    def __init__(self, sim: SalesforceSimulator) -> None:
-        self.sim = sim
-        self.store: Store = sim.store
+    def __init__(self, store: Store, *, limits: ApiLimits, config: SalesforceConfig) -> None:
+        self.store = store
+        self.limits = limits
+        self.config = config
 
     def resource(self, parts: list[str]) -> str:
         """The name a call is counted under: the object type, or the resource."""
@@ -54,7 +54,7 @@ class DataApi:
         if parts[:1] == ["query"] and method == "GET":
             return self._query(request, version)
         if parts == ["limits"] and method == "GET":
-            allocation, used = self.sim.limits.allocation, self.sim.limits.used
+            allocation, used = self.limits.allocation, self.limits.used
             return Response.json({"DailyApiRequests": {"Max": allocation,
                                                        "Remaining": allocation - used}})
         raise not_found()
@@ -68,7 +68,7 @@ class DataApi:
         method = request.method
         if not rest:
             types = [{"name": t, "urls": {"sobject": f"/services/data/v{version}/sobjects/{t}"}}
-                     for t in self.sim.store_types()]
+                     for t in self.store.types()]
             return Response.json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": types})
         sobject = self._type(rest[0])
         if len(rest) == 1 and method == "POST":
@@ -121,7 +121,7 @@ class DataApi:
 
     def _external(self, request: Request, version: str, sobject: str, field: str,
                   value: str) -> Response:
-        if field not in self.sim.config.external_ids.get(sobject, ("Id",)):
+        if field not in self.config.external_ids.get(sobject, ("Id",)):
             raise SObjectError(404, "NOT_FOUND", "Provided external ID field does not exist "
                                                  f"or is not accessible: {field}")
         with self.store.lock:
@@ -241,7 +241,7 @@ class DataApi:
         return Response.json({"totalSize": len(records), "done": True, "records": records})
 
     def _describe(self, sobject: str, version: str) -> dict[str, Any]:
-        external = self.sim.config.external_ids.get(sobject, ())
+        external = self.config.external_ids.get(sobject, ())
         fields = [{"name": name, "updateable": name not in READ_ONLY,
                    "externalId": name in external and name != "Id",
                    "custom": name.endswith("__c")}

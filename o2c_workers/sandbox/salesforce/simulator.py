@@ -48,7 +48,7 @@ class SalesforceSimulator:
         if self.config.send_session_id:
             self.envelope.session = lambda: self.authority.session_for(self.base_url)
         self.sender = OutboundSender(self.config, self.envelope, self.definitions)
-        self.api = DataApi(self)
+        self.api = DataApi(self.store, limits=self.limits, config=self.config)
         self._note_lock = threading.Lock()
         self._note_counter = secrets.randbelow(62**8)
         self.store.listeners.append(self._on_save)
@@ -69,9 +69,6 @@ class SalesforceSimulator:
         org15 = sfid.to15(self.org_id)
         self.envelope.enterprise_url = f"{self.base_url}/services/Soap/c/{version}/{org15}"
         self.envelope.partner_url = f"{self.base_url}/services/Soap/u/{version}/{org15}"
-
-    def store_types(self) -> list[str]:
-        return sorted(self.world.records)
 
     def _next_notification_id(self) -> str:
         with self._note_lock:
@@ -113,7 +110,7 @@ class SalesforceSimulator:
     def stats(self) -> dict[str, Any]:
         return {"api": self.limits.snapshot(), "outbound": self.sender.snapshot(),
                 "tokens_issued": self.authority.issued,
-                "records": {t: len(self.store.all(t)) for t in self.store_types()}}
+                "records": {t: len(self.store.all(t)) for t in self.store.types()}}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)

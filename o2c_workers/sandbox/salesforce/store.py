@@ -63,6 +63,7 @@ class Store:
         self._records: dict[str, dict[str, Record]] = {}
         self._kinds: dict[str, dict[str, type]] = {}
         self._counter = 0
+        self._loaded = sorted(records)
         for sobject, rows in records.items():
             self._load(sobject, rows)
         for sobject, names in _WRITE_BACK.items():
@@ -82,6 +83,10 @@ class Store:
             if kind is type(None):
                 kinds[name] = str
         self._records[sobject] = {sfid.to15(row["Id"]): copy.deepcopy(row) for row in rows}
+
+    def types(self) -> list[str]:
+        """The object types the org was loaded with."""
+        return list(self._loaded)
 
     def has_type(self, sobject: str) -> bool:
         return sobject in self._kinds
