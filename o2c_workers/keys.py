@@ -45,8 +45,10 @@ key                                         type    what, and its TTL
 ``{p}:limit:{name}:slots:{key}``            zset    concurrency leases scored by expiry
                                                     (Redis time, ms); TTL the longest
                                                     lease (the ERP call timeout + grace)
-``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429; TTL the
-                                                    ``Retry-After`` (PX, never shortened)
+``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429 or a
+                                                    maintenance 503, its value the reason;
+                                                    TTL the ``Retry-After`` (PX, never
+                                                    shortened)
 ==========================================  ======  ========================================
 """
 
