@@ -29,6 +29,7 @@ class Transactions:
         self.token = token.get_secret_value() if token is not None else ""
         self.redis = receiver.redis
         self.prefix = receiver.settings.key_prefix
+        self.stall_after_s = receiver.settings.stall_after_s
 
     def __call__(self, request: Request) -> Response:
         check_admin_token(request, self.token)
@@ -39,7 +40,8 @@ class Transactions:
             raise HTTPError(405, f"{request.method} is not allowed here",
                             headers=[("Allow", "GET")])
         try:
-            result = transaction_status(self.redis, self.prefix, trace_key)
+            result = transaction_status(self.redis, self.prefix, trace_key,
+                                        stall_after_s=self.stall_after_s)
         except redis.RedisError as exc:
             log.error("transaction status: Redis unavailable: %s", exc)
             raise HTTPError(503, "the state store is unavailable") from None
