@@ -22,6 +22,7 @@ from o2c_workers.stalls import stalled_transactions
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
 from tests.helpers import call_wsgi
+from tests.observability.conftest import samples
 
 P = "o2c"
 STALL_AFTER_S = load_settings().stall_after_s
@@ -159,6 +160,36 @@ def test_the_receiver_opens_a_transaction(redis_client: redis.Redis, redis_url: 
     assert stalled_transactions(redis_client, P, stall_after_s=STALL_AFTER_S) == []
     assert [s.trace_key for s in stalled_transactions(
         redis_client, P, stall_after_s=STALL_AFTER_S, now=time.time() + 301)] == [trace_key]
+
+
+# --- the gauge -----------------------------------------------------------------------------
+
+
+GAUGE = ("o2c_stalled_transactions", ())
+
+
+def scrape(receiver: Receiver) -> dict[Any, float]:
+    status, _, body = call_wsgi(receiver, "GET", "/metrics")
+    assert status == 200
+    return samples(body.decode())
+
+
+def test_the_receivers_metrics_count_them_on_each_scrape(world: redis.Redis,
+                                                         redis_url: str) -> None:
+    settings = load_settings(redis_url=redis_url, webhook_token=TOKEN,
+                             salesforce_org_ids=[soapmsg.ORG_ID])
+    receiver = Receiver(settings, redis_client=world, celery_app=celery_app)
+    assert scrape(receiver)[GAUGE] == 2.0
+    record(world, STUCK, "order_submitted", ago(1), milestone="booked")
+    assert scrape(receiver)[GAUGE] == 1.0
+
+
+def test_no_count_rather_than_a_false_zero_when_redis_is_down(redis_url: str) -> None:
+    settings = load_settings(redis_url=redis_url, webhook_token=TOKEN,
+                             salesforce_org_ids=[soapmsg.ORG_ID])
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    receiver = Receiver(settings, redis_client=down, celery_app=celery_app)
+    assert GAUGE not in scrape(receiver)
 
 
 # --- the commands --------------------------------------------------------------------------
