@@ -92,11 +92,6 @@ def read(client: redis.Redis, prefix: str, trace_key: str) -> list[dict[str, Any
     return [json.loads(item) for item in raw]
 
 
-def last_event(client: redis.Redis, prefix: str, trace_key: str) -> dict[str, Any] | None:
-    raw = client.lindex(keys.timeline(prefix, trace_key), -1)
-    return json.loads(cast("bytes", raw)) if raw else None
-
-
 def milestones(client: redis.Redis, prefix: str, trace_key: str) -> dict[str, float]:
     raw = cast("dict[bytes, bytes]", client.hgetall(keys.transaction(prefix, trace_key)))
     return {k.decode(): float(v) for k, v in raw.items()}
