@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     erp_webhook_secret: SecretStr | None = None
 
+    # --- Transactions ---------------------------------------------------------------------
+    #: A transaction in flight with no timeline event for this long, and no open dead
+    #: letter, counts as stalled (``o2c report --stalled``, ``o2c_stalled_transactions``).
+    stall_after_s: int = Field(default=300, ge=1)
+
     # --- Dead-letter queue ----------------------------------------------------------------
     #: How long a closed (requeued, resolved, purged) dead letter is kept; open ones stay.
     dlq_retention_d: int = Field(default=30, ge=1)

@@ -35,6 +35,14 @@ key                                         type    what, and its TTL
 ``{p}:txn:{trace_key}``                     hash    a transaction's milestones (won, booked,
                                                     invoiced, paid, requeues); same TTL
 ``{p}:txn:idx:won``                         zset    trace keys by time won (for reports)
+``{p}:txn:idx:active``                      zset    transactions in flight (received or won,
+                                                    not yet written back or synced) by last
+                                                    progress: the time of their newest
+                                                    timeline event (epoch s). A closing
+                                                    milestone or the purge of the last open
+                                                    dead letter removes one; members older
+                                                    than the timeline TTL are dropped as
+                                                    new ones are added
 ``{p}:lease:{task_id}``                     string  the worker running a step; TTL = the
                                                     step's time limit
 ``{p}:limit:{name}:rate:{key}``             zset    a fleet-wide rate window (``name`` is
@@ -47,8 +55,10 @@ key                                         type    what, and its TTL
 ``{p}:limit:{name}:slots:{key}``            zset    concurrency leases scored by expiry
                                                     (Redis time, ms); TTL the longest
                                                     lease (the ERP call timeout + grace)
-``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429; TTL the
-                                                    ``Retry-After`` (PX, never shortened)
+``{p}:limit:{name}:pause``                  string  a fleet-wide pause after a 429 or a
+                                                    maintenance 503, its value the reason;
+                                                    TTL the ``Retry-After`` (PX, never
+                                                    shortened)
 ``{p}:delivery:consumers``                  zset    every live consumer (one per worker
                                                     channel) by its last heartbeat (Redis
                                                     time, ms); a silent one is reaped
@@ -125,6 +135,10 @@ def transaction(prefix: str, trace_key: str) -> str:
 
 def transaction_index_won(prefix: str) -> str:
     return f"{prefix}:txn:idx:won"
+
+
+def transaction_index_active(prefix: str) -> str:
+    return f"{prefix}:txn:idx:active"
 
 
 def limiter(prefix: str, name: str) -> str:

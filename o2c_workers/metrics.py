@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +28,9 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("o2c.metrics")
 
@@ -113,9 +115,38 @@ def registry() -> CollectorRegistry:
     return merged
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    return generate_latest(registry()), CONTENT_TYPE_LATEST
+def render(*, extra: Sequence[Collector] = ()) -> tuple[bytes, str]:
+    """The exposition text and its content type; ``extra`` collectors are read now, by
+    this process alone (values of the whole fleet, read from Redis on each scrape)."""
+    body = generate_latest(registry())
+    if extra:
+        own = CollectorRegistry(auto_describe=False)
+        for collector in extra:
+            own.register(collector)
+        body += generate_latest(own)
+    return body, CONTENT_TYPE_LATEST
+
+
+class StalledTransactions(Collector):
+    """``o2c_stalled_transactions``, counted when scraped; no sample when the count is
+    unknown (Redis unreachable), rather than a false zero."""
+
+    NAME = "o2c_stalled_transactions"
+    HELP = ("Transactions in flight with no progress for O2C_STALL_AFTER_S and no open dead "
+            "letter; the whole fleet's, so aggregate with max, not sum.")
+
+    def __init__(self, count: Callable[[], int | None]) -> None:
+        self._count = count
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.NAME, self.HELP)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP)
+        value = self._count()
+        if value is not None:
+            family.add_metric([], value)
+        yield family
 
 
 def serve(port: int, *, address: str = "0.0.0.0") -> bool:  # noqa: S104 - scraped remotely

@@ -26,9 +26,7 @@ import redis
 from o2c_workers import keys
 from o2c_workers.dlq import Status
 from o2c_workers.dlq.store import sync
-
-#: Milestones in the order a transaction reaches them.
-MILESTONES = ("won", "booked", "written_back", "invoiced", "paid")
+from o2c_workers.timeline import MILESTONES
 
 
 @dataclass(frozen=True)

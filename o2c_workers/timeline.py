@@ -1,4 +1,11 @@
-"""Every step of a transaction appends to its trace key's timeline in Redis."""
+"""Every step of a transaction appends to its trace key's timeline in Redis.
+
+Each record also keeps the index of transactions in flight (``{p}:txn:idx:active``), in the
+same writes: an opening event puts the trace key in, scored by the time of its newest event
+(its last progress); every later event moves the score on; the milestone that closes its
+kind (or a purge of its last open dead letter) takes it out. A transaction still in the
+index long after its last event, with no open dead letter, is stalled (``stalls``).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +21,29 @@ from o2c_workers import keys
 #: How long a transaction's timeline and milestones are kept.
 TIMELINE_TTL_S = 30 * 24 * 3600
 
+#: The milestones of an opportunity, in the order it reaches them.
+MILESTONES = ("won", "booked", "written_back", "invoiced", "paid")
+#: The milestone of an account synced to its ERP customer.
+SYNCED = "synced"
+#: Events that open a transaction: the receiver took it in.
+OPENING_EVENTS = frozenset({"received"})
+#: Milestones that open one too: a chain started without the receiver (a requeued
+#: ``invalid_payload``, a sweep) stamps "won" in its first step.
+OPENING_MILESTONES = frozenset({"won"})
+#: The milestone that ends each kind of transaction: past it nothing of ours is pending
+#: (an opportunity's invoice and payment come on the ERP's schedule, not ours).
+CLOSING_MILESTONES = frozenset({"written_back", SYNCED})
+
 
 def record_ops(
     prefix: str, trace_key: str, event: str, *, milestone: str | None = None,
-    at: float | None = None, **details: Any,
+    at: float | None = None, closes: bool = False, **details: Any,
 ) -> list[list[Any]]:
-    """The writes that append ``event``; a milestone also stamps the transaction hash once."""
+    """The writes that append ``event``; a milestone also stamps the transaction hash once.
+
+    ``closes`` ends the transaction's time in flight without a closing milestone (people
+    closed it: its last open dead letter was purged).
+    """
     now = time.time() if at is None else at
     entry = {"ts": now, "event": event, **{k: v for k, v in details.items() if v is not None}}
     tl_key = keys.timeline(prefix, trace_key)
@@ -33,16 +57,32 @@ def record_ops(
         ops.append(["EXPIRE", txn_key, TIMELINE_TTL_S])
         if milestone == "won":
             ops.append(["ZADD", keys.transaction_index_won(prefix), "NX", now, trace_key])
+    ops.extend(_progress_ops(prefix, trace_key, event, milestone, now, closes=closes))
     return ops
+
+
+def _progress_ops(prefix: str, trace_key: str, event: str, milestone: str | None, now: float,
+                  *, closes: bool) -> list[list[Any]]:
+    """Keep the index of transactions in flight: in, moved on (never back), or out."""
+    active = keys.transaction_index_active(prefix)
+    if closes or milestone in CLOSING_MILESTONES:
+        return [["ZREM", active, trace_key]]
+    if event in OPENING_EVENTS or milestone in OPENING_MILESTONES:
+        # Members whose timeline has expired meanwhile are dropped as new ones come in.
+        return [["ZREMRANGEBYSCORE", active, "-inf", f"({time.time() - TIMELINE_TTL_S!r}"],
+                ["ZADD", active, "GT", now, trace_key]]
+    return [["ZADD", active, "XX", "GT", now, trace_key]]
 
 
 def record(
     client: redis.Redis, prefix: str, trace_key: str, event: str, *,
-    milestone: str | None = None, at: float | None = None, **details: Any,
+    milestone: str | None = None, at: float | None = None, closes: bool = False,
+    **details: Any,
 ) -> None:
     """Append ``event`` to the timeline now."""
     pipe = client.pipeline(transaction=True)
-    for op in record_ops(prefix, trace_key, event, milestone=milestone, at=at, **details):
+    for op in record_ops(prefix, trace_key, event, milestone=milestone, at=at, closes=closes,
+                         **details):
         pipe.execute_command(*op)  # type: ignore[no-untyped-call]
     pipe.execute()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from o2c_workers import app
+from o2c_workers import app, timeline
 from o2c_workers.base_task import O2CTask
 from o2c_workers.services import customer
 
@@ -26,4 +26,4 @@ def sync_account(self: O2CTask, ctx: dict[str, Any]) -> None:
     rt = self.runtime
     synced = customer.sync_account(ctx, sf=rt.salesforce, erp=rt.erp,
                                    number_field=rt.fields.customer_number)
-    self.record("customer_synced", customer=synced.name)
+    self.record("customer_synced", milestone=timeline.SYNCED, customer=synced.name)

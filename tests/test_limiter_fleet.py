@@ -245,3 +245,35 @@ def test_a_task_without_a_slot_soon_gives_back_its_worker_and_retries(
     assert countdowns and max(countdowns) <= 1.0
     assert {r.get("reason") for r in retries} == {"limiter:concurrency"}
     assert len(api_calls(erp)) == 1 and api_calls(erp)[0]["time"] >= released_at - 0.05
+
+
+def test_a_maintenance_window_pauses_every_worker_with_no_limit_configured(
+        redis_url, redis_client, workers, start_erp) -> None:
+    erp = start_erp()
+    env = fleet_env(erp)  # no O2C_ERP_RATE_LIMIT, no O2C_ERP_MAX_CONCURRENCY
+    fleet = start_fleet(redis_url, workers, 2, concurrency=2, env=env)
+    # Longer than a task waits at the limiter (5 s): tasks that cannot wait it out give
+    # their worker back and are retried by Celery once it ends.
+    window_s = 6.0
+    sandbox(erp, "faults", {"maintenance_for_s": window_s})
+    opened = time.time()
+    tasks = 16
+    enqueue(redis_client, [{"id": i, "reads": 2} for i in range(tasks)])
+    records = wait_done(redis_client, tasks, timeout_s=60)
+
+    calls = api_calls(erp)
+    refused = [c for c in calls if c["status"] == 503]
+    logged = [json.loads(line) for w in fleet for line in w.lines if line.startswith("{")]
+    warnings = [r["message"] for r in logged if r["level"] == "warning"]
+    print(f"\n{len(calls)} calls, {len(refused)} refused for maintenance, "
+          f"{len(warnings)} warnings, {sum(r['retries'] for r in records)} Celery retries")
+    # The first 503 pauses the fleet for its Retry-After: only calls already on their way
+    # (at most one per worker process) meet the window; then nobody calls until it ends.
+    assert 1 <= len(refused) <= 4
+    first = refused[0]["time"]
+    assert not [c for c in calls if first + 0.3 < c["time"] < opened + window_s]
+    assert sorted(r["id"] for r in records) == list(range(tasks))
+    assert len({r["pid"] for r in records}) >= 2
+    assert sum(r["retries"] for r in records) >= 1
+    # A warning for each refused answer and the pause it set, none per deferred task.
+    assert 2 <= len(warnings) <= 2 * len(refused), warnings

@@ -321,11 +321,37 @@ def test_from_settings_with_only_a_rate(redis_client: redis.Redis, prefix: str) 
         Limiter.from_settings(redis_client, load_settings(erp_rate_limit="lots"))
 
 
-def test_no_limit_configured_means_a_limiter_that_costs_nothing() -> None:
-    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.1)
-    limiter = Limiter.from_settings(unreachable, load_settings(erp_rate_limit=None,
-                                                               erp_max_concurrency=0))
-    assert isinstance(limiter, NullLimiter)
+def test_no_limit_configured_still_holds_the_fleet_back_during_a_pause(
+        redis_client: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(erp_rate_limit=None, erp_max_concurrency=0, key_prefix=prefix)
+    limiter = Limiter.from_settings(redis_client, settings)
+    other = Limiter.from_settings(redis_client, settings)  # another worker of the fleet
+    assert limiter.strategies == []
+    for _ in range(100):
+        with limiter.acquire(timeout_s=0) as permit:
+            assert permit.waited_s < 0.05
+    assert limiter.stats.waits == 0
+    assert list(redis_client.scan_iter(f"{prefix}:*")) == []  # nothing kept per call
+    assert other.pause(0.3, reason="erp maintenance (503)") == pytest.approx(0.3)
+    assert redis_client.get(keys.limiter_pause(prefix, "erp")) == b"erp maintenance (503)"
+    started = time.monotonic()
+    with limiter.acquire(timeout_s=1.0) as permit:
+        assert time.monotonic() - started >= 0.29
+    assert permit.waited_s >= 0.29 and limiter.usage().paused_s == 0
+    other.pause(2.0, reason="erp maintenance (503)")
+    caplog.set_level(logging.INFO, logger="o2c.limiter")
+    caplog.clear()
+    with pytest.raises(Throttled) as caught, limiter.acquire(timeout_s=0.5):
+        pass
+    assert caught.value.reason == "limiter:pause" and 1.8 < caught.value.retry_after_s <= 2.0
+    # The pause was announced (a warning) once by the worker that set it; the tasks it
+    # defers say so at INFO, or a window would log one warning per task.
+    assert [r.levelno for r in caplog.records if r.name == "o2c.limiter"] == [logging.INFO]
+    assert limiter.usage().in_flight == 0
+
+
+def test_without_redis_the_null_limiter_grants_everything_at_once() -> None:
+    limiter = NullLimiter()
     for _ in range(1000):
         with limiter.acquire(timeout_s=0) as permit:
             assert permit.waited_s == 0.0

@@ -1,4 +1,5 @@
-"""``o2c report [--since 24h] [--json]``: the O2C KPIs of a period."""
+"""``o2c report [--since 24h] [--json]``: the O2C KPIs of a period; ``o2c report --stalled
+[--limit N] [--json]``: the transactions that stopped moving."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from config import ConfigError, get_settings
+from o2c_workers.cli.status_cmd import duration
 from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import parse_since
 from o2c_workers.report import Latency, Report, build_report
 from o2c_workers.runtime import connect
+from o2c_workers.stalls import Stall, stalled_transactions
 
 
 def _ms(value: float | None) -> str:
@@ -50,20 +53,50 @@ def report_table(report: Report) -> Table:
     return table
 
 
+def stalled_table(stalls: list[Stall], *, stall_after_s: int) -> Table:
+    table = Table("trace key", "last progress (UTC)", "stalled for", "last event", "task",
+                  title=f"o2c report: {len(stalls)} stalled (no progress for over "
+                        f"{duration(stall_after_s)}, no open dead letter)")
+    for stall in stalls:
+        table.add_row(stall.trace_key, _when(stall.last_progress_at),
+                      duration(stall.stalled_for_s), str(stall.last_event.get("event", "")),
+                      str(stall.last_event.get("task", "")))
+    return table
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def report(
     since: Annotated[str | None, typer.Option(help="Opportunities won since: 30m, 2h, 3d, 1w, "
                                               "an ISO date or epoch seconds; default all.")]
     = None,
+    stalled: Annotated[bool, typer.Option(
+        "--stalled", help="List the transactions with no progress for O2C_STALL_AFTER_S "
+                          "and no open dead letter, longest stalled first, instead.")] = False,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="With --stalled: list at most this many.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
     = False,
 ) -> None:
     """Opportunities won, booked, invoiced and paid; fallout and touchless rates; latencies;
-    dead letters by category; retries per order."""
+    dead letters by category; retries per order. Or, with --stalled, what stopped moving."""
+    if stalled and since is not None:
+        raise typer.BadParameter("--stalled lists what is stalled now, whenever it was won; "
+                                 "it takes no --since", param_hint="--since")
+    if limit is not None and not stalled:
+        raise typer.BadParameter("--limit goes with --stalled", param_hint="--limit")
     console = Console()
     try:
         settings = get_settings()
-        result = build_report(connect(settings.redis_url), settings.key_prefix,
-                              since=parse_since(since))
+        client = connect(settings.redis_url)
+        if stalled:
+            _print_stalled(console, stalled_transactions(
+                client, settings.key_prefix, stall_after_s=settings.stall_after_s,
+                limit=limit), stall_after_s=settings.stall_after_s, as_json=as_json)
+            return
+        result = build_report(client, settings.key_prefix, since=parse_since(since))
     except (ConfigError, DlqError) as exc:
         raise typer.BadParameter(str(exc)) from None
     except redis.RedisError as exc:
@@ -73,3 +106,12 @@ def report(
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     console.print(report_table(result))
+
+
+def _print_stalled(console: Console, stalls: list[Stall], *, stall_after_s: int,
+                   as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"stall_after_s": stall_after_s, "count": len(stalls),
+                               "stalled": [s.as_dict() for s in stalls]}, indent=2))
+    else:
+        console.print(stalled_table(stalls, stall_after_s=stall_after_s))

@@ -8,7 +8,8 @@ from typing import cast
 import redis
 
 from o2c_workers.celery_app import DOMAINS
-from o2c_workers.report import MILESTONES, Report, build_report
+from o2c_workers.report import Report, build_report
+from o2c_workers.timeline import MILESTONES
 
 #: Milestones in the order a transaction reaches them.
 STAGES = MILESTONES

@@ -225,9 +225,16 @@ def purge_one(dlq: Dlq, entry_id: str, *, reason: str = "", now: float | None = 
     outcome = {"id": entry.id, "category": entry.category, "trace_key": entry.trace_key}
     if dry_run:
         return outcome
+    # People closed the transaction when this was its last open dead letter: it is no
+    # longer in flight, so it can never count as stalled (nor be re-driven by a sweep).
+    last_open = dlq.store.ids(trace_key=entry.trace_key) == [entry.id]
     item = dlq.store.change(entry, status=Status.PURGED, now=now, fields={"purged_at": now},
                             after=[dlq.store.audit_op("purge", entry.id, actor=dlq.actor,
-                                                      now=now, reason=reason, **outcome)])
+                                                      now=now, reason=reason, **outcome),
+                                   *timeline.record_ops(
+                                       dlq.prefix, entry.trace_key, "dead_letter_purged",
+                                       at=now, closes=last_open, dead_letter=entry.id,
+                                       actor=dlq.actor, reason=reason or None)])
     if not dlq.store.run([item])[0]:
         raise Conflict(f"dead letter {entry_id} changed meanwhile; look at it again")
     return outcome

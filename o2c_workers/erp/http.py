@@ -8,7 +8,8 @@ non-integer number as a ``Decimal``. Failures map onto ``o2c_workers.errors``:
 outcome                                               error
 ====================================================  ========================================
 429, or a ``TooManyRequestsError``/deadlock answer    Throttled (Retry-After), fleet paused
-503 maintenance, other 5xx                            Transient (Retry-After when given)
+503 maintenance (Retry-After, or ``SessionStopped``)  Transient (Retry-After), fleet paused
+other 5xx                                             Transient (Retry-After when given)
 502/504 from a proxy, after a write was sent          UnknownOutcome
 connection refused, connect timeout (never sent)      Transient
 read timeout or dropped connection after a write      UnknownOutcome (after a read: Transient)
@@ -17,6 +18,12 @@ read timeout or dropped connection after a write      UnknownOutcome (after a re
 404                                                   NotFound
 417 and other 4xx                                     BusinessError (category, remediation)
 ====================================================  ========================================
+
+A maintenance 503 stays ``Transient``: for the call it is a passing fault like any 5xx
+(retried with backoff, dead-lettered ``exhausted`` at the end), not a request to slow down.
+What sets it apart is that the ERP said for how long it is away, for everyone: like a 429 it
+pauses the whole fleet at the limiter, so the other workers wait there instead of each
+finding out with a call of its own.
 
 Credentials live only in ``TokenAuth``; they are never logged nor put in an error.
 """
@@ -55,6 +62,11 @@ log = logging.getLogger("o2c.erp.http")
 
 #: Retry-After assumed for a 429 that names none, in seconds.
 DEFAULT_THROTTLE_S = 1.0
+#: Retry-After assumed for a maintenance answer that names none, in seconds: the fleet then
+#: asks the ERP a few times a minute whether it is back, rather than once per task.
+DEFAULT_MAINTENANCE_S = 10.0
+#: The ``reason`` of a maintenance answer's error.
+MAINTENANCE = "maintenance"
 #: Most of an unreadable answer kept in an error, in characters.
 MAX_BODY_CHARS = 1000
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -174,6 +186,9 @@ class ErpHttp:
         if isinstance(error, Throttled):
             self.limiter.pause(error.retry_after_s or DEFAULT_THROTTLE_S,
                                reason=f"erp {response.status_code}")
+        elif error.reason == MAINTENANCE:
+            self.limiter.pause(error.retry_after_s or DEFAULT_MAINTENANCE_S,
+                               reason=f"erp maintenance ({response.status_code})")
         raise error
 
 
@@ -212,9 +227,13 @@ def map_error(method: str, path: str, status: int, body: Any,
         return NotFound(text, reason=exc_type or "not_found", **common)
     if status in (502, 504) and method in _WRITES:
         return UnknownOutcome(text, reason=f"gateway_{status}", **common)
+    if status == 503 and (retry_after is not None
+                          or exc_type in mapping.MAINTENANCE_EXC_TYPES):
+        common["retry_after_s"] = retry_after if retry_after is not None \
+            else DEFAULT_MAINTENANCE_S
+        return Transient(text, reason=MAINTENANCE, **common)
     if status >= 500:
-        return Transient(text, reason="maintenance" if status == 503 else f"http_{status}",
-                         **common)
+        return Transient(text, reason=f"http_{status}", **common)
     category = mapping.categorize(exc_type, message)
     return BusinessError(text, reason=exc_type or f"http_{status}", category=category,
                          remediation=mapping.REMEDIATION[category], **common)

@@ -50,6 +50,10 @@ DUPLICATE_EXC_TYPES = frozenset({"DuplicateEntryError", "UniqueValidationError"}
 THROTTLE_EXC_TYPES = frozenset({"TooManyRequestsError", "QueryDeadlockError",
                                 "QueryTimeoutError"})
 
+#: ``exc_type`` of Frappe's maintenance answer (``maintenance_mode`` on, or a migration
+#: running): HTTP 503, "The system is being updated".
+MAINTENANCE_EXC_TYPES = frozenset({"SessionStopped"})
+
 #: Longest message kept from an answer, in characters.
 MAX_MESSAGE_CHARS = 500
 

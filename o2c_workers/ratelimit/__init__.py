@@ -2,7 +2,8 @@
 
 ``Limiter.from_settings(redis_client, settings)`` builds it; ``with limiter.acquire(
 timeout_s=...)`` holds a slot for one call; ``limiter.pause(retry_after_s)`` holds the whole
-fleet back after a 429. Keys are listed in ``o2c_workers.keys``.
+fleet back after a 429 or during the ERP's maintenance, limits configured or not. Keys are
+listed in ``o2c_workers.keys``.
 """
 
 from __future__ import annotations

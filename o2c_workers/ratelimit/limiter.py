@@ -60,6 +60,8 @@ class Limiter:
 
     Strategies are taken leases first, request slots last: a request slot taken and then
     held while waiting for a lease would let the request reach the ERP later than counted.
+    With no strategy at all the limiter still holds every acquirer back during a fleet
+    pause (a 429 or a maintenance window), at the cost of one read of the pause per call.
     """
 
     def __init__(
@@ -77,10 +79,10 @@ class Limiter:
     def from_settings(
         cls, redis_client: redis.Redis, settings: Settings, *, name: str = "erp",
         margin_s: float | None = None,
-    ) -> Limiter | NullLimiter:
-        """The ERP limiter of ``O2C_ERP_RATE_LIMIT`` and ``O2C_ERP_MAX_CONCURRENCY``."""
-        if not settings.erp_rate_limit and settings.erp_max_concurrency <= 0:
-            return NullLimiter(name=name)
+    ) -> Limiter:
+        """The ERP limiter of ``O2C_ERP_RATE_LIMIT`` and ``O2C_ERP_MAX_CONCURRENCY``; with
+        neither set, a limiter of fleet pauses only (the ERP's 429s and maintenance windows
+        hold the whole fleet back whether or not a limit is configured)."""
         backend = RedisBackend(redis_client)
         prefix = settings.key_prefix
         strategies: list[Strategy] = []
@@ -132,11 +134,12 @@ class Limiter:
         start = time.monotonic()
         deadline = start + timeout_s
         waited_for: list[str] = []
+        if not self.strategies:
+            while self._wait_out_pause(start, deadline, waited_for):
+                pass
         for strategy in self.strategies:
             while True:
-                paused_s = self.backend.pause_left(self._pause_key) / 1000
-                if paused_s > 0:
-                    self._sleep(paused_s, paused_s, "pause", start, deadline, waited_for)
+                if self._wait_out_pause(start, deadline, waited_for):
                     continue
                 attempt = strategy.try_acquire(key, token)
                 if attempt.ok:
@@ -157,6 +160,14 @@ class Limiter:
         self.stats.add(acquires=1)
         return waited_s
 
+    def _wait_out_pause(self, start: float, deadline: float, waited_for: list[str]) -> bool:
+        """Sleep through a fleet pause in force (or give up); False when there is none."""
+        paused_s = self.backend.pause_left(self._pause_key) / 1000
+        if paused_s <= 0:
+            return False
+        self._sleep(paused_s, paused_s, "pause", start, deadline, waited_for)
+        return True
+
     def _sleep(
         self, wait_s: float, expected_s: float, reason: str, start: float, deadline: float,
         waited_for: list[str],
@@ -165,8 +176,11 @@ class Limiter:
         now = time.monotonic()
         if wait_s > deadline - now:
             self.stats.add(throttles=1, wait_seconds=now - start)
-            log.warning("%s limiter: no %s slot within %.2f s; expected in %.2f s",
-                        self.name, reason, deadline - start, expected_s)
+            # A pause was announced once, as a warning, by whoever set it: every task it
+            # defers saying so again would be one warning per task per window.
+            level = logging.INFO if reason == "pause" else logging.WARNING
+            log.log(level, "%s limiter: no %s slot within %.2f s; expected in %.2f s",
+                    self.name, reason, deadline - start, expected_s)
             raise Throttled(
                 f"{self.name} limiter: no {reason} slot in time", reason=f"limiter:{reason}",
                 retry_after_s=expected_s,
@@ -186,7 +200,7 @@ class Limiter:
 
 
 class NullLimiter:
-    """No limit configured: grants every acquire at once and never touches Redis."""
+    """No Redis at hand (an adapter built without one): grants every acquire at once."""
 
     def __init__(self, *, name: str = "erp") -> None:
         self.name = name
@@ -198,7 +212,7 @@ class NullLimiter:
         yield Permit(key=key, waited_s=0.0)
 
     def pause(self, for_s: float, *, reason: str = "throttled") -> float:
-        """Nothing to pause: without a configured limit each task backs off on its own."""
+        """Nothing to pause: without a shared store each caller backs off on its own."""
         return 0.0
 
     def usage(self, key: str = DEFAULT_KEY) -> Usage:

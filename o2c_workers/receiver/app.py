@@ -30,6 +30,7 @@ from o2c_workers.receiver.http import (
 )
 from o2c_workers.receiver.outbound import OutboundHandler
 from o2c_workers.receiver.transactions import TRANSACTIONS, Transactions
+from o2c_workers.stalls import count_stalled
 
 log = logging.getLogger("o2c.receiver")
 
@@ -61,6 +62,7 @@ class Receiver:
         )
         self.erp_events = ErpEventHandler(settings, messages=self.outbound.messages,
                                           dead_letters=self.dead_letters)
+        self.stalled = metrics.StalledTransactions(self.count_stalled)
         self.routes: dict[str, dict[str, Handler]] = {
             SF_OUTBOUND: {"POST": self.salesforce_outbound},
             ERP_EVENTS: {"POST": self.erp_event},
@@ -76,9 +78,9 @@ class Receiver:
         dlq = ops.Dlq(self.dead_letters, replanner, actor="admin-api")
         self.add_prefix_route(ADMIN_DLQ, AdminDlq(dlq, token=token,
                                                   max_body=settings.max_body_bytes))
-        self.add_prefix_route(TRANSACTIONS, Transactions(redis_client,
-                                                         prefix=settings.key_prefix,
-                                                         token=token))
+        self.add_prefix_route(TRANSACTIONS, Transactions(
+            redis_client, prefix=settings.key_prefix, token=token,
+            stall_after_s=settings.stall_after_s))
 
     def add_route(self, path: str, method: str, handler: Handler) -> None:
         self.routes.setdefault(path, {})[method] = handler
@@ -181,9 +183,18 @@ class Receiver:
         return Response.json(200, {"status": "ok"})
 
     def prometheus(self, request: Request) -> Response:
-        """Prometheus exposition; every gunicorn worker's counts in multiprocess mode."""
-        body, content_type = metrics.render()
+        """Prometheus exposition; every gunicorn worker's counts in multiprocess mode, and
+        the fleet's stalled transactions, counted in Redis now."""
+        body, content_type = metrics.render(extra=[self.stalled])
         return Response(200, body, content_type)
+
+    def count_stalled(self) -> int | None:
+        try:
+            return count_stalled(self.redis, self.settings.key_prefix,
+                                 stall_after_s=self.settings.stall_after_s)
+        except redis.RedisError as exc:
+            log.warning("cannot count stalled transactions: %s", exc)
+            return None
 
     def readyz(self, request: Request) -> Response:
         try:

@@ -19,10 +19,12 @@ TRANSACTIONS = "/transactions"
 
 
 class Transactions:
-    def __init__(self, client: redis.Redis, *, prefix: str, token: str) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, token: str,
+                 stall_after_s: int) -> None:
         self.token = token
         self.redis = client
         self.prefix = prefix
+        self.stall_after_s = stall_after_s
 
     def __call__(self, request: Request) -> Response:
         check_admin_token(request, self.token)
@@ -33,7 +35,8 @@ class Transactions:
             raise HTTPError(405, f"{request.method} is not allowed here",
                             headers=[("Allow", "GET")])
         try:
-            result = transaction_status(self.redis, self.prefix, trace_key)
+            result = transaction_status(self.redis, self.prefix, trace_key,
+                                        stall_after_s=self.stall_after_s)
         except redis.RedisError as exc:
             log.error("transaction status: Redis unavailable: %s", exc)
             raise HTTPError(503, "the state store is unavailable") from None

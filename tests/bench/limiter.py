@@ -4,7 +4,7 @@ Two worker nodes of two processes each make ERP calls (one Sales Order lookup pe
 against a fresh ERP simulator per side, with a limit of 20 calls per second:
 
 - ours: ``O2C_ERP_RATE_LIMIT=20/second``, every call through the adapter's limiter;
-- Celery: ``rate_limit="20/s"`` on the task, the adapter unlimited (``NullLimiter``);
+- Celery: ``rate_limit="20/s"`` on the task, the adapter with no limit set (pauses only);
 - Celery split: ``rate_limit="10/s"``, the limit divided by hand among the two nodes.
 
 Peak is the most calls the simulator received in any sliding 1-second window. The achieved

@@ -39,7 +39,7 @@ def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_u
     resolved = wait_for(lambda: store.get(entry_id).status is Status.RESOLVED,
                         what="the dead letter to be resolved by the success")
     assert resolved
-    status = transaction_status(o2c.redis, "o2c", opp_id)
+    status = transaction_status(o2c.redis, "o2c", opp_id, stall_after_s=300)
     events = [event["event"] for event in status["timeline"]]
     assert events.index("dead_lettered") < events.index("requeued") < events.index(
         "written_back")

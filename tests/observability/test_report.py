@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import requests
 
+from o2c_workers import keys
 from o2c_workers.redis_runtime import free_port
 from o2c_workers.report import build_report
+from o2c_workers.stalls import stalled_transactions
 from o2c_workers.status import transaction_status
 from tests.observability.conftest import samples, total
 from tests.plugins.workers import ROOT, wait_for
@@ -39,6 +42,15 @@ def test_report_timeline_and_metrics_agree_with_the_simulators(o2c_factory, tmp_
     report = build_report(o2c.redis, "o2c")
     opportunities = o2c.sf_records("Opportunity")
     docs = erp["documents"]
+
+    # The real writers keep the index of transactions in flight: every written-back
+    # opportunity has left it; those still in it wait for people, so none is stalled, even
+    # a day from now.
+    in_flight = {m.decode() for m in o2c.redis.zrange(keys.transaction_index_active("o2c"),
+                                                      0, -1)}
+    assert in_flight == set(expected)
+    assert stalled_transactions(o2c.redis, "o2c", stall_after_s=300,
+                                now=time.time() + 86400) == []
 
     # The report against the simulators.
     won = len(o2c.world.opportunity_ids)
@@ -86,10 +98,12 @@ def test_report_timeline_and_metrics_agree_with_the_simulators(o2c_factory, tmp_
     assert story["stage"] == "dead_lettered"
     assert [d["category"] for d in story["dead_letters"]] == [expected[failed]]
     booked = next(o for o in ok if "invoiced" in transaction_status(
-        o2c.redis, "o2c", o)["milestones"])
+        o2c.redis, "o2c", o, stall_after_s=300)["milestones"])
     story = requests.get(f"{o2c.receiver_url}/transactions/{booked}",
                          headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10).json()
-    assert story == json.loads(json.dumps(transaction_status(o2c.redis, "o2c", booked)))
+    assert story == json.loads(json.dumps(transaction_status(o2c.redis, "o2c", booked,
+                                                             stall_after_s=300)))
+    assert (story["stalled"], story["last_progress_at"]) == (False, story["timeline"][-1]["ts"])
     assert {"won", "booked", "written_back", "invoiced"} <= set(story["milestones"])
     domains = {e["task"].split(".")[1] for e in story["timeline"] if "task" in e}
     assert {"customer", "pricing", "order", "invoice"} <= domains
