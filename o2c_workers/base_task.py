@@ -13,7 +13,7 @@ from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Time
 from kombu.exceptions import OperationalError
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import metrics, sentry, timeline
+from o2c_workers import catalogue, metrics, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
 from o2c_workers.errors import O2CError, Transient
@@ -111,8 +111,8 @@ class O2CTask(Task):  # type: ignore[misc]
             log.warning("state store unreachable, returning the message: %s", exc)
             raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
-            self._dead_letter(exc, args, kwargs, category="unexpected",
-                              remediation="Integration team: a defect; see the traceback.")
+            self._dead_letter(exc, args, kwargs, category=catalogue.UNEXPECTED,
+                              remediation=catalogue.remediation(catalogue.UNEXPECTED))
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -142,7 +142,7 @@ class O2CTask(Task):  # type: ignore[misc]
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)
                 except INFRASTRUCTURE_ERRORS as publish_error:
                     raise Reject(str(publish_error), requeue=True) from publish_error
-            self._dead_letter(exc, args, kwargs, category="exhausted",
+            self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
                               remediation=exc.remediation)
         else:
             self._dead_letter(exc, args, kwargs, category=exc.category,
@@ -156,10 +156,8 @@ class O2CTask(Task):  # type: ignore[misc]
         ack that follows loses nothing."""
         if isinstance(exc, TimeLimitExceeded):
             try:
-                self._dead_letter(exc, args, kwargs, category="timeout",
-                                  remediation="Integration team: the step hung past its hard "
-                                              "time limit (is the ERP or Salesforce answering?);"
-                                              " requeue once it is.")
+                self._dead_letter(exc, args, kwargs, category=catalogue.TIMEOUT,
+                                  remediation=catalogue.remediation(catalogue.TIMEOUT))
             except Reject:
                 log.error("cannot store the dead letter of a timed-out step", exc_info=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from o2c_workers import catalogue
+
 
 class O2CError(Exception):
     """Root of every error the fleet raises on purpose."""
@@ -12,8 +14,8 @@ class O2CError(Exception):
     retryable: bool = False
     #: The dead-letter category an unrecovered error files under.
     category: str = "error"
-    #: Which team fixes it, and how.
-    remediation: str = "Inspect the traceback; requeue once the cause is fixed."
+    #: Which team fixes it, and how (from the catalogue, by category, unless given).
+    remediation: str = catalogue.remediation("error")
 
     def __init__(
         self,
@@ -36,6 +38,8 @@ class O2CError(Exception):
             self.category = category
         if remediation is not None:
             self.remediation = remediation
+        elif category is not None:
+            self.remediation = catalogue.remediation(category)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,15 +56,16 @@ class Throttled(O2CError):
     """The far side asked us to slow down (429, concurrency exceeded)."""
 
     retryable = True
-    category = "throttled"
+    category = catalogue.THROTTLED
+    remediation = catalogue.remediation(catalogue.THROTTLED)
 
 
 class Transient(O2CError):
     """A passing fault: connection refused, timeout before sending, 5xx."""
 
     retryable = True
-    category = "exhausted"
-    remediation = "The far side kept failing; check its health, then requeue."
+    category = catalogue.EXHAUSTED
+    remediation = catalogue.remediation(catalogue.EXHAUSTED)
 
 
 class UnknownOutcome(Transient):
@@ -76,27 +81,26 @@ class Duplicate(O2CError):
 class BusinessError(O2CError):
     """The ERP refused the document on its merits; retrying cannot help."""
 
-    category = "business"
-    remediation = "Sales ops: correct the opportunity in Salesforce, then requeue."
+    category = catalogue.BUSINESS
+    remediation = catalogue.remediation(catalogue.BUSINESS)
 
 
 class InvalidPayload(O2CError):
     """A message or record that fails validation."""
 
-    category = "invalid_payload"
-    remediation = "Integration team: fix the outbound message fields or the sender, then requeue."
+    category = catalogue.INVALID_PAYLOAD
+    remediation = catalogue.remediation(catalogue.INVALID_PAYLOAD)
 
 
 class AuthError(O2CError):
     """401/403 from the ERP or Salesforce: alert, do not hammer."""
 
-    category = "auth"
-    remediation = (
-        "Integration team: renew or correct the ERP or Salesforce credentials, then requeue."
-    )
+    category = catalogue.AUTH
+    remediation = catalogue.remediation(catalogue.AUTH)
 
 
 class NotFound(O2CError):
     """The far side has no such record."""
 
-    category = "not_found"
+    category = catalogue.NOT_FOUND
+    remediation = catalogue.remediation(catalogue.NOT_FOUND)

@@ -25,6 +25,7 @@ import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
+from o2c_workers import catalogue
 from o2c_workers.redact import MASK, redact
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("o2c.sentry")
 
-#: Dead-letter categories that mean "the fleet or a far side is broken": always reported.
-OPERATIONAL_CATEGORIES = frozenset({"exhausted", "throttled", "auth", "unexpected"})
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 #: Event fields that are machine-made and never carry user data (left as they are).
@@ -119,7 +118,7 @@ def tag_task(*, trace_key: str | None, task_name: str | None) -> None:
 
 
 def is_business(category: str) -> bool:
-    return category not in OPERATIONAL_CATEGORIES
+    return not catalogue.is_operational(category)
 
 
 def report_dead_letter(exc: BaseException, *, trace_key: str, domain: str, category: str,

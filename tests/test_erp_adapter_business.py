@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from o2c_workers.erp import REMEDIATION
+from o2c_workers.catalogue import remediation
 from o2c_workers.erp.http import map_error, retry_after_s
 from o2c_workers.errors import (
     AuthError,
@@ -102,7 +102,7 @@ def test_other_validation_errors_go_to_the_integration_team(world: World, start_
 
 def _assert_refusal(error: BusinessError, category: str) -> None:
     assert (error.category, error.status, error.retryable) == (category, 417, False)
-    assert error.remediation == REMEDIATION[category]
+    assert error.remediation == remediation(category)
     assert error.remediation.startswith(TEAMS[category])
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from o2c_workers.erp.erpnext import ErpNextAdapter
-from o2c_workers.erp.mapping import REMEDIATION
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.erp.retry import QuickRetry
 from o2c_workers.ratelimit import Limiter
@@ -25,4 +24,4 @@ def build_adapter(settings: Settings, redis_client: redis.Redis) -> ErpNextAdapt
     return ErpNextAdapter(settings, limiter=Limiter.from_settings(redis_client, settings))
 
 
-__all__ = ["REMEDIATION", "ErpAdapter", "ErpNextAdapter", "QuickRetry", "build_adapter"]
+__all__ = ["ErpAdapter", "ErpNextAdapter", "QuickRetry", "build_adapter"]

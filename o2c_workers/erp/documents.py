@@ -152,5 +152,4 @@ def read(parse: Callable[[Doc], T], doc: Any, what: str) -> T:
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         category = mapping.ERP_VALIDATION
         raise BusinessError(f"unreadable ERP {what}: {exc}", reason="unreadable_document",
-                            category=category,
-                            remediation=mapping.REMEDIATION[category]) from None
+                            category=category) from None

@@ -236,7 +236,7 @@ def map_error(method: str, path: str, status: int, body: Any,
         return Transient(text, reason=f"http_{status}", **common)
     category = mapping.categorize(exc_type, message)
     return BusinessError(text, reason=exc_type or f"http_{status}", category=category,
-                         remediation=mapping.REMEDIATION[category], **common)
+                         **common)
 
 
 def _connection_error(method: str, path: str, exc: requests.RequestException) -> O2CError:

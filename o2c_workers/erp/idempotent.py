@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from o2c_workers.erp.http import ErpHttp
-from o2c_workers.erp.mapping import ERP_VALIDATION, REMEDIATION
+from o2c_workers.erp.mapping import ERP_VALIDATION
 from o2c_workers.erp.retry import QuickRetry
 from o2c_workers.errors import BusinessError, Duplicate, Throttled, Transient
 
@@ -53,8 +53,7 @@ def _try_once(http: ErpHttp, path: str, payload: dict[str, Any], salesforce_id: 
             raise BusinessError(
                 f"{path}: the ERP reports a duplicate, yet no record has salesforce_id "
                 f"{salesforce_id}: {exc.message}", reason="duplicate_not_found",
-                status=exc.status, body=exc.body, category=ERP_VALIDATION,
-                remediation=REMEDIATION[ERP_VALIDATION]) from exc
+                status=exc.status, body=exc.body, category=ERP_VALIDATION) from exc
         log.info("%s: %s exists already; linked", path, salesforce_id)
         return found
     except Transient as exc:

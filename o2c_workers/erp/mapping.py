@@ -1,4 +1,4 @@
-"""How ERPNext's refusals map onto the error tree: the categories, and who fixes each.
+"""How ERPNext's refusals map onto the error tree and the catalogue's categories.
 
 The HTTP client (``http.py``) is the one caller. A 417 answer is a business refusal unless
 its ``exc_type`` says "duplicate" or "slow down"; its category comes from the first rule of
@@ -12,26 +12,16 @@ import json
 import re
 from typing import Any
 
-CREDIT_HOLD = "credit_hold"
-TAX_CONFIGURATION = "tax_configuration"
-UNKNOWN_ITEM = "unknown_item"
-PRICE_MISMATCH = "price_mismatch"
-ERP_VALIDATION = "erp_validation"
+from o2c_workers.catalogue import (
+    CREDIT_HOLD,
+    ERP_VALIDATION,
+    PRICE_MISMATCH,
+    TAX_CONFIGURATION,
+    UNKNOWN_ITEM,
+)
 
-#: Business category → the team that fixes it, and how. Dead letters carry this hint.
-REMEDIATION: dict[str, str] = {
-    CREDIT_HOLD: "Finance: release the customer's credit hold or raise its credit limit in "
-                 "the ERP, then requeue.",
-    TAX_CONFIGURATION: "Finance / master data: add a Tax Rule (and its Sales Taxes and Charges "
-                       "Template) for the billing country, or set the customer's country, "
-                       "then requeue.",
-    UNKNOWN_ITEM: "Master data: create the Item in the ERP, or correct the product code in "
-                  "Salesforce, then requeue.",
-    PRICE_MISMATCH: "Sales ops: align the opportunity's prices, discounts and currency with "
-                    "the ERP price list (or have the Item Price set up), then requeue.",
-    ERP_VALIDATION: "Integration team: the ERP refused the document; read its message, fix "
-                    "the mapping or the data, then requeue.",
-}
+__all__ = ["CREDIT_HOLD", "ERP_VALIDATION", "PRICE_MISMATCH", "RULES", "TAX_CONFIGURATION",
+           "UNKNOWN_ITEM", "categorize"]
 
 #: First match wins; each pattern is searched in ``"<exc_type>: <message>"``.
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = (

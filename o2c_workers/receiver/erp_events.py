@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config import Settings
-from o2c_workers import keys, sfid, timeline
+from o2c_workers import catalogue, keys, sfid, timeline
 from o2c_workers.atomic import Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
@@ -97,10 +97,10 @@ class ErpEventHandler:
         if task is None:
             entry = DeadLetter(
                 trace_key=trace_key, domain="receiver", payload=summary,
-                error_class="Unrouted", category="unrouted", source="receiver",
+                error_class="Unrouted", category=catalogue.UNROUTED, source="receiver",
                 message=f"no route for ERP event {event.doctype} {event.event}",
-                remediation="Integration team: remove this event from the ERP webhook or "
-                            "add a route for it.", first_failed_at=now, last_failed_at=now)
+                remediation=catalogue.remediation(catalogue.UNROUTED), first_failed_at=now,
+                last_failed_at=now)
             return Item.unless_marked(mark, self.dead_letters.add_ops(entry)), "unrouted", \
                 trace_key
         payload = {**summary, "trace_key": trace_key, "received_at": now}

@@ -11,7 +11,7 @@ from celery import Celery
 
 from config import Settings
 from config.routes import Route, match
-from o2c_workers import keys, sfid, timeline
+from o2c_workers import catalogue, keys, sfid, timeline
 from o2c_workers.atomic import Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
@@ -134,11 +134,7 @@ class OutboundHandler:
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,
                      category: str, reason: str, context: dict[str, Any]) -> Planned:
-        remediation = {
-            "invalid_payload": "Integration team: correct the record or the outbound message "
-                               "fields in Salesforce; edit the payload and requeue if needed.",
-            "unrouted": "Integration team: add a route for this sObject type or stop sending it.",
-        }[category]
+        remediation = catalogue.remediation(category)
         entry = DeadLetter(
             trace_key=trace_key, domain="receiver", task=None, payload={**context, "raw": n.raw},
             error_class="InvalidPayload" if category == "invalid_payload" else "Unrouted",

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from o2c_workers.catalogue import RECONCILIATION
 from o2c_workers.errors import BusinessError, NotFound
 from o2c_workers.models import ErpInvoice, ErpOrder, cents
 from o2c_workers.services.orders import WriteBackFields, opportunity_of_order
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
-
-FINANCE_RECONCILE = "Finance: reconcile the invoice with its sales order in the ERP, then requeue."
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def sync_invoice(invoice_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
         raise BusinessError(
             f"invoice {invoice.name} total {invoice.grand_total} {invoice.currency} differs "
             f"from order {order.name} total {order.grand_total} {order.currency}",
-            category="reconciliation", remediation=FINANCE_RECONCILE)
+            category=RECONCILIATION)
     opportunity_id = opportunity_of_order(order)
     sf.update("Opportunity", opportunity_id, {fields.invoice_status: invoice.status})
     return InvoiceSynced(opportunity_id, invoice, order)

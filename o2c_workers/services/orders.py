@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from o2c_workers import sfid
+from o2c_workers.catalogue import RECONCILIATION
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpCustomer, ErpOrder, OrderData, cents
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
@@ -30,8 +31,7 @@ def submit_order(ctx: dict[str, Any], *, erp: ErpAdapter) -> dict[str, Any]:
     if cents(booked.net_total) != order.net_total:
         raise BusinessError(
             f"ERP order {booked.name} net total {booked.net_total} differs from the "
-            f"opportunity's {order.net_total} {order.currency}", category="reconciliation",
-            remediation="Finance: compare the ERP order with the opportunity before requeueing.")
+            f"opportunity's {order.net_total} {order.currency}", category=RECONCILIATION)
     return {**ctx, "erp_order": booked.model_dump(mode="json")}
 
 

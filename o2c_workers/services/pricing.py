@@ -14,24 +14,17 @@ from o2c_workers.models import ErpCustomer, OrderData, cents
 from o2c_workers.services.convert import order_from_opportunity
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
 
-SALES_OPS = "Sales ops: correct the opportunity's products or prices in Salesforce, then requeue."
-MASTER_DATA = "Master data: create the item (and its prices) in the ERP, then requeue."
-FINANCE_TAX = ("Finance: set up the sales tax rule for this billing country in the ERP, "
-               "then requeue.")
-FINANCE_CREDIT = ("Finance: release the credit hold or raise the customer's credit limit in the "
-                  "ERP, then requeue.")
 
-
-def refuse(category: str, message: str, remediation: str) -> BusinessError:
-    return BusinessError(message, category=category, remediation=remediation)
+def refuse(category: str, message: str) -> BusinessError:
+    """A refusal filed under ``category``, with the catalogue's hint for its team."""
+    return BusinessError(message, category=category)
 
 
 def check_items(order: OrderData, erp: ErpAdapter) -> None:
     codes = sorted({line.item_code for line in order.lines})
     missing = sorted(set(codes) - erp.known_items(codes))
     if missing:
-        raise refuse("unknown_item", f"unknown item(s) in the ERP: {', '.join(missing)}",
-                     MASTER_DATA)
+        raise refuse("unknown_item", f"unknown item(s) in the ERP: {', '.join(missing)}")
 
 
 def check_prices(order: OrderData, erp: ErpAdapter, *, max_discount_percent: Decimal) -> None:
@@ -40,41 +33,39 @@ def check_prices(order: OrderData, erp: ErpAdapter, *, max_discount_percent: Dec
         price = prices.get(line.item_code)
         if price is None:
             raise refuse("price_mismatch", f"{line.item_code} has no {order.currency} price in "
-                         "the ERP price list", MASTER_DATA)
+                         "the ERP price list")
         if cents(price) != cents(line.list_price):
             raise refuse("price_mismatch", f"{line.item_code}: Salesforce list price "
                          f"{cents(line.list_price)} differs from the ERP price {cents(price)} "
-                         f"{order.currency}", SALES_OPS)
+                         f"{order.currency}")
         if line.effective_discount_percent > max_discount_percent:
             raise refuse("discount_policy", f"{line.item_code}: discount "
                          f"{line.effective_discount_percent:.2f}% exceeds the "
-                         f"{max_discount_percent}% policy", SALES_OPS)
+                         f"{max_discount_percent}% policy")
         if line.amount != cents(line.total):
             raise refuse("price_mismatch", f"{line.item_code}: line total {line.total} does not "
-                         f"match {line.quantity} x {line.net_rate}", SALES_OPS)
+                         f"match {line.quantity} x {line.net_rate}")
     if order.net_total != cents(order.amount):
         raise refuse("amount_mismatch", f"order lines total {order.net_total} but the "
-                     f"opportunity Amount is {cents(order.amount)} {order.currency}", SALES_OPS)
+                     f"opportunity Amount is {cents(order.amount)} {order.currency}")
 
 
 def check_tax(customer: ErpCustomer, erp: ErpAdapter) -> Decimal:
     if not customer.country:
-        raise refuse("tax_configuration", f"customer {customer.name} has no billing country",
-                     "Sales ops: set the account's billing country in Salesforce, then requeue.")
+        raise refuse("tax_configuration", f"customer {customer.name} has no billing country")
     rate = erp.tax_rate(customer.country)
     if rate is None:
-        raise refuse("tax_configuration", f"no sales tax rule for {customer.country}",
-                     FINANCE_TAX)
+        raise refuse("tax_configuration", f"no sales tax rule for {customer.country}")
     return rate
 
 
 def check_credit(customer: ErpCustomer, erp: ErpAdapter, grand_total: Decimal) -> None:
     status = erp.credit_status(customer)
     if status.frozen or customer.frozen:
-        raise refuse("credit_hold", f"customer {customer.name} is on credit hold", FINANCE_CREDIT)
+        raise refuse("credit_hold", f"customer {customer.name} is on credit hold")
     if status.limit is not None and status.outstanding + grand_total > status.limit:
         raise refuse("credit_hold", f"credit limit {status.limit} would be crossed: outstanding "
-                     f"{status.outstanding} + order {grand_total}", FINANCE_CREDIT)
+                     f"{status.outstanding} + order {grand_total}")
 
 
 def validate_order(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,
