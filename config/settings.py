@@ -9,11 +9,16 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from o2c_workers.catalogue import UNEXPECTED
+from o2c_workers.errors import O2CError
+
 ENV_PREFIX = "O2C_"
 
 
-class ConfigError(RuntimeError):
+class ConfigError(O2CError, RuntimeError):
     """A setting is missing or invalid; the message names the environment variable."""
+
+    category = UNEXPECTED
 
 
 def _split_csv(value: object) -> object:

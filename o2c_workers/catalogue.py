@@ -52,9 +52,9 @@ class Category:
 _TABLE = (
     Category(CREDIT_HOLD, FINANCE, "release the customer's credit hold or raise its credit "
              "limit in the ERP, then requeue."),
-    Category(TAX_CONFIGURATION, FINANCE_OR_MASTER_DATA, "add a Tax Rule (and its Sales Taxes and Charges "
-             "Template) for the billing country in the ERP, or set the customer's country, "
-             "then requeue."),
+    Category(TAX_CONFIGURATION, FINANCE_OR_MASTER_DATA, "add a Tax Rule (and its Sales Taxes "
+             "and Charges Template) for the billing country in the ERP, or set the "
+             "customer's country, then requeue."),
     Category(UNKNOWN_ITEM, MASTER_DATA, "create the Item (and its prices) in the ERP, or "
              "correct the product code in Salesforce, then requeue."),
     Category(PRICE_MISMATCH, SALES_OPS, "align the opportunity's prices, discounts and "

@@ -39,3 +39,17 @@ def test_operational_categories_are_not_business_for_sentry():
 
 def test_an_unknown_category_points_to_the_traceback():
     assert "traceback" in catalogue.remediation("something-new")
+
+
+def test_every_error_the_fleet_raises_on_purpose_has_one_root():
+    from config import ConfigError
+    from o2c_workers.dlq.errors import DlqError
+    from o2c_workers.errors import O2CError
+    from o2c_workers.receiver.http import HTTPError
+    from o2c_workers.receiver.soap import BadMessage
+
+    for cls in (ConfigError, DlqError, HTTPError, BadMessage):
+        assert issubclass(cls, O2CError), cls
+    assert HTTPError(404, "gone").status == 404
+    from o2c_workers.dlq.errors import EntryNotFound
+    assert EntryNotFound("no such entry").status == 404

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from o2c_workers.errors import O2CError
 
-class DlqError(Exception):
-    """Root of the dead-letter operations' errors; ``status`` is the API's answer."""
 
-    status = 400
+class DlqError(O2CError):
+    """The dead-letter operations' errors; ``status`` is the API's answer."""
+
+    status: int | None = 400
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, status=type(self).status)
 
 
 class BadFilter(DlqError):
     """A filter value that cannot be understood (an unknown status, an unreadable age)."""
 
 
-class NotFound(DlqError):
+class EntryNotFound(DlqError):
+    """No dead letter has that id."""
+
     status = 404
 
 

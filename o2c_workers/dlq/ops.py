@@ -20,7 +20,7 @@ import redis
 
 from o2c_workers import keys, timeline
 from o2c_workers.dlq import edit as editing
-from o2c_workers.dlq.errors import Conflict, DlqError, NotFound
+from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
 from o2c_workers.dlq.requeue import Replanner
@@ -121,7 +121,7 @@ def select(dlq: Dlq, ids: Iterable[str] | None, where: Filter | None) -> list[st
 def _entry(dlq: Dlq, entry_id: str) -> DeadLetter:
     entry = dlq.store.get(entry_id)
     if entry is None:
-        raise NotFound(f"no dead letter {entry_id!r}")
+        raise EntryNotFound(f"no dead letter {entry_id!r}")
     return entry
 
 

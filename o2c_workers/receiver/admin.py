@@ -64,7 +64,7 @@ class AdminDlq:
         try:
             return handler(request)
         except DlqError as exc:
-            raise HTTPError(exc.status, exc.message) from None
+            raise HTTPError(exc.status or 400, exc.message) from None
         except redis.RedisError as exc:
             log.error("dead-letter API: Redis unavailable: %s", exc)
             raise HTTPError(503, "the dead-letter store is unavailable") from None

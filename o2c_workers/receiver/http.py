@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from o2c_workers.errors import O2CError
+
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 
@@ -43,13 +45,13 @@ class Response:
         return [self.body]
 
 
-class HTTPError(Exception):
+class HTTPError(O2CError):
     """An answer other than success; the handler decides how its body is shaped."""
 
+    status: int
+
     def __init__(self, status: int, message: str, *, headers: list[tuple[str, str]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(message, status=status)
         self.headers = headers or []
 
 

@@ -10,6 +10,8 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from o2c_workers.errors import O2CError
+
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -32,7 +34,7 @@ ACK = (
 )
 
 
-class BadMessage(ValueError):
+class BadMessage(O2CError, ValueError):
     """The body is not an outbound message we can read; answered 400."""
 
 
