@@ -6,18 +6,20 @@ from typing import Any
 
 from o2c_workers import app, timeline
 from o2c_workers.base_task import O2CTask
+from o2c_workers.chain import ChainContext
 from o2c_workers.services import customer
 
 
 @app.task(name="o2c.customer.ensure_customer", bind=True)
-def ensure_customer(self: O2CTask, ctx: dict[str, Any]) -> dict[str, Any]:
+def ensure_customer(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any]:
     """First step of a won opportunity: its account exists as an ERP customer."""
-    self.record("won", milestone="won", at=ctx.get("received_at"),
-                notification_id=ctx.get("notification_id"))
+    ctx = ChainContext.load(payload)
+    self.record("won", milestone="won", at=ctx.received_at,
+                notification_id=ctx.notification_id)
     rt = self.runtime
     result = customer.ensure_customer(ctx, sf=rt.salesforce, erp=rt.erp)
-    self.record("customer_synced", customer=result["customer"]["name"])
-    return result
+    self.record("customer_synced", customer=result.need_customer().name)
+    return result.dump()
 
 
 @app.task(name="o2c.customer.sync_account", bind=True)

@@ -6,23 +6,25 @@ from typing import Any
 
 from o2c_workers import app
 from o2c_workers.base_task import O2CTask
+from o2c_workers.chain import ChainContext
 from o2c_workers.services import orders
 
 
 @app.task(name="o2c.order.submit_order", bind=True)
-def submit_order(self: O2CTask, ctx: dict[str, Any]) -> dict[str, Any]:
-    result = orders.submit_order(ctx, erp=self.runtime.erp)
-    booked = result["erp_order"]
-    self.record("order_submitted", milestone="booked", erp_order=booked["name"],
-                grand_total=booked["grand_total"], currency=booked["currency"])
-    return result
+def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any]:
+    result = orders.submit_order(ChainContext.load(payload), erp=self.runtime.erp)
+    booked = result.need_erp_order()
+    self.record("order_submitted", milestone="booked", erp_order=booked.name,
+                grand_total=str(booked.grand_total), currency=booked.currency)
+    return result.dump()
 
 
 @app.task(name="o2c.order.write_back", bind=True)
-def write_back(self: O2CTask, ctx: dict[str, Any]) -> None:
+def write_back(self: O2CTask, payload: dict[str, Any]) -> None:
     rt = self.runtime
+    ctx = ChainContext.load(payload)
     orders.write_back(ctx, sf=rt.salesforce, fields=rt.fields)
-    self.record("written_back", milestone="written_back", erp_order=ctx["erp_order"]["name"])
+    self.record("written_back", milestone="written_back", erp_order=ctx.need_erp_order().name)
     self.resolve_dead_letters()
 
 

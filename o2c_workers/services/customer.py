@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from o2c_workers import sfid
+from o2c_workers.chain import ChainContext
 from o2c_workers.models import ErpCustomer
 from o2c_workers.services.convert import customer_from_account, required
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
 
 
-def ensure_customer(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter) -> dict[str, Any]:
+def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter) -> ChainContext:
     """First step of a won opportunity: make sure its account exists in the ERP."""
-    record = ctx.get("record") or {}
-    account_id = record.get("AccountId")
+    account_id = ctx.record.get("AccountId")
     if not account_id:
-        account_id = required(sf.get_opportunity(ctx["trace_key"]), "AccountId")
+        account_id = required(sf.get_opportunity(ctx.trace_key), "AccountId")
     account = sf.get_account(str(account_id))
     customer = erp.ensure_customer(customer_from_account(account))
-    return {**ctx, "account_id": sfid.to18(str(account_id)),
-            "customer": customer.model_dump(mode="json")}
+    return ctx.model_copy(update={"account_id": sfid.to18(str(account_id)),
+                                  "customer": customer})
 
 
 def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,

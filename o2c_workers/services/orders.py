@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from o2c_workers import sfid
 from o2c_workers.catalogue import RECONCILIATION
+from o2c_workers.chain import ChainContext
 from o2c_workers.errors import BusinessError
-from o2c_workers.models import ErpCustomer, ErpOrder, OrderData, cents
+from o2c_workers.models import ErpOrder, cents
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
 
 
@@ -23,25 +23,25 @@ class WriteBackFields:
     payment_status: str = "Payment_Status__c"
 
 
-def submit_order(ctx: dict[str, Any], *, erp: ErpAdapter) -> dict[str, Any]:
+def submit_order(ctx: ChainContext, *, erp: ErpAdapter) -> ChainContext:
     """Third step: create and submit the sales order; a repeat returns the same order."""
-    order = OrderData.model_validate(ctx["order"])
-    customer = ErpCustomer.model_validate(ctx["customer"])
+    order = ctx.need_order()
+    customer = ctx.need_customer()
     booked = erp.submit_sales_order(order, customer)
     if cents(booked.net_total) != order.net_total:
         raise BusinessError(
             f"ERP order {booked.name} net total {booked.net_total} differs from the "
             f"opportunity's {order.net_total} {order.currency}", category=RECONCILIATION)
-    return {**ctx, "erp_order": booked.model_dump(mode="json")}
+    return ctx.model_copy(update={"erp_order": booked})
 
 
-def write_back(ctx: dict[str, Any], *, sf: SalesforceApi, fields: WriteBackFields) -> None:
+def write_back(ctx: ChainContext, *, sf: SalesforceApi, fields: WriteBackFields) -> None:
     """Last step: the ERP order number and status on the opportunity, the customer number
     on the account, in one composite call."""
-    booked = ErpOrder.model_validate(ctx["erp_order"])
-    customer = ErpCustomer.model_validate(ctx["customer"])
+    booked = ctx.need_erp_order()
+    customer = ctx.need_customer()
     sf.update_many([
-        ("Opportunity", ctx["trace_key"], {fields.order_number: booked.name,
+        ("Opportunity", ctx.trace_key, {fields.order_number: booked.name,
                                            fields.order_status: booked.status}),
         ("Account", customer.salesforce_id, {fields.customer_number: customer.name}),
     ])

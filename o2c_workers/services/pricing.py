@@ -7,8 +7,8 @@ written to the ERP by this step.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
+from o2c_workers.chain import ChainContext, Pricing
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpCustomer, OrderData, cents
 from o2c_workers.services.convert import order_from_opportunity
@@ -68,17 +68,16 @@ def check_credit(customer: ErpCustomer, erp: ErpAdapter, grand_total: Decimal) -
                      f"{status.outstanding} + order {grand_total}")
 
 
-def validate_order(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,
-                   max_discount_percent: Decimal) -> dict[str, Any]:
+def validate_order(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter,
+                   max_discount_percent: Decimal) -> ChainContext:
     """Second step: build the order from Salesforce and check it against the ERP."""
-    opportunity = sf.get_opportunity(ctx["trace_key"])
-    order = order_from_opportunity(opportunity, sf.get_line_items(ctx["trace_key"]))
-    customer = ErpCustomer.model_validate(ctx["customer"])
+    opportunity = sf.get_opportunity(ctx.trace_key)
+    order = order_from_opportunity(opportunity, sf.get_line_items(ctx.trace_key))
+    customer = ctx.need_customer()
     check_items(order, erp)
     check_prices(order, erp, max_discount_percent=max_discount_percent)
     rate = check_tax(customer, erp)
     grand_total = cents(order.net_total * (1 + rate / 100))
     check_credit(customer, erp, grand_total)
-    return {**ctx, "order": order.model_dump(mode="json"),
-            "pricing": {"tax_rate": str(rate), "net_total": str(order.net_total),
-                        "expected_grand_total": str(grand_total)}}
+    return ctx.model_copy(update={"order": order, "pricing": Pricing(
+        tax_rate=rate, net_total=order.net_total, expected_grand_total=grand_total)})
