@@ -1,0 +1,38 @@
+"""The service layer with real clients against the sandbox's simulators over HTTP: no worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from config import Settings, load_settings
+from o2c_workers.chain import ChainContext
+from o2c_workers.erp import build_adapter
+from o2c_workers.salesforce import build_salesforce
+from o2c_workers.sandbox import Sandbox
+from o2c_workers.services import customer
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+
+@dataclass
+class Services:
+    sandbox: Sandbox
+    settings: Settings
+    sf: SalesforceApi
+    erp: ErpAdapter
+
+    def won(self, opportunity_id: str) -> ChainContext:
+        """The chain after its first step, as ``validate_order`` receives it."""
+        return customer.ensure_customer(ChainContext(trace_key=opportunity_id),
+                                        sf=self.sf, erp=self.erp)
+
+
+@pytest.fixture
+def services(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Iterator[Services]:
+    env = {k.removeprefix("O2C_").lower(): v for k, v in sandbox.env().items()}
+    settings = load_settings(**env, redis_url=redis_url)
+    erp = build_adapter(settings, redis_client)
+    yield Services(sandbox, settings, build_salesforce(settings), erp)

@@ -1,0 +1,63 @@
+"""Booking and write-back against the simulators: idempotent, and reconciled to the cent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from o2c_workers.errors import BusinessError
+from o2c_workers.services import orders, pricing
+from o2c_workers.services.orders import WriteBackFields
+from tests.services.test_pricing import POLICY, good
+
+
+def priced(services, opp: str):
+    return pricing.validate_order(services.won(opp), sf=services.sf, erp=services.erp,
+                                  max_discount_percent=POLICY)
+
+
+def erp_orders(services, opp: str) -> list[dict]:
+    return [o for o in services.erp.http.call("GET", "/api/resource/Sales Order", params={
+        "fields": '["name", "salesforce_id"]', "limit_page_length": "0"})["data"]
+        if o["salesforce_id"] == opp]
+
+
+def test_submitting_twice_books_one_order(services):
+    opp = good(services)
+    ctx = priced(services, opp)
+    first = orders.submit_order(ctx, erp=services.erp).need_erp_order()
+    again = orders.submit_order(ctx, erp=services.erp).need_erp_order()
+    assert first.name == again.name
+    assert len(erp_orders(services, opp)) == 1
+    assert first.net_total == ctx.need_order().net_total
+
+
+def test_an_existing_order_with_another_total_is_a_reconciliation_refusal(services):
+    opp = good(services)
+    ctx = priced(services, opp)
+    orders.submit_order(ctx, erp=services.erp)
+    order = ctx.need_order()
+    line = order.lines[0]
+    bigger = order.model_copy(update={
+        "lines": [line.model_copy(update={"quantity": line.quantity + 1}), *order.lines[1:]],
+        "amount": order.amount + line.unit_price})
+    with pytest.raises(BusinessError) as caught:
+        orders.submit_order(ctx.model_copy(update={"order": bigger}), erp=services.erp)
+    assert caught.value.category == "reconciliation"
+    assert caught.value.remediation.startswith("Finance: ")
+    assert len(erp_orders(services, opp)) == 1
+
+
+def test_write_back_sets_the_order_and_customer_numbers(services):
+    opp = good(services)
+    booked = orders.submit_order(priced(services, opp), erp=services.erp)
+    fields = WriteBackFields()
+    orders.write_back(booked, sf=services.sf, fields=fields)
+    record = services.sf.get_opportunity(opp)
+    erp_order = booked.need_erp_order()
+    assert record[fields.order_number] == erp_order.name
+    assert record[fields.order_status] == erp_order.status
+    account = services.sf.get_account(booked.need_customer().salesforce_id)
+    assert account[fields.customer_number] == booked.need_customer().name
+    assert isinstance(erp_order.grand_total, Decimal)
