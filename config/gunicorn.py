@@ -14,8 +14,8 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # cheaper per request than gunicorn's parser on gevent), with keepalive and max_requests
 # honoured, malformed requests logged without their text, and a stop that closes idle
 # keep-alive connections at once instead of waiting the graceful timeout for them
-# (see config/gunicorn_worker.py).
-worker_class = "config.gunicorn_worker.ReceiverWorker"
+# (see o2c_workers/receiver/worker.py).
+worker_class = "o2c_workers.receiver.worker.ReceiverWorker"
 worker_connections = 1000
 keepalive = 30
 # Salesforce waits 60 s for an answer; we answer in milliseconds or fail fast with a 503.

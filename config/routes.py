@@ -1,4 +1,5 @@
-"""Where each Salesforce notification goes: sObject type (and Opportunity stage) → tasks.
+"""Where each message goes: a Salesforce notification by sObject type (and Opportunity
+stage), an ERP webhook event by DocType and event, to the tasks that handle it.
 
 A route is a chain of task names run in order, each on its domain's queue. A notification
 that matches no route is acknowledged and filed as an ``unrouted`` dead letter; a route
@@ -37,6 +38,15 @@ DEFAULT_ROUTES: tuple[Route, ...] = (
     Route("Opportunity", "Closed Won", OPPORTUNITY_WON, ("Id", "StageName"), "opportunity_won"),
     Route("Account", None, ("o2c.customer.sync_account",), ("Id",), "account_changed"),
 )
+
+
+#: An ERP webhook event, (DocType, event) → its task. Anything else is ``unrouted``.
+ERP_ROUTES: dict[tuple[str, str], str] = {
+    ("Sales Invoice", "on_submit"): "o2c.invoice.sync_invoice",
+    ("Sales Invoice", "on_update_after_submit"): "o2c.invoice.sync_invoice",
+    ("Payment Entry", "on_submit"): "o2c.payment.apply_payment",
+    ("Sales Order", "on_update_after_submit"): "o2c.order.sync_status",
+}
 
 
 def match(routes: tuple[Route, ...], sobject_type: str, stage: str | None) -> Route | None:

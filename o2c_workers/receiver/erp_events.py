@@ -12,29 +12,24 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 from typing import Any
 
 import orjson
+import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config import Settings
-from o2c_workers import catalogue, keys, sfid, timeline
-from o2c_workers.atomic import Item, Op
+from config.routes import ERP_ROUTES
+from o2c_workers import catalogue, keys, metrics, sfid, timeline
+from o2c_workers.atomic import AtomicWriter, Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.receiver.http import HTTPError, Request
+from o2c_workers.receiver.http import HTTPError, Request, Response
 
 log = logging.getLogger("o2c.receiver.erp")
 
 SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
-
-#: (DocType, event) → task.
-ROUTES: dict[tuple[str, str], str] = {
-    ("Sales Invoice", "on_submit"): "o2c.invoice.sync_invoice",
-    ("Sales Invoice", "on_update_after_submit"): "o2c.invoice.sync_invoice",
-    ("Payment Entry", "on_submit"): "o2c.payment.apply_payment",
-    ("Sales Order", "on_update_after_submit"): "o2c.order.sync_status",
-}
 
 
 class ErpEvent(BaseModel):
@@ -93,7 +88,7 @@ class ErpEventHandler:
         mark = keys.dedupe_erp(self.prefix, hashlib.sha256(identity.encode()).hexdigest())
         summary = {"event": event.event, "doctype": event.doctype, "name": event.name,
                    "modified": event.modified}
-        task = ROUTES.get((event.doctype, event.event))
+        task = ERP_ROUTES.get((event.doctype, event.event))
         if task is None:
             entry = DeadLetter(
                 trace_key=trace_key, domain="receiver", payload=summary,
@@ -110,3 +105,32 @@ class ErpEventHandler:
             self.prefix, trace_key, "erp_event", at=now, doctype=event.doctype,
             name=event.name, erp_event=event.event)]
         return Item.unless_marked(mark, ops), "enqueued", trace_key
+
+
+class ErpEventsEndpoint:
+    """``POST /erp/events``: verify the signature, parse, plan, enqueue, answer."""
+
+    def __init__(self, handler: ErpEventHandler, *, writer: AtomicWriter, max_body_bytes: int,
+                 dedupe_ttl_s: int) -> None:
+        self.handler = handler
+        self.writer = writer
+        self.max_body_bytes = max_body_bytes
+        self.dedupe_ttl_s = dedupe_ttl_s
+
+    def __call__(self, request: Request) -> Response:
+        handler = self.handler
+        body = request.read_body(self.max_body_bytes)
+        handler.verify(request, body)
+        event = handler.parse(body)
+        item, outcome, trace_key = handler.plan(event, now=time.time())
+        try:
+            [fresh] = self.writer.run([item], mark_ttl_s=self.dedupe_ttl_s)
+        except redis.RedisError as exc:
+            log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
+            raise HTTPError(503, "the queue is unavailable; resend later") from None
+        outcome = outcome if fresh else "duplicate"
+        metrics.notification("erp", outcome)
+        log.info("ERP event %s", outcome, extra={
+            "trace_key": trace_key, "doctype": event.doctype, "erp_name": event.name,
+            "erp_event": event.event, "outcome": outcome})
+        return Response.json(200, {"status": outcome, "trace_key": trace_key})

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
+import redis
 from celery import Celery
 
 from config import Settings
 from config.routes import Route, match
-from o2c_workers import catalogue, keys, sfid, timeline
-from o2c_workers.atomic import Item, Op
+from o2c_workers import catalogue, keys, metrics, sentry, sfid, timeline
+from o2c_workers.atomic import AtomicWriter, Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver import soap
-from o2c_workers.receiver.http import HTTPError, Request, constant_time_equal
+from o2c_workers.receiver.http import XML, HTTPError, Request, Response, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
 
 log = logging.getLogger("o2c.receiver")
@@ -145,3 +147,49 @@ class OutboundHandler:
             self.prefix, trace_key, "dead_lettered", at=now, category=category,
             dead_letter=entry.id, notification_id=n.id)]
         return Planned(n, category, trace_key, Item.unless_marked(mark, ops), reason)
+
+
+class OutboundEndpoint:
+    """``POST /salesforce/outbound``: authenticate, parse, plan, enqueue, then Ack."""
+
+    def __init__(self, handler: OutboundHandler, *, writer: AtomicWriter) -> None:
+        self.handler = handler
+        self.writer = writer
+        self.settings = handler.settings
+
+    def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        handler = self.handler
+        handler.authenticate(request)
+        body = request.read_body(self.settings.max_body_bytes)
+        try:
+            message = soap.parse(body)
+        except soap.BadMessage as exc:
+            log.info("refused outbound message: %s", exc, extra={"outcome": "bad_request"})
+            raise HTTPError(400, str(exc)) from None
+        handler.check_org(message.organization_id)
+        planned = handler.plan(message, now=time.time())
+        try:
+            taken = self.writer.run([p.item for p in planned],
+                                    mark_ttl_s=self.settings.dedupe_ttl_s)
+        except redis.RedisError as exc:
+            log.error("cannot enqueue outbound message, no Ack: %s", exc,
+                      extra={"outcome": "unavailable", "notifications": len(planned)})
+            raise HTTPError(503, "the queue is unavailable; resend later") from None
+        for plan, fresh in zip(planned, taken, strict=True):
+            self._report(plan, plan.outcome if fresh else "duplicate")
+        log.debug("acknowledged %d notifications in %.1f ms", len(planned),
+                  (time.perf_counter() - started) * 1000)
+        return Response(200, soap.ACK, XML)
+
+    def _report(self, plan: Planned, outcome: str) -> None:
+        metrics.notification("salesforce", outcome)
+        log.info("notification %s", outcome, extra={
+            "trace_key": plan.trace_key, "notification_id": plan.notification.id,
+            "sobject_type": plan.notification.sobject_type,
+            "outcome": outcome, "detail": plan.detail,
+        })
+        if outcome in (catalogue.INVALID_PAYLOAD, catalogue.UNROUTED):
+            sentry.report_receiver_dead_letter(
+                trace_key=plan.trace_key, category=outcome, message=str(plan.detail),
+                report_business=self.settings.sentry_report_business_errors)

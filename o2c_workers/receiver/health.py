@@ -1,0 +1,52 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``: what the platform and Prometheus ask."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from o2c_workers import metrics
+from o2c_workers.receiver.http import Request, Response
+from o2c_workers.stalls import count_stalled
+
+log = logging.getLogger("o2c.receiver")
+
+
+class Health:
+    """Liveness answers from the process; readiness asks Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def live(self, request: Request) -> Response:
+        return Response.json(200, {"status": "ok"})
+
+    def ready(self, request: Request) -> Response:
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            return Response.json(503, {"status": "unavailable", "redis": str(exc)})
+        return Response.json(200, {"status": "ready"})
+
+
+class Metrics:
+    """Prometheus exposition: every gunicorn worker's counts in multiprocess mode, and the
+    fleet's stalled transactions, counted in Redis at each scrape."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, stall_after_s: int) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.stall_after_s = stall_after_s
+        self.stalled = metrics.StalledTransactions(self.count_stalled)
+
+    def __call__(self, request: Request) -> Response:
+        body, content_type = metrics.render(extra=[self.stalled])
+        return Response(200, body, content_type)
+
+    def count_stalled(self) -> int | None:
+        try:
+            return count_stalled(self.redis, self.prefix, stall_after_s=self.stall_after_s)
+        except redis.RedisError as exc:
+            log.warning("cannot count stalled transactions: %s", exc)
+            return None
