@@ -23,6 +23,7 @@ from o2c_workers.domains import domain_of
 
 @dataclass(frozen=True)
 class TaskMessage:
+    task: str
     task_id: str
     queue: str
     key: str
@@ -88,8 +89,8 @@ class MessageFactory:
                 "delivery_tag": task_id,
             },
         }
-        return TaskMessage(task_id=task_id, queue=queue, key=self.key_prefix + queue,
-                           envelope=orjson.dumps(envelope).decode())
+        return TaskMessage(task=task_name, task_id=task_id, queue=queue,
+                           key=self.key_prefix + queue, envelope=orjson.dumps(envelope).decode())
 
 
 def is_redis_broker(url: str) -> bool:

@@ -116,3 +116,22 @@ def test_importing_the_models_loads_pydantic_and_nothing_of_the_fleet():
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
     assert set(out) <= {"o2c_workers", "o2c_workers.models", "o2c_workers.sfid"}, out
+
+
+#: What may not be imported from below: (package, the packages above it).
+LAYERS = [
+    ("o2c_workers.dlq", ("o2c_workers.receiver", "o2c_workers.celery_app", "o2c_workers.cli",
+                         "o2c_workers.signals", "o2c_workers.runtime", "o2c_workers.base_task")),
+    ("o2c_workers.services", ("o2c_workers.celery_app", "o2c_workers.runtime", "tasks",
+                              "o2c_workers.receiver", "o2c_workers.base_task")),
+    ("o2c_workers.delivery", ("o2c_workers.celery_app", "o2c_workers.runtime", "tasks")),
+]
+
+
+@pytest.mark.parametrize(("package", "above"), LAYERS)
+def test_dependencies_point_down(package, above):
+    graph = import_graph()
+    reaching_up = sorted(f"{module} → {target}" for module, targets in graph.items()
+                         if module == package or module.startswith(package + ".")
+                         for target in targets if target.startswith(above))
+    assert not reaching_up, reaching_up

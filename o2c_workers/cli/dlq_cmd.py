@@ -26,6 +26,7 @@ from config import ConfigError, load_settings
 from o2c_workers.dlq import ops
 from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import Filter, age_text, iso
+from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.redact import redact_text
 
 dlq_app = typer.Typer(name="dlq", no_args_is_help=True, add_completion=False,
@@ -67,7 +68,7 @@ def _connected() -> Iterator[ops.Dlq]:
         raise typer.Exit(2) from None
     where = redact_text(settings.redis_url)
     try:
-        dlq = ops.Dlq.from_settings(settings, actor=_actor())
+        dlq = build_dlq(settings, actor=_actor())
         dlq.store.client.ping()
         yield dlq
     except (redis.ConnectionError, redis.TimeoutError) as exc:

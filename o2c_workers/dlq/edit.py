@@ -106,34 +106,10 @@ def apply_sets(entry: DeadLetter, payload: Any, assignments: list[tuple[str, Any
 
 
 def validate(entry: DeadLetter, payload: Any) -> None:
-    """Refuse a payload that the requeue could not read; ``InvalidEdit`` says why."""
-    from o2c_workers.receiver.outbound import parse_notification
-    from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
-    from o2c_workers.receiver.soap import BadMessage
-
+    """Refuse a payload of another shape than the stored one; the planner checks the rest."""
     if type(payload) is not type(entry.payload) and entry.payload is not None:
         raise InvalidEdit(f"the payload was a {type(entry.payload).__name__}; "
                           f"it cannot become a {type(payload).__name__}")
-    if not isinstance(payload, dict):
-        return
-    if entry.source == "receiver" and "raw" in (entry.payload or {}):
-        raw = payload.get("raw")
-        if not isinstance(raw, str):
-            raise InvalidEdit("raw: the notification XML is required")
-        try:
-            _, n = parse_notification(raw, str(payload.get("organization_id") or ""))
-        except BadMessage as exc:
-            raise InvalidEdit(f"raw: the notification does not parse: {exc}") from None
-        sobject_type, fields = n.sobject_type, n.fields
-    elif isinstance(payload.get("record"), dict):
-        sobject_type, fields = str(payload.get("sobject_type") or ""), payload["record"]
-    else:
-        return
-    try:
-        validate_record(sobject_type, fields)
-    except ValidationError as exc:
-        raise InvalidEdit(f"{sobject_type or 'record'} does not validate: "
-                          f"{describe_errors(exc)}") from None
 
 
 def args_for(entry: DeadLetter, payload: Any) -> list[Any]:

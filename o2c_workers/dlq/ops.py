@@ -4,7 +4,8 @@ The ``o2c dlq`` command and the receiver's ``/admin/dlq`` API are thin layers ov
 ops scripts import them too::
 
     from o2c_workers.dlq import ops
-    dlq = ops.Dlq.from_settings(load_settings(), actor="nightly-script")
+    from o2c_workers.receiver.replan import build_dlq
+    dlq = build_dlq(load_settings(), actor="nightly-script")
     report = ops.requeue(dlq, where=Filter.build(category="exhausted", since="1d"))
 """
 
@@ -14,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import redis
 
@@ -23,14 +24,9 @@ from o2c_workers.dlq import edit as editing
 from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
-from o2c_workers.dlq.requeue import Replanner
+from o2c_workers.dlq.requeue import Planner
 from o2c_workers.dlq.store import DeadLetterStore, sanitize
 from o2c_workers.redact import redact
-
-if TYPE_CHECKING:
-    from celery import Celery
-
-    from config import Settings
 
 Progress = Callable[[int], None]
 UNCHANGED: Any = object()
@@ -41,33 +37,12 @@ class Dlq:
     """What every operation needs: the store, the requeue planner, and who is acting."""
 
     store: DeadLetterStore
-    replanner: Replanner
+    replanner: Planner
     actor: str = "ops"
 
     @property
     def prefix(self) -> str:
         return self.store.prefix
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, client: redis.Redis | None = None,
-                      celery_app: Celery | None = None, actor: str = "ops") -> Dlq:
-        """Connect from ``O2C_REDIS_URL`` / ``O2C_KEY_PREFIX`` with the receiver's routing."""
-        from config.routes import DEFAULT_ROUTES
-        from o2c_workers.celery_app import get_app
-        from o2c_workers.receiver.erp_events import ErpEventHandler
-        from o2c_workers.receiver.outbound import OutboundHandler
-        from o2c_workers.runtime import connect
-
-        celery_app = celery_app or get_app()
-        client = client or connect(settings.redis_url, retries=1)
-        store = DeadLetterStore(client, prefix=settings.key_prefix,
-                                retention_s=settings.dlq_retention_s)
-        transport = celery_app.conf.broker_transport_options or {}
-        outbound = OutboundHandler(settings, celery_app=celery_app, dead_letters=store,
-                                   routes=DEFAULT_ROUTES,
-                                   queue_prefix=str(transport.get("global_keyprefix", "")))
-        erp = ErpEventHandler(settings, messages=outbound.messages, dead_letters=store)
-        return cls(store, Replanner(outbound.messages, outbound=outbound, erp_events=erp), actor)
 
 
 @dataclass
@@ -264,6 +239,7 @@ def edit(dlq: Dlq, entry_id: str, *, payload: Any = UNCHANGED,
     new = entry.payload if payload is UNCHANGED else payload
     new = redact(editing.apply_sets(entry, new, assignments), personal=False)
     editing.validate(entry, new)
+    dlq.replanner.validate(entry, new)
     fields: dict[str, Any] = {"payload": new, "edited_at": now}
     if entry.original_payload is None:
         fields["original_payload"] = entry.payload

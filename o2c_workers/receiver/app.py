@@ -14,7 +14,6 @@ from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers import metrics, sentry
 from o2c_workers.atomic import AtomicWriter
 from o2c_workers.dlq import DeadLetterStore, ops
-from o2c_workers.dlq.requeue import Replanner
 from o2c_workers.enqueue import is_redis_broker
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
@@ -29,6 +28,7 @@ from o2c_workers.receiver.http import (
     StartResponse,
 )
 from o2c_workers.receiver.outbound import OutboundEndpoint, OutboundHandler
+from o2c_workers.receiver.replan import Replanner
 from o2c_workers.receiver.transactions import TRANSACTIONS, Transactions
 
 log = logging.getLogger("o2c.receiver")

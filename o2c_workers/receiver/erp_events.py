@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,12 +25,22 @@ from config.routes import ERP_ROUTES
 from o2c_workers import catalogue, keys, metrics, sfid, timeline
 from o2c_workers.atomic import AtomicWriter, Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
-from o2c_workers.enqueue import MessageFactory
+from o2c_workers.enqueue import MessageFactory, TaskMessage
 from o2c_workers.receiver.http import HTTPError, Request, Response
 
 log = logging.getLogger("o2c.receiver.erp")
 
 SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """What one ERP event will become, and the writes that make it so."""
+
+    item: Item
+    outcome: str
+    trace_key: str
+    message: TaskMessage | None = None
 
 
 class ErpEvent(BaseModel):
@@ -81,8 +92,8 @@ class ErpEventHandler:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise HTTPError(400, f"not an ERP event; check: {fields}") from None
 
-    def plan(self, event: ErpEvent, *, now: float) -> tuple[Item, str, str]:
-        """The writes for one event, its outcome and its trace key."""
+    def plan(self, event: ErpEvent, *, now: float) -> EventPlan:
+        """The writes for one event, its outcome, its trace key and its message."""
         trace_key = trace_key_of(event)
         identity = f"{event.doctype}|{event.name}|{event.event}|{event.modified or ''}"
         mark = keys.dedupe_erp(self.prefix, hashlib.sha256(identity.encode()).hexdigest())
@@ -96,15 +107,15 @@ class ErpEventHandler:
                 message=f"no route for ERP event {event.doctype} {event.event}",
                 remediation=catalogue.remediation(catalogue.UNROUTED), first_failed_at=now,
                 last_failed_at=now)
-            return Item.unless_marked(mark, self.dead_letters.add_ops(entry)), "unrouted", \
-                trace_key
+            return EventPlan(Item.unless_marked(mark, self.dead_letters.add_ops(entry)),
+                             "unrouted", trace_key)
         payload = {**summary, "trace_key": trace_key, "received_at": now}
         msg = self.messages.build(task, args=[payload], trace_key=trace_key,
                                   argsrepr=f"<{event.doctype} {event.name} {event.event}>")
         ops: list[Op] = [msg.push_op(), *timeline.record_ops(
             self.prefix, trace_key, "erp_event", at=now, doctype=event.doctype,
             name=event.name, erp_event=event.event)]
-        return Item.unless_marked(mark, ops), "enqueued", trace_key
+        return EventPlan(Item.unless_marked(mark, ops), "enqueued", trace_key, msg)
 
 
 class ErpEventsEndpoint:
@@ -122,9 +133,10 @@ class ErpEventsEndpoint:
         body = request.read_body(self.max_body_bytes)
         handler.verify(request, body)
         event = handler.parse(body)
-        item, outcome, trace_key = handler.plan(event, now=time.time())
+        planned = handler.plan(event, now=time.time())
+        outcome, trace_key = planned.outcome, planned.trace_key
         try:
-            [fresh] = self.writer.run([item], mark_ttl_s=self.dedupe_ttl_s)
+            [fresh] = self.writer.run([planned.item], mark_ttl_s=self.dedupe_ttl_s)
         except redis.RedisError as exc:
             log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
             raise HTTPError(503, "the queue is unavailable; resend later") from None

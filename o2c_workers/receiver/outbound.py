@@ -16,7 +16,7 @@ from config.routes import Route, match
 from o2c_workers import catalogue, keys, metrics, sentry, sfid, timeline
 from o2c_workers.atomic import AtomicWriter, Item, Op
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
-from o2c_workers.enqueue import MessageFactory
+from o2c_workers.enqueue import MessageFactory, TaskMessage
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.http import XML, HTTPError, Request, Response, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
@@ -33,6 +33,8 @@ class Planned:
     trace_key: str
     item: Item
     detail: str | None = None
+    #: The task message the item enqueues, when it enqueues one.
+    message: TaskMessage | None = None
 
 
 def wrap_notification(raw: str, organization_id: str) -> bytes:
@@ -132,7 +134,7 @@ class OutboundHandler:
         ops: list[Op] = [msg.push_op(), *timeline.record_ops(
             self.prefix, trace_key, "received", at=now, notification_id=n.id,
             route=route.name, task_id=msg.task_id)]
-        return Planned(n, "enqueued", trace_key, Item.unless_marked(mark, ops), msg.queue)
+        return Planned(n, "enqueued", trace_key, Item.unless_marked(mark, ops), msg.queue, msg)
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,
                      category: str, reason: str, context: dict[str, Any]) -> Planned:

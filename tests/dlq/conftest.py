@@ -10,6 +10,7 @@ from config import Settings, load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetter, DeadLetterStore, ops
 from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.replan import build_dlq
 from tests import soapmsg
 
 TOKEN = "s3cret-webhook-token"
@@ -27,7 +28,7 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def dlq(settings: Settings, redis_client: redis.Redis) -> ops.Dlq:
-    return ops.Dlq.from_settings(settings, client=redis_client, actor="test")
+    return build_dlq(settings, client=redis_client, actor="test")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from o2c_workers.dlq import Status, ops
 from o2c_workers.dlq.errors import Conflict, InvalidEdit, Refused
 from o2c_workers.dlq.query import Filter
 from o2c_workers.enqueue import MessageFactory
+from o2c_workers.receiver.replan import build_dlq
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
 from tests.helpers import call_wsgi, queued
@@ -97,7 +98,7 @@ def test_a_requeue_that_fails_inside_its_write_changes_nothing(redis_client, dlq
 
 def test_two_operators_requeueing_at_once_enqueue_once(redis_url, settings, redis_client, store):
     entries = [store.add(worker_entry(n)) for n in range(20)]
-    operators = [ops.Dlq.from_settings(settings, client=redis.Redis.from_url(redis_url),
+    operators = [build_dlq(settings, client=redis.Redis.from_url(redis_url),
                                        actor=f"op{n}") for n in range(2)]
     for entry in entries:
         barrier = threading.Barrier(2)

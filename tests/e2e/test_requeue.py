@@ -6,7 +6,8 @@ import requests
 
 from config import load_settings
 from o2c_workers.dlq import Status
-from o2c_workers.dlq.ops import Dlq, requeue
+from o2c_workers.dlq.ops import requeue
+from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.status import transaction_status
 from tests.plugins.workers import wait_for
 
@@ -27,7 +28,7 @@ def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_u
     requests.post(f"{o2c.sandbox.erp_url}/_sandbox/tax-rules",
                   json={"country": account["BillingCountry"], "rate": 10},
                   timeout=10).raise_for_status()
-    dlq = Dlq.from_settings(load_settings(redis_url=redis_url), client=o2c.redis)
+    dlq = build_dlq(load_settings(redis_url=redis_url), client=o2c.redis)
     report = requeue(dlq, [entry_id])
     assert [done["id"] for done in report.done] == [entry_id]
     # Requeueing it again is refused: it enqueues once.

@@ -18,6 +18,7 @@ from o2c_workers import keys, timeline
 from o2c_workers.cli import cli
 from o2c_workers.dlq import DeadLetterStore, ops
 from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.stalls import stalled_transactions
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
@@ -121,7 +122,7 @@ def test_the_threshold_is_the_time_since_the_newest_event(redis_client: redis.Re
 
 
 def test_requeue_resolve_and_purge(redis_client: redis.Redis, redis_url: str) -> None:
-    dlq = ops.Dlq.from_settings(load_settings(redis_url=redis_url), client=redis_client,
+    dlq = build_dlq(load_settings(redis_url=redis_url), client=redis_client,
                                 actor="test")
     chain_until(redis_client, WAITING, last="priced", at=ago(1000))
     first = dead_letter(redis_client, WAITING, ago(990))
