@@ -31,7 +31,7 @@ key                                         type    what, and its TTL
 ``{p}:dlq:audit``                           stream  edits, requeues and purges; capped
                                                     at about 100,000 entries
 ``{p}:timeline:{trace_key}``                list    JSON events of one transaction; TTL
-                                                    ``O2C_TIMELINE_TTL_D``
+                                                    30 days (``timeline.TIMELINE_TTL_S``)
 ``{p}:txn:{trace_key}``                     hash    a transaction's milestones (won, booked,
                                                     invoiced, paid, requeues); same TTL
 ``{p}:txn:idx:won``                         zset    trace keys by time won (for reports)
@@ -43,15 +43,11 @@ key                                         type    what, and its TTL
                                                     dead letter removes one; members older
                                                     than the timeline TTL are dropped as
                                                     new ones are added
-``{p}:lease:{task_id}``                     string  the worker running a step; TTL = the
-                                                    step's time limit
 ``{p}:limit:{name}:rate:{key}``             zset    a fleet-wide rate window (``name`` is
                                                     ``erp``; ``key`` an endpoint class,
                                                     ``default``): one member per request
                                                     scored by Redis time (ms); TTL the
                                                     window plus its safety margin
-``{p}:limit:limits/{name}/{key}/…``         list    the same window when kept by the
-                                                    ``limits`` library; TTL the window
 ``{p}:limit:{name}:slots:{key}``            zset    concurrency leases scored by expiry
                                                     (Redis time, ms); TTL the longest
                                                     lease (the ERP call timeout + grace)
@@ -156,10 +152,6 @@ def limiter_slots(prefix: str, name: str, key: str) -> str:
 def limiter_pause(prefix: str, name: str) -> str:
     return f"{limiter(prefix, name)}:pause"
 
-
-def limits_storage_prefix(prefix: str) -> str:
-    """The ``key_prefix`` handed to the ``limits`` library's Redis storage."""
-    return f"{prefix}:limit"
 
 
 def delivery_consumers(prefix: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 CENT = Decimal("0.01")
 #: Places of a per-unit rate. Salesforce rounds only the line total, so a discounted unit
@@ -40,21 +40,6 @@ Amount = Annotated[Decimal, AfterValidator(_finite)]
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Money(Model):
-    amount: Amount
-    currency: Currency
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _no_float(cls, value: Any) -> Any:
-        if isinstance(value, float):
-            raise ValueError("money is never a float; pass a Decimal or a string")
-        return value
-
-    def __str__(self) -> str:
-        return f"{cents(self.amount)} {self.currency}"
 
 
 class CustomerData(Model):

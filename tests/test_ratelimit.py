@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from limits import RateLimitItemPerSecond
 
 from config.settings import load_settings
 from o2c_workers import keys
@@ -17,7 +16,6 @@ from o2c_workers.errors import Throttled
 from o2c_workers.ratelimit import (
     ConcurrencyLimit,
     Limiter,
-    LimitsMovingWindow,
     MovingWindow,
     NullLimiter,
     RedisBackend,
@@ -32,18 +30,13 @@ def moving_window(client: redis.Redis, prefix: str, limit: int, period_s: float)
                         window_s=period_s, margin_s=0.0)
 
 
-def limits_window(client: redis.Redis, prefix: str, limit: int, period_s: float) -> Strategy:
-    item = RateLimitItemPerSecond(limit, int(period_s))
-    return LimitsMovingWindow(client, prefix=prefix, name="erp", item=item)
-
-
 def concurrency(client: redis.Redis, prefix: str, limit: int, period_s: float) -> Strategy:
     return ConcurrencyLimit(RedisBackend(client), prefix=prefix, name="erp", limit=limit,
                             lease_ttl_s=period_s)
 
 
-ALL = [moving_window, limits_window, concurrency]
-RATE = [moving_window, limits_window]
+ALL = [moving_window, concurrency]
+RATE = [moving_window]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from o2c_workers.ratelimit.backend import Backend, RedisBackend
 from o2c_workers.ratelimit.base import Attempt, Strategy
 from o2c_workers.ratelimit.concurrency import ConcurrencyLimit
 from o2c_workers.ratelimit.limiter import DEFAULT_KEY, Limiter, NullLimiter, Permit, Usage
-from o2c_workers.ratelimit.limits_window import LimitsMovingWindow
 from o2c_workers.ratelimit.stats import LimiterStats
 from o2c_workers.ratelimit.window import DEFAULT_MARGIN_S, MovingWindow
 
@@ -24,7 +23,6 @@ __all__ = [
     "ConcurrencyLimit",
     "Limiter",
     "LimiterStats",
-    "LimitsMovingWindow",
     "MovingWindow",
     "NullLimiter",
     "Permit",
