@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -40,3 +42,21 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that starts a subprocess must be marked ``slow`` (``-m "not slow"`` then runs
+    only the quick ones): starting one in an unmarked test fails it."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    real = subprocess.Popen.__init__
+
+    def refuse(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{item.nodeid} starts a subprocess; mark it slow")
+
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        return (yield)
+    finally:
+        subprocess.Popen.__init__ = real  # type: ignore[method-assign]

@@ -3,6 +3,7 @@ its floor app does nothing but read and answer."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests import soapmsg
@@ -10,6 +11,7 @@ from tests.bench.ingest import TOKEN, start_gunicorn
 from tests.helpers import queued
 
 
+@pytest.mark.slow
 def test_the_baseline_puts_one_task_per_notification_on_the_customer_queue(redis_url,
                                                                            redis_client):
     server = start_gunicorn("baseline", "tests.bench.baseline_app:flask_app", redis_url,
@@ -27,6 +29,7 @@ def test_the_baseline_puts_one_task_per_notification_on_the_customer_queue(redis
         soapmsg.notification_id(1), soapmsg.notification_id(2)]
 
 
+@pytest.mark.slow
 def test_the_floor_app_answers_the_ack_on_a_kept_alive_connection_and_enqueues_nothing(
         redis_url, redis_client):
     server = start_gunicorn("floor", "tests.bench.baseline_app:floor_app", redis_url,

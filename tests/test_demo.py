@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TEST_DB
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_demo_runs_end_to_end_and_checks_out(redis_server, redis_url, tmp_path):
     env = dict(os.environ, O2C_REDIS_URL=redis_server.url, COLUMNS="120")
     result = subprocess.run(

@@ -61,6 +61,7 @@ def test_a_script_flushed_from_redis_is_sent_again(redis_client):
     assert redis_client.mget("a", "b") == [b"1", b"2"]
 
 
+@pytest.mark.slow
 def test_idle_connections_kept_across_a_redis_restart_are_replaced(tmp_path):
     port = free_port()
     handle = start_private(port=port, workdir=tmp_path)
@@ -89,6 +90,7 @@ def test_idle_connections_kept_across_a_redis_restart_are_replaced(tmp_path):
         handle.stop()
 
 
+@pytest.mark.slow
 def test_redis_down_raises_and_the_writer_works_again_once_it_is_back(tmp_path):
     port = free_port()
     handle = start_private(port=port, workdir=tmp_path)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import redis
 
 from o2c_workers import app as celery_app
@@ -33,6 +34,7 @@ def calls(client):
     return [json.loads(raw) for raw in client.lrange(PROBE_KEY, 0, -1)]
 
 
+@pytest.mark.slow
 def test_trace_key_travels_through_every_step_and_retry(redis_url, redis_client, workers):
     workers.append(start_worker(redis_url, include="tests.probe_tasks"))
     enqueue(redis_client, {"trace_key": "not-the-header", "fail": {"pricing": 2}})
@@ -49,6 +51,7 @@ def test_trace_key_travels_through_every_step_and_retry(redis_url, redis_client,
     assert {entry["trace_key"] for entry in from_tasks} == {TRACE}
 
 
+@pytest.mark.slow
 def test_business_error_dead_letters_at_once_and_stops_the_chain(redis_url, redis_client,
                                                                   workers):
     workers.append(start_worker(redis_url, include="tests.probe_tasks"))
@@ -68,6 +71,7 @@ def test_business_error_dead_letters_at_once_and_stops_the_chain(redis_url, redi
     assert [c["task"] for c in calls(redis_client)] == [CHAIN[0], CHAIN[1]]
 
 
+@pytest.mark.slow
 def test_retries_exhausted_dead_letter_with_attempt_count(redis_url, redis_client, workers):
     workers.append(start_worker(redis_url, include="tests.probe_tasks"))
     enqueue(redis_client, {"fail": {"customer": 99}})
@@ -80,6 +84,7 @@ def test_retries_exhausted_dead_letter_with_attempt_count(redis_url, redis_clien
     assert len(calls(redis_client)) == 3
 
 
+@pytest.mark.slow
 def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
     """Redis (with its append-only file) stops while a step runs and comes back: the
     retry publishes once Redis answers again, and the chain completes."""
@@ -108,6 +113,7 @@ def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
         handle.stop()
 
 
+@pytest.mark.slow
 def test_a_step_killed_by_its_hard_time_limit_is_dead_lettered(redis_url, redis_client,
                                                                  workers):
     workers.append(start_worker(redis_url, include="tests.probe_tasks"))
@@ -136,6 +142,7 @@ print("published", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_publish_while_redis_is_down_waits_and_lands_once_it_is_back(tmp_path):
     """The publish retry policy rides out a Redis restart instead of losing the message."""
     port = free_port()

@@ -97,6 +97,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 @pytest.mark.parametrize("leaf", ["o2c_workers.sfid", "o2c_workers.keys",
                                   "o2c_workers.domains", "o2c_workers.backoff"])
+@pytest.mark.slow
 def test_importing_a_leaf_builds_nothing(leaf):
     probe = (f"import sys, {leaf}; print(len(sys.modules)); "
              "print(' '.join(m for m in sys.modules if m.startswith(('celery', 'kombu', "
@@ -108,6 +109,7 @@ def test_importing_a_leaf_builds_nothing(leaf):
     assert out[1:] in ([], [""])
 
 
+@pytest.mark.slow
 def test_importing_the_models_loads_pydantic_and_nothing_of_the_fleet():
     """pydantic itself is about 100 modules; of ours, only the models come along."""
     probe = ("import sys, o2c_workers.models; print(' '.join(m for m in sys.modules if "

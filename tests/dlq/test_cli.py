@@ -89,6 +89,7 @@ def test_requeue_by_id_all_and_dry_run(run, seeded, store, redis_client):
     assert nothing.exit_code == 1 and "--all" in nothing.stderr
 
 
+@pytest.mark.slow
 def test_edit_with_set_and_with_the_editor(run, store, tmp_path):
     entry = store.add(worker_entry(1))
     result = run("edit", entry.id, "--set", "fail.pricing=null", "--set", "seen.0=erp")
@@ -104,6 +105,7 @@ def test_edit_with_set_and_with_the_editor(run, store, tmp_path):
     assert after.payload["fail"] == {} and after.original_payload == entry.payload
 
 
+@pytest.mark.slow
 def test_an_invalid_edit_is_refused_with_a_clear_error(run, store, tmp_path):
     entry = store.add(worker_entry(1, payload={
         "sobject_type": "Opportunity", "record": {"Id": "0065g0000000001", "Amount": "1.0"}}))

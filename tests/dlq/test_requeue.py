@@ -30,6 +30,7 @@ def audit_actions(store, entry_id):
     return [r["action"] for r in store.audit_log(entry_id=entry_id)]
 
 
+@pytest.mark.slow
 def test_worker_entry_edited_and_requeued_completes_its_chain_and_is_resolved(
         redis_url, redis_client, workers, dlq, store):
     workers.append(start_worker(redis_url, include="tests.probe_tasks,tests.dlq.tasks"))

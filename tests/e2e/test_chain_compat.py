@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from tests.e2e.test_resilience import assert_one_order_each
 from tests.plugins.workers import wait_for
 from tests.test_chain import FIXTURE
 
 
+@pytest.mark.slow
 def test_a_schema_1_submit_order_message_books_and_writes_back(o2c_factory):
     """The captured message is for the one opportunity of this seeded world. Today's fleet
     runs the chain up to the order queue (so the ERP customer exists); the message it queued

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
+import pytest
+
 from o2c_workers.sandbox.salesforce import SalesforceConfig  # noqa: F401 - documents knobs
 from tests.plugins.workers import wait_for
 
 
+@pytest.mark.slow
 def test_happy_path_books_once_and_writes_everything_back(o2c_factory):
     o2c = o2c_factory()
     ids = o2c.ok_opportunities()
@@ -49,6 +52,7 @@ def test_happy_path_books_once_and_writes_everything_back(o2c_factory):
     assert o2c.dead_letters().count() == 0
 
 
+@pytest.mark.slow
 def test_each_business_error_is_dead_lettered_with_nothing_half_done(o2c_factory):
     o2c = o2c_factory(world_args={"credit_hold": 1, "missing_tax": 1, "unknown_item": 1})
     expected = o2c.world.expected_failures
@@ -68,6 +72,7 @@ def test_each_business_error_is_dead_lettered_with_nothing_half_done(o2c_factory
         assert not o2c.sf_records("Opportunity")[opp_id].get("ERP_Order_Number__c")
 
 
+@pytest.mark.slow
 def test_duplicate_and_reordered_notifications_create_one_order(o2c_factory):
     o2c = o2c_factory(sf={"duplicate_rate": 1.0, "reorder": True, "batch_size": 5})
     ids = o2c.ok_opportunities()
@@ -82,6 +87,7 @@ def test_duplicate_and_reordered_notifications_create_one_order(o2c_factory):
     assert Decimal(0) not in [o[0]["grand_total"] for o in orders.values()]
 
 
+@pytest.mark.slow
 def test_an_account_change_updates_its_erp_customer(o2c_factory):
     o2c = o2c_factory(world_args={"opportunities": 2, "accounts": 2})
     opp = o2c.ok_opportunities()[0]

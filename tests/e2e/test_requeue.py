@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from config import load_settings
@@ -12,6 +13,7 @@ from o2c_workers.status import transaction_status
 from tests.plugins.workers import wait_for
 
 
+@pytest.mark.slow
 def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_url):
     o2c = o2c_factory(world_args={"missing_tax": 1, "accounts": 4, "opportunities": 4})
     [(opp_id, category)] = o2c.world.expected_failures.items()

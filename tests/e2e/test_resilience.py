@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from o2c_workers.delivery.census import Census, census
 from tests.plugins.workers import wait_for
 
@@ -12,6 +14,7 @@ def assert_one_order_each(o2c, ids):
     assert [len(found) for found in orders.values()] == [1] * len(ids)
 
 
+@pytest.mark.slow
 def test_a_lost_answer_after_commit_creates_one_order(o2c_factory):
     o2c = o2c_factory(erp={"faults": {"timeout_after_commit_rate": 0.5, "timeout_hang_s": 2.5}},
                       env={"O2C_ERP_TIMEOUT_S": "1"})
@@ -26,6 +29,7 @@ def test_a_lost_answer_after_commit_creates_one_order(o2c_factory):
     assert o2c.dead_letters().count() == 0
 
 
+@pytest.mark.slow
 def test_worker_killed_in_the_middle_of_submit_order(o2c_factory):
     """The ERP commits the order but its answer has not come back when the whole order
     worker is SIGKILLed. The message returns within O2C_REDELIVERY_AFTER_S, the retry finds
@@ -49,6 +53,7 @@ def test_worker_killed_in_the_middle_of_submit_order(o2c_factory):
     assert o2c.dead_letters().count() == 0
 
 
+@pytest.mark.slow
 def test_erp_down_for_a_while_then_every_order_completes(o2c_factory):
     o2c = o2c_factory()
     ids = o2c.ok_opportunities()
@@ -60,6 +65,7 @@ def test_erp_down_for_a_while_then_every_order_completes(o2c_factory):
     assert o2c.dead_letters().count() == 0
 
 
+@pytest.mark.slow
 def test_a_storm_of_429s_is_honoured(o2c_factory):
     o2c = o2c_factory(world_args={"opportunities": 8, "accounts": 6},
                       erp={"faults": {"rate_limit_per_s": 8}})

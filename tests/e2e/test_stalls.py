@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from o2c_workers import keys, timeline
@@ -23,6 +24,7 @@ def in_flight(o2c) -> set[str]:
     return {m.decode() for m in o2c.redis.zrange(keys.transaction_index_active("o2c"), 0, -1)}
 
 
+@pytest.mark.slow
 def test_a_chain_without_its_worker_stalls_then_finishes(o2c_factory) -> None:
     o2c = o2c_factory(world_args={"opportunities": 2, "accounts": 2}, order_worker=False)
     opportunities = o2c.ok_opportunities()
@@ -46,6 +48,7 @@ def test_a_chain_without_its_worker_stalls_then_finishes(o2c_factory) -> None:
                                 now=time.time() + 86400) == []
 
 
+@pytest.mark.slow
 def test_an_account_sync_opens_and_closes_its_transaction(o2c_factory) -> None:
     o2c = o2c_factory(world_args={"opportunities": 1, "accounts": 1})
     account = o2c.world.of("Account")[0]

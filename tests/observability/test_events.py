@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import queued
 from tests.plugins.workers import ROOT, worker_env
 
@@ -34,6 +36,7 @@ print(json.dumps([{k: e.get(k) for k in ("name", "args", "kwargs")} for e in see
 """
 
 
+@pytest.mark.slow
 def test_sent_events_and_messages_show_no_payload(redis_url, redis_client):
     done = subprocess.run([sys.executable, "-c", PUBLISHER], cwd=ROOT, env=worker_env(redis_url),
                           capture_output=True, text=True, timeout=60, check=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 import requests
 
 from o2c_workers import app as celery_app
@@ -32,6 +33,7 @@ def wait_for_quietly(predicate, *, timeout_s: float):  # type: ignore[no-untyped
     return None
 
 
+@pytest.mark.slow
 def test_flower_needs_auth_and_lists_workers_and_tasks_without_payloads(
         redis_url, redis_client, tmp_path):
     env = {**os.environ, "O2C_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 
+import pytest
 import requests
 
 from config import load_settings
@@ -65,6 +66,7 @@ def children(pid: int) -> set[int]:
     return {int(p) for p in out.split()}
 
 
+@pytest.mark.slow
 def test_receiver_under_gunicorn_sums_every_worker_process(redis_url, redis_client, tmp_path):
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
@@ -106,6 +108,7 @@ def enqueue(client, payload, trace_key):
     assert AtomicWriter(client).run([Item(["always"], [msg.push_op()])]) == [True]
 
 
+@pytest.mark.slow
 def test_worker_serves_its_metrics_on_its_port(redis_url, redis_client, workers, tmp_path):
     port = free_port()
     workers.append(start_worker(redis_url, include="tests.probe_tasks", env={

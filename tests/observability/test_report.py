@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 import requests
 
 from o2c_workers import keys
@@ -22,6 +23,7 @@ from tests.plugins.workers import ROOT, wait_for
 ADMIN = "report-admin-token"
 
 
+@pytest.mark.slow
 def test_report_timeline_and_metrics_agree_with_the_simulators(o2c_factory, tmp_path):
     metrics_port = free_port()
     o2c = o2c_factory(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.enqueue import MessageFactory
@@ -32,6 +34,7 @@ def by_trace(events):
     return out
 
 
+@pytest.mark.slow
 def test_worker_reports_exhausted_and_unexpected_errors_tagged_and_scrubbed(
         redis_url, redis_client, workers, sentry_sink):
     workers.append(start_worker(redis_url, include="tests.observability.tasks", queues="order",
@@ -69,6 +72,7 @@ def test_worker_reports_exhausted_and_unexpected_errors_tagged_and_scrubbed(
         assert not isinstance(job.get("args"), list)
 
 
+@pytest.mark.slow
 def test_business_errors_are_reported_only_when_configured(redis_url, redis_client, workers,
                                                            sentry_sink):
     workers.append(start_worker(redis_url, include="tests.observability.tasks", queues="order",

@@ -101,6 +101,7 @@ def test_same_message_from_two_connections_at_once_is_enqueued_once(gunicorn, re
     assert redis_client.llen("customer") == 50
 
 
+@pytest.mark.slow
 def test_the_token_never_reaches_the_logs(redis_url, redis_client):
     server = Gunicorn(redis_url)
     try:
@@ -124,6 +125,7 @@ def test_bad_token_and_oversize_over_http(gunicorn, redis_client):
     assert redis_client.llen("customer") == 0
 
 
+@pytest.mark.slow
 def test_redis_down_then_back_loses_nothing(tmp_path):
     """Stop Redis mid-run: 503 and no Ack; once it is back, the resend gets through once."""
     port = free_port()
@@ -153,6 +155,7 @@ def test_redis_down_then_back_loses_nothing(tmp_path):
         handle.stop()
 
 
+@pytest.mark.slow
 def test_a_stop_does_not_wait_for_idle_keep_alive_connections(redis_url, redis_client):
     """Salesforce and load balancers keep connections open; a stop must not wait them out."""
     server = Gunicorn(redis_url, workers=1)
@@ -171,6 +174,7 @@ def test_a_stop_does_not_wait_for_idle_keep_alive_connections(redis_url, redis_c
     assert "[ERROR]" not in output
 
 
+@pytest.mark.slow
 def test_a_request_in_progress_at_a_stop_still_gets_its_ack(redis_url, redis_client):
     server = Gunicorn(redis_url, workers=1)
     body = soapmsg.won_message([7])
@@ -216,6 +220,7 @@ def seconds_until_closed(sock: socket.socket) -> float:
     return time.monotonic() - began
 
 
+@pytest.mark.slow
 def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive(redis_url, redis_client):
     server = Gunicorn(redis_url, workers=1, args=["--keep-alive", "1"])
     try:
@@ -225,6 +230,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive(redis_url, 
         server.stop()
 
 
+@pytest.mark.slow
 def test_keepalive_zero_closes_each_connection_after_its_answer(redis_url, redis_client):
     server = Gunicorn(redis_url, workers=1, args=["--keep-alive", "0"])
     try:
@@ -235,6 +241,7 @@ def test_keepalive_zero_closes_each_connection_after_its_answer(redis_url, redis
     assert redis_client.llen("customer") == 1
 
 
+@pytest.mark.slow
 def test_max_requests_restarts_the_worker(redis_url, redis_client):
     server = Gunicorn(redis_url, workers=1, args=["--max-requests", "2"])
     try:
@@ -248,6 +255,7 @@ def test_max_requests_restarts_the_worker(redis_url, redis_client):
     assert redis_client.llen("customer") == 3
 
 
+@pytest.mark.slow
 def test_a_malformed_request_is_refused_and_its_token_never_logged(redis_url, redis_client):
     server = Gunicorn(redis_url, workers=1)
     try:
@@ -263,6 +271,7 @@ def test_a_malformed_request_is_refused_and_its_token_never_logged(redis_url, re
     assert TOKEN not in output
 
 
+@pytest.mark.slow
 def test_a_request_sent_on_a_kept_alive_connection_at_a_stop_is_answered(redis_url,
                                                                          redis_client):
     """Promise 1 at a stop: the next request on a kept-alive connection, already sent when

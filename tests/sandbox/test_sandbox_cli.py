@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import pytest
 import requests
 from typer.testing import CliRunner
 
@@ -29,6 +30,7 @@ def test_help_documents_every_knob() -> None:
         assert knob in result.output
 
 
+@pytest.mark.slow
 def test_runs_until_interrupted(tmp_path: Any) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.Popen(
