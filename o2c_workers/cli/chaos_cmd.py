@@ -4,6 +4,7 @@ simulators' records and Salesforce's fields."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -84,6 +85,8 @@ def chaos(
                    latency_bound_s=latency_bound_s, run_dir=run_dir,
                    **{k: v for k, v in changes.items() if v is not None})
     console = Console(stderr=as_json, highlight=False)
+    # A SIGTERM (a test's timeout, a CI job cancelled) stops every process the run started.
+    signal.signal(signal.SIGTERM, _terminated)
     outcome = run(opts, console)
     console.print(tables(outcome))
     console.print(f"logs in {outcome.run_dir}/logs")
@@ -91,3 +94,7 @@ def chaos(
         sys.stdout.write(json.dumps(outcome_json(outcome), indent=2, default=str) + "\n")
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

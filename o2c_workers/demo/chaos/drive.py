@@ -52,11 +52,12 @@ def play(schedule: Schedule, injector: Injector, timeline: Timeline, sf: request
         if event.kind == "win":
             timeline.record(event.ids, win(sf, sf_url, event.ids))
             continue
+        done = len(injector.log)
         for follow in injector.apply(event):
             heapq.heappush(queue, follow)
-        entry = injector.log[-1]
-        console.print(f"[dim]{entry.at_s:7.2f}s[/] {entry.kind:<16} {entry.target:<9} "
-                      f"{entry.detail}", highlight=False)
+        for entry in injector.log[done:]:
+            console.print(f"[dim]{entry.at_s:7.2f}s[/] {entry.kind:<16} {entry.target:<9} "
+                          f"{entry.detail}", highlight=False)
         # A maintenance window is over when it closes, not when it opens.
         lasting = injector.opts.maintenance_s if event.kind == MAINTENANCE else 0.0
         timeline.last_fault_at = max(timeline.last_fault_at, time.monotonic() + lasting)

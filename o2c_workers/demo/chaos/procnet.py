@@ -46,12 +46,9 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
-def serving(pids: list[int], port: int) -> dict[int, tuple[int, int]]:
-    """For each pid: its established connections on ``port``, and how many of them hold a
-    request not yet read (bytes waiting in the receive queue)."""
+def unread(pids: list[int], port: int) -> dict[int, int]:
+    """For each pid, the most bytes waiting unread on one of its established connections on
+    ``port`` (0 when none): a request it has been sent and not yet taken."""
     conns = _established(port)
-    out = {}
-    for pid in pids:
-        mine = [conns[inode] for inode in _socket_inodes(pid) if inode in conns]
-        out[pid] = (len(mine), sum(1 for waiting in mine if waiting > 0))
-    return out
+    return {pid: max([conns[i] for i in _socket_inodes(pid) if i in conns], default=0)
+            for pid in pids}
