@@ -89,9 +89,11 @@ def chaos(
     signal.signal(signal.SIGTERM, _terminated)
     outcome = run(opts, console)
     console.print(tables(outcome))
-    console.print(f"logs in {outcome.run_dir}/logs")
+    text = json.dumps(outcome_json(outcome), indent=2, default=str) + "\n"
+    (Path(outcome.run_dir) / "outcome.json").write_text(text)
+    console.print(f"logs in {outcome.run_dir}/logs, the outcome in {outcome.run_dir}/outcome.json")
     if as_json:
-        sys.stdout.write(json.dumps(outcome_json(outcome), indent=2, default=str) + "\n")
+        sys.stdout.write(text)
     if not outcome.ok:
         raise typer.Exit(1)
 

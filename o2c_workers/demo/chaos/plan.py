@@ -1,7 +1,7 @@
 """What a chaos run does and when: its options, and the schedule drawn from its seed.
 
 The run has two phases. In the **chaos phase** most opportunities are won in waves over its
-first quarter, as a quarter-end rush would, so that a backlog is in every queue while the
+first tenth, as a quarter-end rush would, so that a backlog is in every queue while the
 disruptive faults happen at seeded times: pool processes and whole worker nodes killed,
 Redis killed and restarted, a receiver worker killed mid-delivery, an ERP maintenance
 window. The background faults (ERP 5xx, a 429 rate limit, answers lost after the commit,
@@ -32,7 +32,7 @@ class ChaosOptions:
     #: Length of the chaos phase, seconds.
     chaos_s: float = 150.0
     #: Share of the chaos phase over which its opportunities are won (the rush).
-    rush_share: float = 0.25
+    rush_share: float = 0.1
     #: Share of the opportunities won after the last fault, and their pace (per second).
     calm_share: float = 0.2
     calm_per_s: float = 2.0
@@ -125,7 +125,7 @@ def _kills(opts: ChaosOptions, rng: random.Random, workers: list[str]) -> list[E
         events.append(Event(round(at, 2), POOL_KILL, rng.choice(workers), rng.random()))
         at += rng.uniform(low, high)
     for _ in range(opts.node_kills):
-        at = rng.uniform(0.15, 0.7) * opts.chaos_s
+        at = rng.uniform(0.1, 0.6) * opts.chaos_s
         events.append(Event(round(at, 2), NODE_KILL, rng.choice(workers)))
     return events
 
@@ -135,12 +135,12 @@ def _singles(opts: ChaosOptions, rng: random.Random, burst: tuple[str, ...]) -> 
     maintenance window, while the backlog is still being worked off."""
     out = []
     if opts.receiver_kill:
-        out.append(Event(round(rng.uniform(0.1, 0.2) * opts.chaos_s, 2), RECEIVER_KILL,
+        out.append(Event(round(rng.uniform(0.03, 0.08) * opts.chaos_s, 2), RECEIVER_KILL,
                          "web", rng.random(), ids=burst))
     if opts.redis_restart:
-        out.append(Event(round(rng.uniform(0.3, 0.45) * opts.chaos_s, 2), REDIS_KILL))
+        out.append(Event(round(rng.uniform(0.2, 0.35) * opts.chaos_s, 2), REDIS_KILL))
     if opts.maintenance_s > 0:
         latest = max(opts.chaos_s - opts.maintenance_s - 2, 0.5 * opts.chaos_s)
-        out.append(Event(round(rng.uniform(0.45 * opts.chaos_s, min(latest, 0.6 * opts.chaos_s)),
+        out.append(Event(round(rng.uniform(0.35 * opts.chaos_s, min(latest, 0.5 * opts.chaos_s)),
                                2), MAINTENANCE))
     return out
