@@ -62,7 +62,7 @@ class ChaosOptions:
     @classmethod
     def smoke(cls, **changes: object) -> ChaosOptions:
         """50 opportunities, a shorter phase, every fault kind at least once."""
-        small = cls(opportunities=50, accounts=20, chaos_s=40.0, erp_lost_answer_rate=0.04,
+        small = cls(opportunities=50, accounts=20, chaos_s=40.0, erp_lost_answer_rate=0.08,
                     erp_rate_limit_per_s=30.0, maintenance_s=6.0, pool_kill_every_s=(3.0, 5.0),
                     node_kills=1, settle_s=60.0)
         return replace(small, **changes)  # type: ignore[arg-type]
