@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo chaos test bench lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/o2c demo
+
+# The fleet from the Procfile, shipped defaults, under crashes and a flaky ERP (see
+# docs/reliability.md); starts a private Redis of its own. Exit status 1 when a verdict fails.
+chaos: $(STAMP)
+	$(VENV)/bin/o2c chaos --opportunities 300
 
 test: $(STAMP) lint
 	$(PY) -m pytest

@@ -15,6 +15,7 @@ from typing import IO
 import requests
 
 from o2c_workers.celery_app import DOMAINS
+from o2c_workers.procfile import ProcessType
 
 #: How long a process may take to answer before it counts as failed to start.
 START_TIMEOUT_S = 30.0
@@ -26,6 +27,10 @@ class ManagedProcess:
     process: subprocess.Popen[bytes]
     log_path: Path | None
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    #: How it was started, so that a supervisor can start it again (``Fleet.respawn``).
+    argv: list[str] = field(default_factory=list, repr=False)
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    cwd: Path | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -46,11 +51,20 @@ class ManagedProcess:
             self.log_file.close()
             self.log_file = None
 
+    def children(self) -> list[int]:
+        """The pids of its child processes (a worker's pool, gunicorn's workers)."""
+        found = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True,
+                               text=True, check=False).stdout.split()
+        return [int(pid) for pid in found]
+
     def kill(self) -> None:
         """SIGKILL the process and its children, as a crash or an OOM kill would."""
-        children = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True,
-                                  text=True, check=False).stdout.split()
-        for pid in [*map(int, children), self.pid]:
+        try:
+            # Stopped first, it cannot fork a replacement child while we look for them.
+            os.kill(self.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+        for pid in [*self.children(), self.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -83,19 +97,33 @@ class Fleet:
     log_dir: Path | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
 
-    def _spawn(self, name: str, argv: list[str],
-               env: dict[str, str] | None = None) -> ManagedProcess:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None, *,
+               cwd: Path | None = None) -> ManagedProcess:
         log_path = log_file = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"{name}.log"
             log_file = log_path.open("ab")
         process = subprocess.Popen(
-            argv, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
+            argv, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL, cwd=cwd,
             stdout=log_file or subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL)
-        managed = ManagedProcess(name, process, log_path, log_file)
+        managed = ManagedProcess(name, process, log_path, log_file, argv=argv,
+                                 extra_env=dict(env or {}), cwd=cwd)
         self.processes.append(managed)
         return managed
+
+    def start_process_type(self, ptype: ProcessType, *, cwd: Path,
+                           env: dict[str, str] | None = None) -> ManagedProcess:
+        """A Procfile line run as a Procfile runner runs it (``sh -c``, from ``cwd``)."""
+        return self._spawn(ptype.name, ptype.argv(), env, cwd=cwd)
+
+    def respawn(self, dead: ManagedProcess) -> ManagedProcess:
+        """Start a process that has exited again, as a supervisor would; same log file."""
+        if dead.alive():
+            raise RuntimeError(f"{dead.name} is still running")
+        dead.stop()
+        self.processes.remove(dead)
+        return self._spawn(dead.name, dead.argv, dead.extra_env, cwd=dead.cwd)
 
     def start_receiver(self, port: int, *, workers: int = 2) -> ManagedProcess:
         proc = self._spawn("receiver", [

@@ -31,6 +31,14 @@ class RedisHandle:
     def started_here(self) -> bool:
         return self.process is not None
 
+    def kill(self) -> None:
+        """SIGKILL the private server, as a crash would; its data folder stays."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=5)
+        self.process = None
+
     def stop(self, *, keep_data: bool = False) -> None:
         if self.process is None:
             return
@@ -75,11 +83,12 @@ def redis_server_binary() -> str | None:
 
 
 def start_private(*, port: int | None = None, workdir: Path | None = None,
-                  persistent: bool = False) -> RedisHandle:
+                  persistent: bool = False, appendfsync: str = "always") -> RedisHandle:
     """Start a private Redis on a (free) loopback port.
 
-    By default it keeps nothing on disk. ``persistent`` turns on the append-only file with
-    fsync on every write, kept in ``workdir``, so a restart on the same folder recovers it.
+    By default it keeps nothing on disk. ``persistent`` turns on the append-only file, kept
+    in ``workdir``, so a restart on the same folder recovers it; ``appendfsync`` is Redis's
+    own setting (``always``, ``everysec`` as production runs it, ``no``).
     """
     binary = redis_server_binary()
     if binary is None:
@@ -89,7 +98,7 @@ def start_private(*, port: int | None = None, workdir: Path | None = None,
         )
     port = port or free_port()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="o2c-redis-"))
-    durability = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else [
+    durability = ["--appendonly", "yes", "--appendfsync", appendfsync] if persistent else [
         "--appendonly", "no"]
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability,

@@ -1,10 +1,10 @@
-"""The ``o2c`` command: sandbox, demo, dead letters, status and reports."""
+"""The ``o2c`` command: sandbox, demo, chaos run, dead letters, status and reports."""
 
 from __future__ import annotations
 
 import typer
 
-from o2c_workers.cli import demo_cmd, dlq_cmd, report_cmd, sandbox_cmd, status_cmd
+from o2c_workers.cli import chaos_cmd, demo_cmd, dlq_cmd, report_cmd, sandbox_cmd, status_cmd
 
 cli = typer.Typer(
     name="o2c",
@@ -23,6 +23,7 @@ def _root() -> None:
 cli.command("sandbox")(sandbox_cmd.sandbox)
 cli.add_typer(dlq_cmd.dlq_app, name="dlq")
 cli.command("demo")(demo_cmd.demo)
+cli.command("chaos")(chaos_cmd.chaos)
 cli.command("status")(status_cmd.status)
 cli.command("report")(report_cmd.report)
 

@@ -145,3 +145,19 @@ def test_call_record_filters_and_reset(erp_client: Client) -> None:
     stats = erp_client.sandbox("stats")
     assert stats["calls"]["total"] == 0 and stats["peak_requests_per_s"]["received"] == 0
     assert stats["documents"]["Item"] == 3
+
+
+def test_documents_are_read_outside_the_faults_and_limits(start_erp) -> None:
+    _, client = start_erp(faults={"rate_limit_per_s": 1})
+    created = client.customer("Acme", ACC_OK)
+    client.sandbox("faults", {"error_rate": 1.0, "maintenance_for_s": 60})
+    assert client.get("/api/resource/Customer").status_code == 503
+    calls = client.sandbox("stats")["calls"]["total"]
+    for _ in range(3):
+        docs = client.sandbox("documents/Customer")["data"]
+        assert [(d["name"], d["salesforce_id"]) for d in docs] == [
+            (created["name"], ACC_OK)]
+    assert client.sandbox("documents/Sales Order")["data"] == []
+    assert client.sandbox("stats")["calls"]["total"] == calls
+    unknown = requests.get(f"{client.url}/_sandbox/documents/Spaceship", timeout=5)
+    assert unknown.status_code == 400

@@ -10,10 +10,13 @@ recorded. ``/_sandbox`` endpoints need no authentication:
 * ``GET /_sandbox/stats``, ``POST /_sandbox/reset-stats``
 * ``POST /_sandbox/tax-rules`` ``{"country": "DE", "rate": 19}`` adds a Tax Rule
 * ``GET /_sandbox/webhooks`` every webhook event and its delivery attempts
+* ``GET /_sandbox/documents/{DocType}`` every document of a DocType, outside the faults
+  and the limits (what a test or a judge reads without disturbing the run)
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 import logging
@@ -210,6 +213,10 @@ class ErpSimulator:
                     return 200, {"data": rule}, {}
                 case ("GET", "webhooks"):
                     return 200, {"deliveries": self.webhooks.deliveries()}, {}
+                case ("GET", documents) if documents.startswith("documents/"):
+                    doctype = unquote(documents.removeprefix("documents/"))
+                    with self.store.lock:
+                        return 200, {"data": copy.deepcopy(self.store.all(doctype))}, {}
                 case ("GET", "health"):
                     return 200, {"ok": True}, {}
         except ValidationError as exc:

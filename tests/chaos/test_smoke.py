@@ -1,0 +1,55 @@
+"""``o2c chaos --smoke``, as ``make chaos`` runs it but smaller: the Procfile's fleet with
+shipped defaults under every fault kind, judged from the simulators' records alone.
+
+It starts a private Redis of its own (killed and restarted during the run), so it leaves the
+tests' Redis database alone. It asserts the run's real verdicts, and every one must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(260)
+def test_no_order_lost_stalled_or_booked_twice_under_chaos(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("O2C_")}
+    result = run_to_the_end(
+        [sys.executable, "-m", "o2c_workers.cli", "chaos", "--smoke", "--json",
+         "--run-dir", str(tmp_path)], env={**env, "COLUMNS": "160"}, timeout_s=185)
+    assert result.stdout, result.stderr[-4000:]
+    outcome = json.loads(result.stdout)
+    failed = {v["name"]: v for v in outcome["verdicts"] if not v["ok"]}
+    assert failed == {}, result.stderr[-4000:]
+    assert result.returncode == 0
+    verdicts = {v["name"]: v for v in outcome["verdicts"]}
+    assert verdicts["duplicate orders"]["value"] == "0"
+    assert verdicts["lost or stalled"]["value"] == "0"
+    assert verdicts["designed failures dead-lettered with their category"]["value"] == "6 of 6"
+    faults = {f["fault"]: f["count"] for f in outcome["faults"]}
+    assert faults["receiver workers SIGKILLed"] == faults["Redis restarted from its AOF"] == 1
+    assert outcome["figures"]["won"] == 50
+
+
+def run_to_the_end(argv: list[str], *, env: dict[str, str],
+                   timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run the chaos command; past the timeout, SIGTERM it so that it stops the Redis,
+    sandbox and fleet it started, rather than leaving them behind."""
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            out, err = proc.communicate(timeout=60)
+            pytest.fail(f"the chaos run took over {timeout_s:.0f} s:\n{err[-4000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

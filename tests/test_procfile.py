@@ -1,0 +1,35 @@
+"""The Procfile as a Procfile runner reads it: the chaos run starts the fleet from it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from o2c_workers import procfile
+from o2c_workers.celery_app import DOMAINS
+
+
+def test_the_project_procfile_has_the_receiver_and_one_worker_per_queue() -> None:
+    types = procfile.load()
+    assert "gunicorn" in types["web"].command
+    for domain in DOMAINS:
+        assert f"-Q {domain} " in types[domain].command
+
+
+def test_lines_run_through_the_shell_with_its_defaults_and_keep_their_pid() -> None:
+    [ptype] = procfile.parse("probe: echo ${PORT:-8000} ${WORKERS:-2}\n").values()
+    shown = subprocess.run(ptype.argv(), env={"WORKERS": "5"}, capture_output=True,
+                           text=True, check=True).stdout
+    assert shown == "8000 5\n"
+    assert ptype.argv()[:2] == ["/bin/sh", "-c"] and ptype.argv()[2].startswith("exec ")
+
+
+def test_comments_blank_lines_and_bad_lines() -> None:
+    types = procfile.parse("# the fleet\n\nweb: run web\nworker-1:  run  worker \n")
+    assert {n: t.command for n, t in types.items()} == {"web": "run web",
+                                                        "worker-1": "run  worker"}
+    with pytest.raises(ValueError, match="line 1"):
+        procfile.parse("not a process line\n")
+    with pytest.raises(ValueError, match="repeats"):
+        procfile.parse("web: a\nweb: b\n")
