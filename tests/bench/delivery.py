@@ -34,8 +34,10 @@ from o2c_workers.enqueue import MessageFactory
 from o2c_workers.fleet import Fleet
 from o2c_workers.redis_runtime import start_private, with_db
 from tests.bench import commandstats
+from tests.bench.delivery_o2c import o2c_workload
 from tests.bench.delivery_report import Round, Summary, print_tables, summarize
-from tests.bench.delivery_tasks import CHAIN, DONE_KEY, MARKS_KEY, NOOP
+from tests.bench.delivery_tasks import DONE_KEY, MARKS_KEY
+from tests.bench.delivery_workloads import WORKLOADS, Workload
 from tests.bench.procstat import children, cpu_seconds, redis_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,33 +74,13 @@ class Side:
 SIDES = (Side("reliable (o2c_workers.delivery)", True), Side("stock kombu redis", False))
 
 
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    #: The tasks of one unit of work, run in order as a chain (one task: a lone message).
-    tasks: tuple[str, ...]
-    #: One worker per queue.
-    queues: tuple[str, ...]
-    unit: str
-
-    @property
-    def steps(self) -> int:
-        return len(self.tasks)
-
-
-WORKLOADS = (
-    Workload("no-op tasks", (NOOP,), ("order",), "task"),
-    Workload("4-step chain", CHAIN, ("customer", "pricing", "order"), "chain"),
-)
-
-
 def preload(client: redis.Redis, workload: Workload, units: int, marks: list[int]) -> None:
     factory = MessageFactory(celery_app)
     pipe = client.pipeline(transaction=False)
     envelopes: list[str] = []
-    for n in range(units):
-        msg = factory.build(workload.tasks[0], args=[{"n": n, "marks": marks}],
-                            trace_key=f"bench:{n}", then=workload.tasks[1:])
+    for n, (trace_key, payload) in enumerate(workload.payloads(units, marks)):
+        msg = factory.build(workload.tasks[0], args=[payload], trace_key=trace_key,
+                            then=workload.tasks[1:])
         envelopes.append(msg.envelope)
         if len(envelopes) == PUSH_BATCH or n == units - 1:
             pipe.lpush(msg.key, *envelopes)
@@ -139,7 +121,7 @@ def run_round(side: Side, workload: Workload, client: redis.Redis, redis_url: st
     warm = max(1, int(units * WARMUP_SHARE))
     preload(client, workload, units, [warm, units])
     client.config_resetstat()  # counted: Probe leaves it out
-    fleet = Fleet(env=side.env(redis_url), log_dir=log_dir)
+    fleet = Fleet(env={**side.env(redis_url), **workload.env()}, log_dir=log_dir)
     try:
         workers = [fleet.start_worker(queue, concurrency=CONCURRENCY,
                                       extra=["-I", "tests.bench.delivery_tasks"])
@@ -192,15 +174,19 @@ def main(*, quick: bool = False) -> list[Summary]:
     url = with_db(handle.url, BENCH_DB)
     client = redis.Redis.from_url(url)
     rounds = 1 if quick else 4
-    units = {"task": 200 if quick else 5000, "chain": 50 if quick else 1000}
     log_root = Path(tempfile.mkdtemp(prefix="o2c-bench-delivery-"))
+
+    def run(n: int, workload: Workload) -> Summary:
+        return compare(workload, client, url, units=workload.units(quick=quick),
+                       rounds=rounds, log_root=log_root / str(n))
+
     try:
-        rows = [compare(w, client, url, units=units[w.unit], rounds=rounds, log_root=log_root)
-                for w in WORKLOADS]
+        rows = [run(n, workload) for n, workload in enumerate(WORKLOADS)]
+        with o2c_workload(rounds=rounds) as o2c:
+            rows.append(run(len(rows), o2c))
     finally:
         client.close()
         handle.stop()
         shutil.rmtree(log_root, ignore_errors=True)
     print_tables(rows, rounds=rounds, concurrency=CONCURRENCY)
     return rows
-
