@@ -4,11 +4,12 @@ Both sides run the same real ``celery -A o2c_workers worker`` subprocesses (pref
 Procfile's layout and the shipped settings) on the same private Redis; only
 ``O2C_RELIABLE_DELIVERY`` differs. Each round pre-loads the queue, starts the workers and
 times, from inside the tasks, how fast they drain it once running; rounds alternate
-(reliable first, then stock first) so that drift hits both sides alike. Two workloads:
+(reliable first, then stock first) so that drift hits both sides alike. Three workloads:
 
 - no-op tasks, one worker on the ``order`` queue;
 - a four-step chain across the domain queues (customer → pricing → order → order
-  write-back), one worker per queue.
+  write-back), one worker per queue;
+- the real O2C chain against the sandbox (``delivery_o2c``), on the same workers.
 
 Redis's own ``INFO commandstats`` over each round (commands inside Lua scripts included)
 says what each side asks of Redis per message.
@@ -96,6 +97,10 @@ def leftover(client: redis.Redis, queues: Sequence[str]) -> int:
     return sum(int(client.llen(k)) for k in lists) + int(client.hlen("unacked"))
 
 
+#: Units done so far, and the CPU readings of ``Probe.cpu`` at that moment.
+Reading = tuple[int, tuple[float, float, float]]
+
+
 class Probe:
     """The benchmark's own reads during a round, counted so Redis's totals can leave them
     out."""
@@ -114,6 +119,20 @@ class Probe:
         pool = [child for pid in self.pids for child in children(pid)]
         return cpu_seconds(self.pids), cpu_seconds(pool), redis_cpu_seconds(self.client)
 
+    def watch(self, warm: int, units: int, *, timeout_s: float) -> tuple[Reading, Reading] | None:
+        """The count and CPU readings once ``warm`` units are done and once all are, or
+        None if the workers do not get there in time."""
+        deadline = time.monotonic() + timeout_s
+        at_warm: Reading | None = None
+        while time.monotonic() < deadline:
+            done = self.done()
+            if at_warm is None and done >= warm:
+                at_warm = (done, self.cpu())
+            if done >= units and at_warm is not None:
+                return at_warm, (done, self.cpu())
+            time.sleep(POLL_S)
+        return None
+
 
 def run_round(side: Side, workload: Workload, client: redis.Redis, redis_url: str,
               units: int, log_dir: Path) -> Round:
@@ -129,19 +148,11 @@ def run_round(side: Side, workload: Workload, client: redis.Redis, redis_url: st
         for worker in workers:
             worker.wait_ready()
         probe = Probe(client, [w.pid for w in workers])
-        deadline = time.monotonic() + 60 + units * workload.steps / 20
-        at_warm = at_end = None
-        while time.monotonic() < deadline:
-            done = probe.done()
-            if at_warm is None and done >= warm:
-                at_warm = (done, probe.cpu())
-            if done >= units:
-                at_end = (done, probe.cpu())
-                break
-            time.sleep(POLL_S)
-        if at_warm is None or at_end is None:
+        seen = probe.watch(warm, units, timeout_s=60 + units * workload.steps / 20)
+        if seen is None:
             raise RuntimeError(f"{side.name}: {probe.done()} of {units} {workload.unit}s "
                                f"done in time:\n{workers[0].log_tail()}")
+        at_warm, at_end = seen
         time.sleep(SETTLE_S)
         commands = commandstats.calls(client) - probe.own
         extra_runs, left = probe.done() - units, leftover(client, workload.queues)
