@@ -28,3 +28,9 @@ def test_an_unknown_name_is_refused_clearly(capsys):
 def test_every_benchmark_module_has_a_main(module):
     assert callable(importlib.import_module(module).main)
 
+
+
+def test_the_delivery_benchmark_is_registered_and_runs_short():
+    assert BENCHMARKS["delivery"] == "tests.bench.delivery"
+    assert parse(["delivery", "--quick"]) == (["delivery"], True)
+    assert parse(["--quick", "ingest", "delivery"]) == (["ingest", "delivery"], True)

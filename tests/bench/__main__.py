@@ -9,6 +9,7 @@ BENCHMARKS = {
     "ingest": "tests.bench.ingest",
     "dlq": "tests.bench.dlq",
     "limiter": "tests.bench.limiter",
+    "delivery": "tests.bench.delivery",
 }
 
 

@@ -23,6 +23,7 @@ import requests
 from o2c_workers.redis_runtime import ensure_redis, free_port, with_db
 from tests import soapmsg
 from tests.bench.load import LoadResult, build_requests, run_load
+from tests.bench.procstat import children, cpu_seconds, redis_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token"
@@ -97,30 +98,9 @@ class Bodies:
 POOL_NOTIFICATIONS_PER_S = 40_000
 
 
-def _stat(pid: int | str) -> list[str]:
-    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, ...), or
-    none where /proc cannot tell."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return []
-
-
 def worker_pids(server: Server) -> list[int]:
     """The gunicorn workers of ``server``: the children of its arbiter (Linux /proc)."""
-    return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and _stat(entry.name)[1:2] == [str(server.process.pid)]]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU of ``pids`` so far (0 where /proc cannot tell)."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for fields in map(_stat, pids) if fields)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def redis_cpu_seconds(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+    return children(server.process.pid)
 
 
 @dataclass
