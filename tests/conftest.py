@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from o2c_workers.redis_runtime import RedisHandle, ensure_redis, with_db
+from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, with_db
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.workers"]
 

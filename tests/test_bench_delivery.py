@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from o2c_workers.redis_runtime import RedisHandle, start_private, with_db
+from o2c_workers.dev.redis_runtime import RedisHandle, start_private, with_db
 from tests.bench.delivery import BENCH_DB, SIDES, Side, run_round
 from tests.bench.delivery_o2c import O2CWorkload, o2c_workload
 from tests.bench.delivery_workloads import WORKLOADS, Workload

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from o2c_workers.atomic import AtomicWriter, Item
-from o2c_workers.redis_runtime import free_port, start_private
+from o2c_workers.dev.redis_runtime import free_port, start_private
 
 
 def test_a_mark_lets_the_first_write_through_and_skips_the_rest(redis_client):

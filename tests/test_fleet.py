@@ -13,9 +13,9 @@ import redis
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.delivery.census import census
+from o2c_workers.dev.redis_runtime import free_port, start_private
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.redis_runtime import free_port, start_private
 from tests.helpers import queued
 from tests.plugins.workers import ROOT, start_worker, wait_for, worker_env
 from tests.probe_tasks import PROBE_KEY

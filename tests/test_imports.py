@@ -137,3 +137,12 @@ def test_dependencies_point_down(package, above):
                          if module == package or module.startswith(package + ".")
                          for target in targets if target.startswith(above))
     assert not reaching_up, reaching_up
+
+
+def test_the_fleet_never_imports_the_dev_tooling():
+    graph = import_graph()
+    production = [m for m in graph if not m.startswith(("o2c_workers.dev", "o2c_workers.demo",
+                                                         "o2c_workers.cli", "o2c_workers.sandbox"))]
+    reaching = sorted(f"{m} → {t}" for m in production for t in graph[m]
+                      if t.startswith("o2c_workers.dev"))
+    assert not reaching, reaching

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from o2c_workers import procfile
 from o2c_workers.celery_app import DOMAINS
+from o2c_workers.dev import procfile
 
 
 def test_the_project_procfile_has_the_receiver_and_one_worker_per_queue() -> None:
@@ -17,6 +17,7 @@ def test_the_project_procfile_has_the_receiver_and_one_worker_per_queue() -> Non
         assert f"-Q {domain} " in types[domain].command
 
 
+@pytest.mark.slow
 def test_lines_run_through_the_shell_with_its_defaults_and_keep_their_pid() -> None:
     [ptype] = procfile.parse("probe: echo ${PORT:-8000} ${WORKERS:-2}\n").values()
     shown = subprocess.run(ptype.argv(), env={"WORKERS": "5"}, capture_output=True,

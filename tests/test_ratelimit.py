@@ -199,7 +199,7 @@ def test_a_wait_longer_than_the_timeout_throttles_at_once(redis_client: redis.Re
     started = time.monotonic()
     with pytest.raises(Throttled) as caught, limiter.acquire(timeout_s=0.3):
         pytest.fail("granted beyond the limit")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.25  # gave up at once, not after its 0.3 s
     assert caught.value.retryable
     assert 0.8 < caught.value.retry_after_s <= 1.0
     assert limiter.stats.throttles == 1

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from o2c_workers.demo.progress import STAGES, Snapshot, snapshot
-from o2c_workers.fleet import Fleet
-from o2c_workers.redis_runtime import RedisHandle, ensure_redis, free_port, with_db
+from o2c_workers.dev.fleet import Fleet
+from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, free_port, with_db
 from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig

@@ -17,6 +17,7 @@ says what each side asks of Redis per message.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -31,13 +32,13 @@ import redis
 from config import Settings
 from o2c_workers import app as celery_app
 from o2c_workers import keys
+from o2c_workers.dev.fleet import Fleet
+from o2c_workers.dev.redis_runtime import start_private, with_db
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.fleet import Fleet
-from o2c_workers.redis_runtime import start_private, with_db
 from tests.bench import commandstats
 from tests.bench.delivery_o2c import o2c_workload
 from tests.bench.delivery_report import Round, Summary, print_tables, summarize
-from tests.bench.delivery_tasks import DONE_KEY, MARKS_KEY
+from tests.bench.delivery_tasks import DONE_KEY, MARKS_KEY, O2C_MARKS_KEY
 from tests.bench.delivery_workloads import WORKLOADS, Workload
 from tests.bench.procstat import children, cpu_seconds, redis_cpu_seconds
 
@@ -78,6 +79,7 @@ SIDES = (Side("reliable (o2c_workers.delivery)", True), Side("stock kombu redis"
 def preload(client: redis.Redis, workload: Workload, units: int, marks: list[int]) -> None:
     factory = MessageFactory(celery_app)
     pipe = client.pipeline(transaction=False)
+    pipe.set(O2C_MARKS_KEY, json.dumps(marks))
     envelopes: list[str] = []
     for n, (trace_key, payload) in enumerate(workload.payloads(units, marks)):
         msg = factory.build(workload.tasks[0], args=[payload], trace_key=trace_key,

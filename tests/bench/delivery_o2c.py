@@ -25,7 +25,6 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import generate_world
-from tests.bench.delivery_tasks import O2C_MARKS
 from tests.bench.delivery_workloads import Workload
 
 #: Accounts of the generated org: their ERP customers are created in the first round's
@@ -62,7 +61,7 @@ class O2CWorkload(Workload):
                 "trace_key": trace_key, "notification_id": f"04lBENCH{n:010d}",
                 "organization_id": self.sandbox.world.org_id, "action_id": "04kBENCH",
                 "sobject_type": "Opportunity", "route": "opportunity_won",
-                "received_at": now, "record": record, O2C_MARKS: marks}
+                "received_at": now, "record": record}
 
     def env(self) -> dict[str, str]:
         assert self.sandbox is not None

@@ -9,6 +9,7 @@ record the moment they were reached, so the benchmark times the run from inside 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -62,8 +63,9 @@ def write_back_step(self: Any, payload: dict[str, Any]) -> None:
 #: The last step of the real O2C chain, counted by the handler below (its task is the
 #: fleet's own, so the count cannot live in its body).
 O2C_LAST = "o2c.order.write_back"
-#: The key of the O2C chain's context that carries the benchmark's marks through the steps.
-O2C_MARKS = "bench_marks"
+#: The round's marks for the O2C chain, as JSON: its context is the fleet's typed one, which
+#: takes no keys of ours, so the marks wait in Redis.
+O2C_MARKS_KEY = "bench:delivery:o2c-marks"
 
 
 @signals.task_postrun.connect
@@ -72,6 +74,6 @@ def count_o2c_chain(task: Any = None, state: str | None = None,
     """Count a benchmark chain's write-back once it succeeded."""
     if getattr(task, "name", None) != O2C_LAST or state != "SUCCESS" or not args:
         return
-    ctx = args[0]
-    if isinstance(ctx, dict) and O2C_MARKS in ctx:
-        count_done(task, {"marks": ctx[O2C_MARKS]})
+    marks = task.runtime.redis.get(O2C_MARKS_KEY)
+    if marks is not None:
+        count_done(task, {"marks": json.loads(marks)})

@@ -17,10 +17,10 @@ from typing import Any
 
 import redis
 
+from o2c_workers.dev.redis_runtime import ensure_redis, with_db
 from o2c_workers.dlq import DeadLetter, DeadLetterStore, Status
 from o2c_workers.dlq.query import Filter
 from o2c_workers.dlq.store import _decode
-from o2c_workers.redis_runtime import ensure_redis, with_db
 
 BENCH_DB = int(os.environ.get("BENCH_DLQ_DB", "13"))
 #: A prefix of the benchmark's own; only its keys are written and removed.

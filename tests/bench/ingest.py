@@ -20,7 +20,7 @@ from typing import Any
 import redis
 import requests
 
-from o2c_workers.redis_runtime import ensure_redis, free_port, with_db
+from o2c_workers.dev.redis_runtime import ensure_redis, free_port, with_db
 from tests import soapmsg
 from tests.bench.load import LoadResult, build_requests, run_load
 from tests.bench.procstat import children, cpu_seconds, redis_cpu_seconds

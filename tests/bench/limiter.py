@@ -26,8 +26,8 @@ import requests
 
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.redis_runtime import ensure_redis, with_db
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.redis_runtime import ensure_redis, with_db
 from o2c_workers.sandbox.erp import ErpConfig, serve_erp
 from o2c_workers.sandbox.world import generate_world
 from tests.erp_probe_tasks import DONE_KEY

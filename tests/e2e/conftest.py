@@ -18,9 +18,9 @@ import requests
 
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.delivery.census import census
+from o2c_workers.dev.fleet import Fleet, ManagedProcess
+from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.fleet import Fleet, ManagedProcess
-from o2c_workers.redis_runtime import free_port
 from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig

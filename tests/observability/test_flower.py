@@ -11,9 +11,9 @@ import requests
 
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.fleet import Fleet
+from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.fleet import Fleet
-from o2c_workers.redis_runtime import free_port
 from tests.observability.tasks import EMAIL
 from tests.plugins.workers import ROOT, wait_for
 

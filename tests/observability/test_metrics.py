@@ -14,10 +14,10 @@ import requests
 from config import load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.fleet import Fleet
+from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.fleet import Fleet
 from o2c_workers.receiver import Receiver
-from o2c_workers.redis_runtime import free_port
 from tests import soapmsg
 from tests.helpers import call_wsgi
 from tests.observability.conftest import samples, total

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from o2c_workers import keys
-from o2c_workers.redis_runtime import free_port
+from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.report import build_report
 from o2c_workers.stalls import stalled_transactions
 from o2c_workers.status import transaction_status

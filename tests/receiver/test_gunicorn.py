@@ -17,8 +17,8 @@ import pytest
 import redis
 import requests
 
+from o2c_workers.dev.redis_runtime import free_port, start_private
 from o2c_workers.receiver.soap import ACK
-from o2c_workers.redis_runtime import free_port, start_private
 from tests import soapmsg
 from tests.helpers import queued
 from tests.receiver.conftest import TOKEN

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import requests
 
-from o2c_workers import procfile
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.demo.chaos.plan import ChaosOptions
-from o2c_workers.fleet import Fleet, ManagedProcess, wait_http
-from o2c_workers.redis_runtime import RedisHandle, free_port, start_private
+from o2c_workers.dev import procfile
+from o2c_workers.dev.fleet import Fleet, ManagedProcess, wait_http
+from o2c_workers.dev.redis_runtime import RedisHandle, free_port, start_private
 
 #: Variables of the caller's environment that would change the fleet's shipped defaults.
 _DROPPED_PREFIXES = ("O2C_", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "PROMETHEUS_")
@@ -139,16 +139,19 @@ def started(opts: ChaosOptions, run_dir: Path) -> Iterator[Stack]:
         raise
     env = {**_base_env(), **exported, "O2C_REDIS_URL": handle.url,
            "O2C_WEBHOOK_TOKEN": token, "PORT": str(receiver_port)}
-    stack = Stack(run_dir, handle, redis_port, box.processes[0], Fleet(env, run_dir / "logs"),
-                  exported["O2C_ERP_BASE_URL"], exported["O2C_SALESFORCE_INSTANCE_URL"],
-                  exported["O2C_SALESFORCE_CA_BUNDLE"], receiver_port, procfile.load())
+    fleet = Fleet(env, run_dir / "logs")
+    stack: Stack | None = None
     try:
+        stack = Stack(run_dir, handle, redis_port, box.processes[0], fleet,
+                      exported["O2C_ERP_BASE_URL"], exported["O2C_SALESFORCE_INSTANCE_URL"],
+                      exported["O2C_SALESFORCE_CA_BUNDLE"], receiver_port, procfile.load())
         _start_fleet(stack)
         yield stack
     finally:
-        _stop_fleet(stack.fleet)
+        # Whatever failed (a Procfile that cannot be read included), nothing is left running.
+        _stop_fleet(fleet)
         box.stop()
-        stack.redis.stop()
+        (handle if stack is None else stack.redis).stop()  # a restart replaced the handle
 
 
 def _start_fleet(stack: Stack) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 #: ``name: command``; names are letters, digits, ``_`` and ``-`` (foreman's rule).
 _LINE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):\s*(?P<command>\S.*)$")
 #: Where the project's own Procfile lives in a checkout (an editable install).
-PROJECT_PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
+PROJECT_PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
 @dataclass(frozen=True)

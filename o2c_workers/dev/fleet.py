@@ -15,7 +15,7 @@ from typing import IO
 import requests
 
 from o2c_workers.celery_app import DOMAINS
-from o2c_workers.procfile import ProcessType
+from o2c_workers.dev.procfile import ProcessType
 
 #: How long a process may take to answer before it counts as failed to start.
 START_TIMEOUT_S = 30.0
