@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from o2c_workers.receiver import Receiver, create_receiver
+from o2c_workers.receiver.app import Receiver, create_receiver
 
 
 def create_app() -> Receiver:

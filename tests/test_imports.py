@@ -146,3 +146,15 @@ def test_the_fleet_never_imports_the_dev_tooling():
     reaching = sorted(f"{m} → {t}" for m in production for t in graph[m]
                       if t.startswith("o2c_workers.dev"))
     assert not reaching, reaching
+
+
+@pytest.mark.slow
+def test_the_gunicorn_worker_class_brings_nothing_of_ours_into_the_arbiter():
+    """gunicorn imports it in the arbiter, before gevent patches each worker's standard
+    library: anything of ours imported with it (a Redis client, requests) would be unpatched
+    in every worker, and a reload then hangs on it."""
+    probe = ("import sys, o2c_workers.receiver.worker; print(' '.join(m for m in sys.modules "
+             "if m.split('.')[0] in ('o2c_workers', 'config', 'redis', 'requests', 'celery')))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert set(out) <= {"o2c_workers", "o2c_workers.receiver", "o2c_workers.receiver.worker"}, out

@@ -1,5 +1,6 @@
-"""The webhook receiver (WSGI): Salesforce outbound messages and ERP events."""
+"""The webhook receiver (WSGI): Salesforce outbound messages and ERP events.
 
-from o2c_workers.receiver.app import Receiver, create_receiver
-
-__all__ = ["Receiver", "create_receiver"]
+The package face imports nothing: gunicorn's arbiter loads ``receiver.worker`` before gevent
+patches the standard library in each worker, so nothing of ours may come along with it. The
+receiver itself is ``receiver.app.Receiver`` (built by ``receiver.app.create_receiver``).
+"""

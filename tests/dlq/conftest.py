@@ -9,7 +9,7 @@ import redis
 from config import Settings, load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetter, DeadLetterStore, ops
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.replan import build_dlq
 from tests import soapmsg
 

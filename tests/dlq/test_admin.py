@@ -9,7 +9,7 @@ import pytest
 from config import load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import Status
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from tests import soapmsg
 from tests.dlq.conftest import ADMIN, TOKEN, worker_entry
 from tests.helpers import call_wsgi

@@ -17,7 +17,7 @@ from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dev.fleet import Fleet
 from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.enqueue import MessageFactory
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from tests import soapmsg
 from tests.helpers import call_wsgi
 from tests.observability.conftest import samples, total

@@ -17,7 +17,7 @@ from o2c_workers import app as celery_app
 from o2c_workers import keys, timeline
 from o2c_workers.cli import cli
 from o2c_workers.dlq import DeadLetterStore, ops
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.stalls import stalled_transactions
 from tests import soapmsg

@@ -5,7 +5,7 @@ import redis
 
 from config import Settings, load_settings
 from o2c_workers import app as celery_app
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from tests.soapmsg import ORG_ID
 
 TOKEN = "s3cret-webhook-token"

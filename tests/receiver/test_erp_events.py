@@ -9,7 +9,7 @@ import pytest
 from config import load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.erp_events import SIGNATURE_HEADER, signature
 from tests.helpers import call_wsgi, queued
 

@@ -9,7 +9,7 @@ import pytest
 from o2c_workers import app as celery_app
 from o2c_workers import keys
 from o2c_workers.dev.redis_runtime import free_port
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.soap import ACK
 from o2c_workers.runtime import connect
 from tests import soapmsg

@@ -6,7 +6,7 @@ import json
 
 from o2c_workers import keys
 from o2c_workers.dlq import DeadLetterStore, Status
-from o2c_workers.receiver import Receiver
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.soap import ACK
 from tests import soapmsg
 from tests.helpers import call_wsgi, queued
