@@ -17,7 +17,7 @@ def guard_unacked_restore_after_collect() -> None:
     ``ignore_errors`` (it only ignores connection errors) and stops the worker
     ("Unrecoverable error"). The messages are safe in Redis's unacked index and come back
     after the visibility timeout, so the restore on close is skipped when the client is
-    gone. Found by ``tests/test_fleet.py::test_a_redis_restart_mid_task_loses_nothing``.
+    gone. Found by ``tests/dev/test_fleet.py::test_a_redis_restart_mid_task_loses_nothing``.
     """
     from kombu.transport import redis as kombu_redis
 

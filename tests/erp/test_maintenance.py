@@ -21,7 +21,7 @@ from o2c_workers.erp.http import DEFAULT_MAINTENANCE_S, MAINTENANCE, map_error
 from o2c_workers.errors import O2CError, Throttled, Transient
 from o2c_workers.ratelimit import Limiter, NullLimiter
 from o2c_workers.sandbox.erp.errors import FrappeError
-from tests.test_erp_adapter_support import (
+from tests.erp.support import (
     api_calls,
     make_adapter,
     sandbox,

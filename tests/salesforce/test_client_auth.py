@@ -14,7 +14,7 @@ from o2c_workers.errors import AuthError
 from o2c_workers.sandbox.salesforce import SalesforceServer
 from o2c_workers.sandbox.world import World
 from tests.plugins.sandbox import rsa_key_pair
-from tests.test_salesforce_client import api_calls, client_for, settings_for
+from tests.salesforce.test_client import api_calls, client_for, settings_for
 
 SECRET = "sandbox-client-secret"
 

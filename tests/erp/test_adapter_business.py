@@ -22,7 +22,7 @@ from o2c_workers.errors import (
 )
 from o2c_workers.models import OrderLine
 from o2c_workers.sandbox.world import CREDIT_HOLD, TAX_CONFIGURATION, UNKNOWN_ITEM, World
-from tests.test_erp_adapter_support import (
+from tests.erp.support import (
     api_calls,
     customer_of,
     failing,

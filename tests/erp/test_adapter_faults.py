@@ -19,7 +19,7 @@ from o2c_workers.erp import QuickRetry, build_adapter
 from o2c_workers.errors import AuthError, O2CError, Throttled, Transient, UnknownOutcome
 from o2c_workers.ratelimit import Limiter
 from o2c_workers.sandbox.world import World
-from tests.test_erp_adapter_support import (
+from tests.erp.support import (
     api_calls,
     customer_of,
     good_opportunities,

@@ -23,7 +23,7 @@ from o2c_workers.sandbox.http import serve
 from o2c_workers.sandbox.salesforce import SalesforceServer, SalesforceSimulator
 from o2c_workers.sandbox.salesforce.tls import make_certificates
 from o2c_workers.sandbox.world import World
-from tests.test_salesforce_client import FAST_RETRY, api_calls, client_for, records
+from tests.salesforce.test_client import FAST_RETRY, api_calls, client_for, records
 
 StartResponse = Callable[..., Any]
 UNAVAILABLE = [{"message": "Server unavailable", "errorCode": "SERVER_UNAVAILABLE"}]

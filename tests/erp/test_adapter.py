@@ -9,7 +9,7 @@ from decimal import Decimal
 from o2c_workers.erp import ErpAdapter, ErpNextAdapter
 from o2c_workers.models import ErpOrder, cents
 from o2c_workers.sandbox.world import World
-from tests.test_erp_adapter_support import (
+from tests.erp.support import (
     api_calls,
     customer_of,
     good_opportunities,
