@@ -77,16 +77,22 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            if self.log_path is not None and " ready." in self.log_path.read_text(
-                    errors="replace"):
+            if " ready." in self.log_text():
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} was not ready in {timeout_s:.0f}s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_text(self) -> str:
+        """All it has logged so far ("" when it logs nowhere)."""
         if self.log_path is None or not self.log_path.exists():
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[str]:
+        return self.log_text().splitlines()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_lines()[-lines:])
 
 
 @dataclass

@@ -26,12 +26,13 @@ import requests
 
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.fleet import ManagedProcess
 from o2c_workers.dev.redis_runtime import ensure_redis, with_db
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.sandbox.erp import ErpConfig, serve_erp
 from o2c_workers.sandbox.world import generate_world
 from tests.erp_probe_tasks import DONE_KEY
-from tests.plugins.workers import WorkerProcess, start_worker
+from tests.plugins.workers import start_worker
 
 BENCH_DB = int(os.environ.get("BENCH_LIMITER_DB", "11"))
 LIMIT_PER_S = 20
@@ -63,14 +64,13 @@ def run_side(side: Side, client: redis.Redis, redis_url: str, calls: int) -> dic
     env = {"O2C_ERP_BASE_URL": erp.url, "O2C_ERP_API_KEY": "sandbox-key",
            "O2C_ERP_API_SECRET": "sandbox-secret", "O2C_LOG_LEVEL": "INFO",
            "O2C_KEY_PREFIX": f"bench{uuid.uuid4().hex[:8]}", **side.env}
-    workers: list[WorkerProcess] = []
+    workers: list[ManagedProcess] = []
     try:
         workers = [start_worker(redis_url, queues="order", concurrency=PROCESSES,
                                 include="tests.erp_probe_tasks", env=env, wait=False)
                    for _ in range(NODES)]
         for worker in workers:
-            if not worker.ready.wait(60):
-                raise RuntimeError("worker did not start:\n" + worker.output()[-3000:])
+            worker.wait_ready(timeout_s=60)
         factory = MessageFactory(celery_app)
         ops = [factory.build(side.task, args=[{"id": n}], trace_key=f"bench:{n}").push_op()
                for n in range(calls)]

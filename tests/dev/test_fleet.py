@@ -45,7 +45,7 @@ def test_trace_key_travels_through_every_step_and_retry(redis_url, redis_client,
     assert [c["task"] for c in history] == [CHAIN[0], CHAIN[1], CHAIN[1], CHAIN[1], CHAIN[2]]
     assert [c["retries"] for c in history] == [0, 0, 1, 2, 0]
     assert {c["trace_key"] for c in history} == {TRACE}
-    logged = [json.loads(line) for line in workers[0].lines if line.startswith("{")]
+    logged = [json.loads(line) for line in workers[0].log_lines() if line.startswith("{")]
     from_tasks = [entry for entry in logged if entry.get("task", "").startswith("o2c.")]
     assert from_tasks
     assert {entry["trace_key"] for entry in from_tasks} == {TRACE}

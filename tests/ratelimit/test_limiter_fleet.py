@@ -23,12 +23,13 @@ from config.settings import load_settings
 from o2c_workers import app as celery_app
 from o2c_workers import keys
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.fleet import ManagedProcess
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.ratelimit import Limiter
 from o2c_workers.sandbox.erp import ErpConfig, RunningErp, serve_erp
 from o2c_workers.sandbox.world import World
 from tests.erp_probe_tasks import DONE_KEY
-from tests.plugins.workers import WorkerProcess, start_worker, wait_for
+from tests.plugins.workers import start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +60,15 @@ def fleet_env(erp: RunningErp, **extra: str) -> dict[str, str]:
             "O2C_LOG_LEVEL": "INFO", **extra}
 
 
-def start_fleet(redis_url: str, workers: list[WorkerProcess], nodes: int, *, concurrency: int,
-                env: dict[str, str]) -> list[WorkerProcess]:
+def start_fleet(redis_url: str, workers: list[ManagedProcess], nodes: int, *, concurrency: int,
+                env: dict[str, str]) -> list[ManagedProcess]:
     """Start ``nodes`` worker nodes on the order queue at once, then wait for each."""
     started = [start_worker(redis_url, queues="order", concurrency=concurrency,
                             include="tests.erp_probe_tasks", env=env, wait=False)
                for _ in range(nodes)]
     workers.extend(started)
     for worker in started:
-        assert worker.ready.wait(30), worker.output()[-3000:]
+        worker.wait_ready()
     return started
 
 
@@ -226,15 +227,15 @@ def test_a_task_without_a_slot_soon_gives_back_its_worker_and_retries(
     with limiter.acquire(timeout_s=0):
         held_at = time.time()
         enqueue(redis_client, [{"id": "waiting"}])
-        wait_for(lambda: "no concurrency slot within" in worker.output(), timeout_s=15,
+        wait_for(lambda: "no concurrency slot within" in worker.log_text(), timeout_s=15,
                  what="the bounded wait to give up")
         gave_up_s = time.time() - held_at
-        wait_for(lambda: "retrying in" in worker.output(), timeout_s=5, what="a Celery retry")
+        wait_for(lambda: "retrying in" in worker.log_text(), timeout_s=5, what="a Celery retry")
         time.sleep(0.5)
     released_at = time.time()
     [record] = wait_done(redis_client, 1, timeout_s=15)
 
-    retries = [json.loads(line) for line in worker.lines if "retrying in" in line]
+    retries = [json.loads(line) for line in worker.log_lines() if "retrying in" in line]
     countdowns = [float(re.search(r"retrying in ([\d.]+)s", r["message"]).group(1))
                   for r in retries]
     print(f"\ngave up after {gave_up_s:.1f} s; {len(retries)} Celery retries, countdowns "
@@ -263,7 +264,7 @@ def test_a_maintenance_window_pauses_every_worker_with_no_limit_configured(
 
     calls = api_calls(erp)
     refused = [c for c in calls if c["status"] == 503]
-    logged = [json.loads(line) for w in fleet for line in w.lines if line.startswith("{")]
+    logged = [json.loads(line) for w in fleet for line in w.log_lines() if line.startswith("{")]
     warnings = [r["message"] for r in logged if r["level"] == "warning"]
     print(f"\n{len(calls)} calls, {len(refused)} refused for maintenance, "
           f"{len(warnings)} warnings, {sum(r['retries'] for r in records)} Celery retries")
