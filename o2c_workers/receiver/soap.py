@@ -11,6 +11,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from o2c_workers.errors import O2CError
+from o2c_workers.redact import MASK, is_masked_key
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -21,6 +22,8 @@ SOBJECT_NAMESPACES = frozenset({
 })
 #: Salesforce sends 1 to 100 notifications per message.
 MAX_NOTIFICATIONS = 100
+#: sObjects whose ``Name`` is a person's name, masked in a stored notification.
+PERSON_SOBJECTS = frozenset({"Contact", "Lead"})
 
 ACK = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -61,8 +64,11 @@ class Notification:
 
     @property
     def raw(self) -> str:
-        """The Notification element as XML text (for dead letters; built only when asked)."""
-        return str(SafeET.tostring(_clark_tree(self.element), encoding="unicode"))
+        """The Notification element as XML text, for a dead letter (built only when asked):
+        exact, but for the sObject's secret and personal fields, masked by name."""
+        tree = _clark_tree(self.element)
+        _mask_fields(tree, personal_name=self.sobject_type in PERSON_SOBJECTS)
+        return str(SafeET.tostring(tree, encoding="unicode"))
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,21 @@ def _clark_tree(element: Element) -> Element:
     copy.text, copy.tail = element.text, element.tail
     copy.extend(_clark_tree(child) for child in element)
     return copy
+
+
+def _mask_fields(notification: Element, *, personal_name: bool) -> None:
+    """Mask, in place, the sObject fields named secret or personal (``o2c_workers.redact``)
+    and, when ``personal_name``, the sObject's own ``Name``."""
+    for sobject in notification:
+        if sobject.tag != "{" + SOBJECT:
+            continue
+        named = [node for node in sobject if personal_name and node.tag.endswith("}Name")]
+        for node in [*named, *sobject.iter()]:
+            ns, _, name = node.tag[1:].rpartition("}")
+            if ns in SOBJECT_NAMESPACES and (node in named or is_masked_key(name)) \
+                    and (len(node) or (node.text or "").strip()):
+                node[:] = []
+                node.text = MASK
 
 
 def _child(parent: Element, tag: str) -> Element | None:
