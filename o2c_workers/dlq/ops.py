@@ -85,8 +85,9 @@ def as_json(entry: DeadLetter) -> dict[str, Any]:
 
 
 def select(dlq: Dlq, ids: Iterable[str] | None, where: Filter | None) -> list[str]:
-    """The ids named (deduplicated, in order), else every id matching ``where``."""
-    if ids:
+    """The ids named (deduplicated, in order; an empty list selects nothing), else every id
+    matching ``where``."""
+    if ids is not None:
         return list(dict.fromkeys(ids))
     if where is None:
         raise DlqError("name entry ids, or give a filter (or everything, explicitly)")
