@@ -22,6 +22,10 @@ SOBJECT_NAMESPACES = frozenset({
 })
 #: Salesforce sends 1 to 100 notifications per message.
 MAX_NOTIFICATIONS = 100
+#: How deep elements may nest. An outbound message nests 7 levels at most (Envelope, Body,
+#: notifications, Notification, sObject, a field, the part of a compound field); deeper
+#: XML is refused with a 400 before anything walks it (a walk by recursion would fail).
+MAX_DEPTH = 100
 #: sObjects whose ``Name`` is a person's name, masked in a stored notification.
 PERSON_SOBJECTS = frozenset({"Contact", "Lead"})
 
@@ -146,6 +150,16 @@ def _mask_fields(notification: Element, *, personal_name: bool) -> None:
                 node.text = MASK
 
 
+def check_depth(root: Element) -> None:
+    """Refuse a tree that nests deeper than ``MAX_DEPTH``, walking it level by level."""
+    level, depth = [root], 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise BadMessage(f"elements nest more than {MAX_DEPTH} levels deep")
+        level = [child for node in level for child in node]
+        depth += 1
+
+
 def _child(parent: Element, tag: str) -> Element | None:
     for child in parent:
         if child.tag == tag:
@@ -191,13 +205,15 @@ def _sobject(node: Element) -> tuple[str, dict[str, Any]]:
 
 
 def parse(body: bytes) -> OutboundMessage:
-    """Parse an outbound message; DTDs, entities and malformed XML raise ``BadMessage``."""
+    """Parse an outbound message; DTDs, entities, malformed XML and elements nested deeper
+    than ``MAX_DEPTH`` raise ``BadMessage``."""
     try:
         root = _fromstring(body)
     except DefusedXmlException as exc:
         raise BadMessage(f"refused XML construct: {type(exc).__name__}") from None
     except ParseError as exc:
         raise BadMessage(f"malformed XML: {exc}") from None
+    check_depth(root)
     if root.tag != ENVELOPE:
         raise BadMessage("not a SOAP 1.1 envelope")
     soap_body = _child(root, BODY)
