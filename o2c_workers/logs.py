@@ -1,4 +1,10 @@
-"""JSON logs that carry the transaction's trace key, with secrets masked."""
+"""JSON logs that carry the transaction's trace key, with secrets and personal data masked.
+
+Extra fields are masked by name (``o2c_workers.redact``: tokens, passwords, names,
+addresses, e-mail, phone), and the message and every text value for secrets inside them.
+E-mail-like text in a message stays: Celery's node names (``celery@host.example.com``)
+are written that way; personal data goes in fields, where it is masked by name.
+"""
 
 from __future__ import annotations
 
@@ -57,16 +63,16 @@ class JsonFormatter(logging.Formatter):
             "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact_text(record.getMessage()),
+            "message": redact_text(record.getMessage(), emails=False),
         }
         context = _context.get()
         if context:
             entry.update(context)
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if extras:
-            entry.update(redact(extras))
+            entry.update(redact(extras, emails=False))
         if record.exc_info:
-            entry["exc"] = redact_text(self.formatException(record.exc_info))
+            entry["exc"] = redact_text(self.formatException(record.exc_info), emails=False)
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -76,8 +82,16 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = bound()
         prefix = f"[{context['trace_key']}] " if "trace_key" in context else ""
-        record.msg = redact_text(prefix + str(record.msg))
-        return super().format(record)
+        # The message with its arguments filled in, masked; the record itself is left as
+        # it is for the other handlers.
+        masked = logging.makeLogRecord(record.__dict__)
+        masked.msg = redact_text(prefix + record.getMessage(), emails=False)
+        masked.args = None
+        masked.exc_text = None
+        return super().format(masked)
+
+    def formatException(self, ei: Any) -> str:
+        return redact_text(super().formatException(ei), emails=False)
 
 
 def skip_unused_record_fields() -> None:

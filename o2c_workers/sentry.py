@@ -10,15 +10,14 @@ What is sent, and what is not:
 - Business errors (category ``business``, ``credit_hold``, ``invalid_payload``, ...) are
   expected and owned by the teams the dead-letter queue names: reported only when
   ``O2C_SENTRY_REPORT_BUSINESS_ERRORS`` is on.
-- Every event, transaction and breadcrumb passes through ``scrub`` (``o2c_workers.redact``
-  plus e-mail addresses in free text); local variables, request bodies and task
-  arguments are never collected.
+- Every event, transaction and breadcrumb passes through ``scrub`` (``o2c_workers.redact``:
+  secret and personal fields by name, secrets and e-mail addresses in text); local
+  variables, request bodies and task arguments are never collected.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("o2c.sentry")
 
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 #: Event fields that are machine-made and never carry user data (left as they are).
 _STRUCTURAL = ("event_id", "timestamp", "start_timestamp", "platform", "sdk", "type")
 
@@ -72,24 +69,10 @@ def init(settings: Settings, *, component: str) -> bool:
     return True
 
 
-def scrub_text(text: str) -> str:
-    return _EMAIL.sub(MASK, text)
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    if isinstance(value, str):
-        return scrub_text(value)
-    return value
-
-
 def scrub(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     """Mask secrets and personal data anywhere in an event (``before_send``)."""
     kept = {key: event[key] for key in _STRUCTURAL if key in event}
-    cleaned: dict[str, Any] = _scrub(redact({k: v for k, v in event.items() if k not in kept}))
+    cleaned: dict[str, Any] = redact({k: v for k, v in event.items() if k not in kept})
     request = cleaned.get("request")
     if isinstance(request, dict):
         for name in ("cookies", "data"):
@@ -100,7 +83,7 @@ def scrub(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str
 
 def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None
                      ) -> dict[str, Any]:
-    result: dict[str, Any] = _scrub(redact(crumb))
+    result: dict[str, Any] = redact(crumb)
     return result
 
 

@@ -195,6 +195,14 @@ def requeue(ids: Ids = None,
         where = _where(status, category, domain, since, trace_key)
         chosen = _bulk(dlq, ids, everything, where,
                        _has_filter(category, domain, since, trace_key))
+        if not chosen:
+            # A quiet day for a cron job: nothing to do is not a failure.
+            if as_json:
+                _print_json(ops.Report("requeue", dry_run).as_dict())
+            else:
+                out.print(f"nothing to requeue: no {where.describe()['status']} dead letter "
+                          "matches")
+            return
         with Progress(console=err, transient=True, disable=len(chosen) < 2) as bar:
             task = bar.add_task("requeueing", total=len(chosen))
             report = ops.requeue(dlq, chosen, dry_run=dry_run,

@@ -25,8 +25,8 @@ from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
 from o2c_workers.dlq.requeue import Planner
-from o2c_workers.dlq.store import DeadLetterStore, sanitize
-from o2c_workers.redact import redact
+from o2c_workers.dlq.store import DeadLetterStore, redacted
+from o2c_workers.redact import redact_text
 
 Progress = Callable[[int], None]
 UNCHANGED: Any = object()
@@ -66,18 +66,18 @@ class Report:
 
 
 def summary(entry: DeadLetter, *, now: float | None = None) -> dict[str, Any]:
-    """The columns of a listing."""
+    """The columns of a listing (the message as people see it, secrets masked)."""
     now = time.time() if now is None else now
     return {"id": entry.id, "status": entry.status.value, "category": entry.category,
             "domain": entry.domain, "task": entry.task, "trace_key": entry.trace_key,
-            "error_class": entry.error_class, "message": entry.message,
+            "error_class": entry.error_class, "message": redact_text(entry.message),
             "attempts": entry.attempts, "last_failed_at": iso(entry.last_failed_at),
             "age_s": round(now - entry.first_failed_at, 1)}
 
 
 def as_json(entry: DeadLetter) -> dict[str, Any]:
-    """An entry for people and files: secrets masked, times in ISO 8601 too."""
-    data = sanitize(entry).model_dump(mode="json")
+    """An entry for people and files (``redacted``), times in ISO 8601 too."""
+    data = redacted(entry).model_dump(mode="json")
     for name in ("first_failed_at", "last_failed_at", "requeued_at", "resolved_at",
                  "purged_at", "edited_at"):
         data[f"{name}_iso"] = iso(data.get(name))
@@ -85,8 +85,9 @@ def as_json(entry: DeadLetter) -> dict[str, Any]:
 
 
 def select(dlq: Dlq, ids: Iterable[str] | None, where: Filter | None) -> list[str]:
-    """The ids named (deduplicated, in order), else every id matching ``where``."""
-    if ids:
+    """The ids named (deduplicated, in order; an empty list selects nothing), else every id
+    matching ``where``."""
+    if ids is not None:
         return list(dict.fromkeys(ids))
     if where is None:
         raise DlqError("name entry ids, or give a filter (or everything, explicitly)")
@@ -111,7 +112,8 @@ def list_entries(dlq: Dlq, where: Filter | None = None, *, offset: int = 0, limi
 
 
 def show(dlq: Dlq, entry_id: str) -> DeadLetter:
-    return sanitize(_entry(dlq, entry_id))
+    """One entry as people see it (``redacted``)."""
+    return redacted(_entry(dlq, entry_id))
 
 
 def history(dlq: Dlq, entry_id: str) -> list[dict[str, Any]]:
@@ -227,8 +229,11 @@ def edit(dlq: Dlq, entry_id: str, *, payload: Any = UNCHANGED,
          sets: Iterable[str | tuple[str, Any]] = (), now: float | None = None) -> DeadLetter:
     """Replace the payload, or set dotted paths in it; validate, then save atomically.
 
-    The first payload is kept in ``original_payload`` for audit. An invalid result raises
-    ``InvalidEdit`` and changes nothing.
+    Paths are set in the stored, exact payload. A whole new payload may start from what
+    ``show`` gave (``$EDITOR``, an API client): every value left as the view showed it is
+    saved as stored, never as its mask. The result is saved exactly (secret and personal
+    fields masked by name, as always). The first payload is kept in ``original_payload``
+    for audit. An invalid result raises ``InvalidEdit`` and changes nothing.
     """
     now = time.time() if now is None else now
     entry = _entry(dlq, entry_id)
@@ -236,15 +241,16 @@ def edit(dlq: Dlq, entry_id: str, *, payload: Any = UNCHANGED,
         raise Conflict(f"dead letter {entry_id} is {entry.status.value}; only open ones "
                        "are edited")
     assignments = [editing.parse_assignment(s) if isinstance(s, str) else s for s in sets]
-    new = entry.payload if payload is UNCHANGED else payload
-    new = redact(editing.apply_sets(entry, new, assignments), personal=False)
+    new = entry.payload if payload is UNCHANGED else editing.restore_shown(
+        payload, shown=redacted(entry).payload, stored=entry.payload)
+    new = editing.apply_sets(entry, new, assignments)
     editing.validate(entry, new)
     dlq.replanner.validate(entry, new)
     fields: dict[str, Any] = {"payload": new, "edited_at": now}
     if entry.original_payload is None:
         fields["original_payload"] = entry.payload
     if entry.task:
-        fields["args"] = redact(editing.args_for(entry, new), personal=False)
+        fields["args"] = editing.args_for(entry, new)
     changed = [path for path, _ in assignments] or ["payload"]
     item = dlq.store.change(entry, now=now, fields=fields, after=[
         dlq.store.audit_op("edit", entry.id, actor=dlq.actor, now=now, paths=changed)])

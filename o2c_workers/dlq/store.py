@@ -6,6 +6,12 @@ listing reads one index with ``ZRANGEBYSCORE ... LIMIT``, or intersects the few 
 into a short-lived key inside one transaction; no listing touches entries it does not return.
 Every change is a compare-and-set on the entry's ``rev`` that moves it between indexes in
 the same atomic write (``o2c_workers.atomic.AtomicWriter``).
+
+What is stored is what a requeue replays: the task's arguments and the payload exactly as
+they were, but for secret and personal fields, masked by name on every write
+(``o2c_workers.redact.mask_fields``); the message and traceback, free text that is never
+replayed, with secrets and e-mail addresses masked. People read entries through
+``redacted``, which masks secret-looking text inside values too.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from o2c_workers import keys, timeline
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import MAX_PAGE, Filter, Page
-from o2c_workers.redact import redact, redact_text
+from o2c_workers.redact import mask_fields, redact, redact_text
 
-#: Fields stored as JSON text inside the entry hash.
+#: Fields stored as JSON text inside the entry hash, masked by field name only.
 _JSON_FIELDS = ("args", "kwargs", "chain", "payload", "original_payload")
+#: Free text, never replayed: stored with secrets and e-mail addresses masked.
+_TEXT_FIELDS = ("message", "traceback")
 #: A closed entry's hash outlives its retention by this much, so pruning can still read it.
 PRUNE_GRACE_S = 24 * 3600
 #: The audit stream keeps about this many records (``XADD MAXLEN ~``).
@@ -37,11 +45,14 @@ Op = list[Any]
 
 
 def encode_fields(data: dict[str, Any]) -> list[Any]:
-    """``HSET`` arguments for model fields (JSON for structured ones; None left out)."""
+    """``HSET`` arguments for model fields, as stored (see the module's docstring): JSON
+    for structured ones, secret and personal fields masked; None left out."""
     flat: list[Any] = []
     for name, value in data.items():
         if name in _JSON_FIELDS:
-            flat.extend([name, json.dumps(value)])
+            flat.extend([name, json.dumps(mask_fields(value))])
+        elif name in _TEXT_FIELDS and value is not None:
+            flat.extend([name, redact_text(str(value))])
         elif value is not None:
             flat.extend([name, str(value.value if isinstance(value, Status) else value)])
     return flat
@@ -60,12 +71,10 @@ def _decode(raw: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter.model_validate(data)
 
 
-def sanitize(entry: DeadLetter) -> DeadLetter:
-    """Mask secrets and personal data in everything that a person or a log might read.
-
-    The steps never need the masked fields (they read the records they work on from
-    Salesforce), so a requeued entry runs as well without them.
-    """
+def redacted(entry: DeadLetter) -> DeadLetter:
+    """The entry as people see it (``o2c dlq show``, ``list``, ``export``, the admin API):
+    secret and personal fields masked by name, and secrets and e-mail addresses inside
+    every text value. Never stored: a requeue replays the stored, exact arguments."""
     return entry.model_copy(update={
         "payload": redact(entry.payload),
         "original_payload": redact(entry.original_payload),
@@ -125,7 +134,6 @@ class DeadLetterStore:
 
     def add_ops(self, entry: DeadLetter) -> list[Op]:
         """The Redis commands that store ``entry``: run them atomically (MULTI or Lua)."""
-        entry = sanitize(entry)
         fields = encode_fields(entry.model_dump(mode="json"))
         ops = [["HSET", self.key(entry.id), *fields], *self.index_ops(entry)]
         if entry.status.closed:

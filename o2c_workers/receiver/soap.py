@@ -11,6 +11,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from o2c_workers.errors import O2CError
+from o2c_workers.redact import MASK, is_masked_key
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -21,6 +22,12 @@ SOBJECT_NAMESPACES = frozenset({
 })
 #: Salesforce sends 1 to 100 notifications per message.
 MAX_NOTIFICATIONS = 100
+#: How deep elements may nest. An outbound message nests 7 levels at most (Envelope, Body,
+#: notifications, Notification, sObject, a field, the part of a compound field); deeper
+#: XML is refused with a 400 before anything walks it (a walk by recursion would fail).
+MAX_DEPTH = 100
+#: sObjects whose ``Name`` is a person's name, masked in a stored notification.
+PERSON_SOBJECTS = frozenset({"Contact", "Lead"})
 
 ACK = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -61,8 +68,11 @@ class Notification:
 
     @property
     def raw(self) -> str:
-        """The Notification element as XML text (for dead letters; built only when asked)."""
-        return str(SafeET.tostring(_clark_tree(self.element), encoding="unicode"))
+        """The Notification element as XML text, for a dead letter (built only when asked):
+        exact, but for the sObject's secret and personal fields, masked by name."""
+        tree = _clark_tree(self.element)
+        _mask_fields(tree, personal_name=self.sobject_type in PERSON_SOBJECTS)
+        return str(SafeET.tostring(tree, encoding="unicode"))
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,31 @@ def _clark_tree(element: Element) -> Element:
     return copy
 
 
+def _mask_fields(notification: Element, *, personal_name: bool) -> None:
+    """Mask, in place, the sObject fields named secret or personal (``o2c_workers.redact``)
+    and, when ``personal_name``, the sObject's own ``Name``."""
+    for sobject in notification:
+        if sobject.tag != "{" + SOBJECT:
+            continue
+        named = [node for node in sobject if personal_name and node.tag.endswith("}Name")]
+        for node in [*named, *sobject.iter()]:
+            ns, _, name = node.tag[1:].rpartition("}")
+            if ns in SOBJECT_NAMESPACES and (node in named or is_masked_key(name)) \
+                    and (len(node) or (node.text or "").strip()):
+                node[:] = []
+                node.text = MASK
+
+
+def check_depth(root: Element) -> None:
+    """Refuse a tree that nests deeper than ``MAX_DEPTH``, walking it level by level."""
+    level, depth = [root], 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise BadMessage(f"elements nest more than {MAX_DEPTH} levels deep")
+        level = [child for node in level for child in node]
+        depth += 1
+
+
 def _child(parent: Element, tag: str) -> Element | None:
     for child in parent:
         if child.tag == tag:
@@ -170,13 +205,15 @@ def _sobject(node: Element) -> tuple[str, dict[str, Any]]:
 
 
 def parse(body: bytes) -> OutboundMessage:
-    """Parse an outbound message; DTDs, entities and malformed XML raise ``BadMessage``."""
+    """Parse an outbound message; DTDs, entities, malformed XML and elements nested deeper
+    than ``MAX_DEPTH`` raise ``BadMessage``."""
     try:
         root = _fromstring(body)
     except DefusedXmlException as exc:
         raise BadMessage(f"refused XML construct: {type(exc).__name__}") from None
     except ParseError as exc:
         raise BadMessage(f"malformed XML: {exc}") from None
+    check_depth(root)
     if root.tag != ENVELOPE:
         raise BadMessage("not a SOAP 1.1 envelope")
     soap_body = _child(root, BODY)

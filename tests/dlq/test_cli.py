@@ -89,6 +89,21 @@ def test_requeue_by_id_all_and_dry_run(run, seeded, store, redis_client):
     assert nothing.exit_code == 1 and "--all" in nothing.stderr
 
 
+def test_requeue_on_a_quiet_day_exits_0_but_an_unknown_id_is_an_error(run, store):
+    for args in (["--all"], ["--category", "credit_hold"], ["--all", "--dry-run"]):
+        result = run("requeue", *args)
+        assert result.exit_code == 0, result.output
+        assert "nothing to requeue: no open dead letter matches" in result.stdout
+    result = run("requeue", "--all", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["count"] == 0
+    store.add(worker_entry(1, category="exhausted"))
+    result = run("requeue", "--category", "credit_hold")
+    assert result.exit_code == 0 and "nothing to requeue" in result.stdout
+    missing = run("requeue", "1764328000123-3f9a0c1b2d")
+    assert missing.exit_code == 1
+    assert "no dead letter '1764328000123-3f9a0c1b2d'" in missing.stdout
+
+
 @pytest.mark.slow
 def test_edit_with_set_and_with_the_editor(run, store, tmp_path):
     entry = store.add(worker_entry(1))

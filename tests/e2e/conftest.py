@@ -24,7 +24,7 @@ from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
-from o2c_workers.sandbox.world import generate_world
+from o2c_workers.sandbox.world import World, generate_world
 from tests.plugins.workers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,11 +138,12 @@ def o2c_factory(redis_url: str, redis_client: redis.Redis,
 
     def start(*, world_args: dict[str, Any] | None = None, erp: dict[str, Any] | None = None,
               sf: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-              order_worker: bool = True) -> O2C:
+              order_worker: bool = True, world: World | None = None) -> O2C:
         port = free_port()
         receiver_url = f"http://127.0.0.1:{port}"
-        world = generate_world(**{"accounts": 10, "opportunities": 12, "credit_hold": 0,
-                                  "missing_tax": 0, "unknown_item": 0, **(world_args or {})})
+        world = world or generate_world(**{
+            "accounts": 10, "opportunities": 12, "credit_hold": 0, "missing_tax": 0,
+            "unknown_item": 0, **(world_args or {})})
         sandbox = start_sandbox(
             world=world, erp_port=0, sf_port=0,
             erp_config=ErpConfig(webhook_url=f"{receiver_url}/erp/events",

@@ -9,8 +9,9 @@ import pytest
 from o2c_workers import app as celery_app
 from o2c_workers import keys
 from o2c_workers.dev.redis_runtime import free_port
+from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.receiver.app import Receiver
-from o2c_workers.receiver.soap import ACK
+from o2c_workers.receiver.soap import ACK, MAX_DEPTH
 from o2c_workers.runtime import connect
 from tests import soapmsg
 from tests.helpers import call_wsgi, queued
@@ -63,6 +64,43 @@ def test_dtds_entities_and_bombs_are_refused(receiver, redis_client, body):
     fault = assert_fault(post(receiver, body), 400)
     assert b"refused XML construct" in fault or b"malformed" in fault
     assert redis_client.dbsize() == 0
+
+
+def nested(depth: int, *, where: str, **fields: str) -> bytes:
+    """A won-opportunity message whose elements nest ``depth`` levels deep in all: in an
+    sObject field (Envelope, Body, notifications, Notification, sObject are 5) or in a
+    SOAP header (Envelope, Header are 2)."""
+    body = soapmsg.envelope([soapmsg.notification(soapmsg.notification_id(1), "Opportunity",
+                                                  soapmsg.opportunity(1, **fields))]).decode()
+    if where == "field":
+        deep = "<sf:Deep>" * (depth - 5) + "x" + "</sf:Deep>" * (depth - 5)
+        body = body.replace("</sObject>", deep + "</sObject>")
+    else:
+        deep = "<h>" * (depth - 2) + "</h>" * (depth - 2)
+        body = body.replace("<soapenv:Body>", f"<soapenv:Header>{deep}</soapenv:Header>"
+                                              "<soapenv:Body>")
+    return body.encode()
+
+
+@pytest.mark.parametrize(("where", "depth"), [
+    ("field", MAX_DEPTH + 1), ("field", 5_000), ("header", MAX_DEPTH + 1), ("header", 100_000)])
+def test_xml_nested_deeper_than_the_limit_is_400_and_changes_nothing(receiver, redis_client,
+                                                                     where, depth):
+    body = nested(depth, where=where)
+    assert len(body) < receiver.settings.max_body_bytes
+    fault = assert_fault(post(receiver, body), 400)
+    assert f"elements nest more than {MAX_DEPTH} levels deep".encode() in fault
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("amount", ["45000.0", "lots"])
+def test_xml_nested_as_deep_as_the_limit_is_taken(receiver, redis_client, amount):
+    status, _, answer = post(receiver, nested(MAX_DEPTH, where="field", Amount=amount))
+    assert (status, answer) == (200, ACK)
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    # A valid one is enqueued; an invalid one is dead-lettered with its XML.
+    assert (redis_client.llen("customer"), len(store.ids())) == (
+        (1, 0) if amount == "45000.0" else (0, 1))
 
 
 class CountingStream(io.BytesIO):

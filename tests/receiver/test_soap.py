@@ -6,6 +6,7 @@ import pytest
 
 from o2c_workers.receiver import soap
 from o2c_workers.receiver.outbound import parse_notification
+from o2c_workers.redact import MASK
 from tests import soapmsg
 
 NESTED = (
@@ -59,3 +60,23 @@ def test_the_stored_notification_parses_back_to_the_same_fields():
 def test_what_cannot_be_read_is_refused_with_the_reason(body, reason):
     with pytest.raises(soap.BadMessage, match=reason):
         soap.parse(body)
+
+
+def test_the_stored_notification_masks_personal_fields_by_name_and_keeps_the_rest():
+    account = {"Id": "0015g00000AbCdE", "Name": "Basic Elements Inc",
+               "Description": "Bearer bonds; token ring; ops@basic.example",
+               "BillingStreet": "12 Elm Street", "BillingCity": "Springfield",
+               "BillingPostalCode": "49007", "BillingCountry": "Brazil", "Phone": "555 0100"}
+    contact = {"Id": "0035g00000XyZzY", "Name": "Jane Doughty", "FirstName": "Jane",
+               "Email": "jane@example.com", "Title": "CFO"}
+    message = soap.parse(soapmsg.envelope([
+        soapmsg.notification(soapmsg.notification_id(1), "Account", account),
+        soapmsg.notification(soapmsg.notification_id(2), "Contact", contact)]))
+    stored = [parse_notification(n.raw, message.organization_id)[1].fields
+              for n in message.notifications]
+    assert stored[0] == {**account, "BillingStreet": MASK, "BillingCity": MASK,
+                         "BillingPostalCode": MASK, "Phone": MASK}
+    # A contact's Name is a person's name.
+    assert stored[1] == {"Id": contact["Id"], "Name": MASK, "FirstName": MASK,
+                         "Email": MASK, "Title": "CFO"}
+    assert message.notifications[1].fields == contact  # what the steps get is whole
