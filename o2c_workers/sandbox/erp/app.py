@@ -12,13 +12,10 @@ recorded. ``/_sandbox`` endpoints need no authentication:
 * ``GET /_sandbox/webhooks`` every webhook event and its delivery attempts
 * ``GET /_sandbox/documents/{DocType}`` every document of a DocType, outside the faults
   and the limits (what a test or a judge reads without disturbing the run)
-* ``POST /_sandbox/orders/{name}/invoice`` invoices a submitted Sales Order now (as the
-  scheduled invoice would, ``per_billed`` 100)
-* ``POST /_sandbox/orders/{name}/deliver`` marks it delivered (``per_delivered`` 100)
+* ``POST /_sandbox/orders/{name}/invoice`` or ``/deliver``: a submitted Sales Order
+  invoiced now (``per_billed`` 100) or delivered (``per_delivered`` 100)
 
-What an ERP user does to an order goes through ``/api`` as in Frappe: cancel
-(``frappe.client.cancel``), close and re-open (ERPNext's ``update_status``), and making
-``salesforce_id`` unique or not (a PUT of its ``Custom Field``); see ``transitions.py``.
+Cancel, close and re-open go through ``/api`` as in Frappe (``transitions.py``).
 """
 
 from __future__ import annotations
@@ -239,15 +236,12 @@ class ErpSimulator:
 
     def _order_control(self, route: str) -> dict[str, Any]:
         """``orders/{name}/invoice`` or ``orders/{name}/deliver``: the order afterwards."""
-        _, name, action = route.split("/") if route.count("/") == 2 else ("", "", "")
-        name = unquote(name)
-        if action == "invoice":
-            self.lifecycle.invoice_now(name)
-        elif action == "deliver":
-            self.transitions.deliver(name)
-        else:
+        _, name, action = [*route.split("/"), "", ""][:3]
+        actions = {"invoice": self.lifecycle.invoice_now, "deliver": self.transitions.deliver}
+        if action not in actions:
             raise ValueError(f"no order action {action!r} (invoice, deliver)")
-        return {"data": self.store.copy("Sales Order", name)}
+        actions[action](unquote(name))
+        return {"data": self.store.copy("Sales Order", unquote(name))}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything ``GET /_sandbox/stats`` reports."""
