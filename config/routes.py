@@ -34,8 +34,14 @@ class Route:
         return not self.tasks
 
 
+#: An opportunity in any other stage (lost, re-opened, moved along): its ERP order follows
+#: it (DESIGN.md, "The opportunity's life").
+OPPORTUNITY_CHANGED = ("o2c.order.follow_opportunity",)
+
 DEFAULT_ROUTES: tuple[Route, ...] = (
     Route("Opportunity", "Closed Won", OPPORTUNITY_WON, ("Id", "StageName"), "opportunity_won"),
+    Route("Opportunity", None, OPPORTUNITY_CHANGED, ("Id", "StageName"),
+          "opportunity_changed"),
     Route("Account", None, ("o2c.customer.sync_account",), ("Id",), "account_changed"),
 )
 
@@ -46,6 +52,7 @@ ERP_ROUTES: dict[tuple[str, str], str] = {
     ("Sales Invoice", "on_update_after_submit"): "o2c.invoice.sync_invoice",
     ("Payment Entry", "on_submit"): "o2c.payment.apply_payment",
     ("Sales Order", "on_update_after_submit"): "o2c.order.sync_status",
+    ("Sales Order", "on_cancel"): "o2c.order.sync_status",
 }
 
 

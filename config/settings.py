@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     #: How much longer than the ERP's window the limiter's window is: it must exceed the
     #: spread of delays between taking a slot and the request reaching the ERP.
     erp_rate_margin_s: float = 0.05
+    #: Check, at worker start and before creating, that ``salesforce_id`` is a unique field
+    #: of Customer and Sales Order in the ERP (its Custom Field metadata), and create
+    #: nothing where it is not. ``false`` skips the check: the unique index is then yours
+    #: to vouch for (an integration user that may not read Custom Field, say).
+    erp_check_unique_ids: bool = True
 
     # --- Salesforce -----------------------------------------------------------------------
     salesforce_instance_url: str = "https://127.0.0.1:8200"
@@ -117,6 +122,12 @@ class Settings(BaseSettings):
     # --- Pricing policy -------------------------------------------------------------------
     #: The largest line discount (percent) accepted without a manual approval.
     max_discount_percent: Decimal = Decimal("30")
+
+    # --- The opportunity's life -----------------------------------------------------------
+    #: An opportunity lost or re-opened after booking cancels its ERP order while nothing
+    #: is invoiced or delivered (the compensating action). ``false`` leaves the order for
+    #: people to cancel in the ERP.
+    cancel_on_lost: bool = True
 
     # --- Observability --------------------------------------------------------------------
     log_level: str = "INFO"

@@ -116,6 +116,10 @@ class O2CTask(Task):  # type: ignore[misc]
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def end_chain(self) -> None:
+        """The transaction ends with this step: publish none of the steps after it."""
+        self.request.chain = None
+
     def resolve_dead_letters(self) -> None:
         """The transaction completed: its older open dead letters are resolved by it."""
         resolved = self.runtime.dead_letters.resolve(self.trace_key,

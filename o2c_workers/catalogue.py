@@ -26,12 +26,16 @@ TIMEOUT = "timeout"
 AUTH = "auth"
 NOT_FOUND = "not_found"
 UNEXPECTED = "unexpected"
+CANCELLATION_AFTER_INVOICE = "cancellation_after_invoice"
+AMENDMENT_REQUIRED = "amendment_required"
+ERP_CONFIGURATION = "erp_configuration"
 
 FINANCE = "Finance"
 SALES_OPS = "Sales ops"
 MASTER_DATA = "Master data"
 FINANCE_OR_MASTER_DATA = "Finance / master data"
 INTEGRATION = "Integration team"
+ERP_ADMINS = "ERP admins"
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,17 @@ _TABLE = (
              "Salesforce; restore it, then requeue."),
     Category(UNEXPECTED, INTEGRATION, "a defect; see the traceback, fix it, then requeue.",
              operational=True),
+    Category(CANCELLATION_AFTER_INVOICE, FINANCE, "the opportunity was lost or re-opened "
+             "after its ERP order was invoiced or delivered, so the order was not cancelled; "
+             "credit the invoice (or return the goods) and cancel the order in the ERP, or "
+             "win the opportunity again, then requeue."),
+    Category(AMENDMENT_REQUIRED, FINANCE, "the won opportunity changed (the message says "
+             "what) after its ERP order was invoiced or delivered; amend the order in the ERP "
+             "(credit and re-invoice) or change the opportunity back, then requeue."),
+    Category(ERP_CONFIGURATION, ERP_ADMINS, "make salesforce_id a unique field of the DocType "
+             "the message names (Customize Form, or its Custom Field: Unique; remove any "
+             "duplicate values first), or let the integration user read Custom Field, then "
+             "requeue.", operational=True),
 )
 
 #: Every category by name.

@@ -2,8 +2,9 @@
 model, sent across the queue as JSON (``dump``) and rebuilt by each step (``load``).
 
 The receiver (or a requeue) starts it with what the notification said; each step adds its
-part: the ERP customer, the priced order, the booked ERP order. A message written before the
-schema had a version is version 1 and reads the same way.
+part: the ERP customer, the priced order (and when it was priced), the booked ERP order. A
+message written before the schema had a version is version 1 and reads the same way; fields
+added since are optional, so older messages of version 2 read too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Pricing(BaseModel):
     tax_rate: Decimal
     net_total: Decimal
     expected_grand_total: Decimal
+    #: When the opportunity was read and priced (epoch s); a step that books from an older
+    #: pricing reads it again first. Absent (written before it existed): read again.
+    priced_at: float | None = None
 
 
 class ChainContext(BaseModel):

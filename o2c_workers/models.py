@@ -114,15 +114,54 @@ class CreditStatus(Model):
     outstanding: Amount
 
 
+class ErpOrderLine(Model):
+    """One item row of an ERP sales order, as the ERP holds it."""
+
+    item_code: str
+    qty: Amount
+    #: The net rate per unit (price list rate less the discount).
+    rate: Amount
+    price_list_rate: Amount = Decimal(0)
+    discount_percentage: Amount = Decimal(0)
+    amount: Amount
+
+
 class ErpOrder(Model):
     name: str
     salesforce_id: str
     status: str
+    #: 0 draft, 1 submitted, 2 cancelled.
     docstatus: int
     currency: Currency
     net_total: Amount
     total_taxes: Amount
     grand_total: Amount
+    customer: str | None = None
+    #: Percent billed and delivered: anything above 0 is downstream of the order.
+    per_billed: Amount = Decimal(0)
+    per_delivered: Amount = Decimal(0)
+    #: The cancelled order this one amends.
+    amended_from: str | None = None
+    #: The item rows; empty when the order was read from a list (read it by name for them).
+    lines: tuple[ErpOrderLine, ...] = ()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.docstatus == 2
+
+    @property
+    def closed(self) -> bool:
+        return self.docstatus == 1 and self.status == "Closed"
+
+    @property
+    def live(self) -> bool:
+        """Submitted and neither cancelled nor closed: the opportunity's one order."""
+        return self.docstatus == 1 and self.status != "Closed"
+
+    @property
+    def downstream(self) -> bool:
+        """Something happened after booking that cancelling would not undo."""
+        return self.per_billed > 0 or self.per_delivered > 0
 
 
 class ErpInvoice(Model):

@@ -11,6 +11,8 @@ milestones and counters (``{p}:txn:{trace_key}``) and its dead letters (by trace
   counts them in ``retries``), averaged over the opportunities won.
 - **dead letters by category**: every entry filed in the period (any trace key, any status
   now), and those still open.
+- **skipped** and **cancelled**: won opportunities that stand without an order now: found no
+  longer won before booking, or lost (re-opened) after it with their order cancelled.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import redis
 from o2c_workers import keys
 from o2c_workers.dlq import Status
 from o2c_workers.dlq.store import sync
-from o2c_workers.timeline import MILESTONES
+from o2c_workers.timeline import MILESTONES, OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,13 @@ def build_report(client: redis.Redis, prefix: str, *, since: float | None = None
         pipe.hgetall(keys.transaction(prefix, trace))
         pipe.zcard(keys.dlq_index_trace(prefix, trace))
     replies = pipe.execute() if traces else []
-    counts = dict.fromkeys(MILESTONES, 0)
+    counts = dict.fromkeys((*MILESTONES, *OUTCOMES), 0)
     won_to_booked: list[float] = []
     booked_to_invoiced: list[float] = []
     fallout = touchless = retries = max_retries = requeues = 0
     for raw, letters in zip(replies[::2], replies[1::2], strict=True):
         stamps = _stamps(raw)
-        for name in MILESTONES:
+        for name in counts:
             counts[name] += name in stamps
         if "won" in stamps and "booked" in stamps:
             won_to_booked.append(stamps["booked"] - stamps["won"])

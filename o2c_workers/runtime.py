@@ -65,6 +65,21 @@ class Runtime:
             payment_status=s.sf_field_payment_status)
 
 
+def check_erp_at_start(runtime: Runtime) -> threading.Thread | None:
+    """Look at the ERP's setup (a unique ``salesforce_id``) as a worker process starts, on a
+    thread of its own: a slow ERP must not hold up the pool's start. Only logs; the adapter
+    keeps the verdict for its creates (``o2c_workers.erp.unique``)."""
+    settings = runtime.settings
+    if not settings.erp_check_unique_ids or settings.erp_api_key is None:
+        return None
+    from o2c_workers.erp.unique import check_at_start
+
+    thread = threading.Thread(target=lambda: check_at_start(runtime.erp),
+                              name="o2c-erp-check", daemon=True)
+    thread.start()
+    return thread
+
+
 def connect(url: str, *, retries: int = 3) -> redis.Redis:
     """A Redis client with explicit timeouts and a short, capped retry on connection loss.
 

@@ -12,7 +12,7 @@ from celery.utils.log import get_task_logger
 
 from config import get_settings
 from o2c_workers import compat, logs, metrics, sentry
-from o2c_workers.runtime import build_runtime, set_runtime
+from o2c_workers.runtime import build_runtime, check_erp_at_start, set_runtime
 
 #: The message header that carries the transaction's trace key.
 TRACE_HEADER = "trace_key"
@@ -103,8 +103,11 @@ def setup_logging(**_: Any) -> None:
 
 
 def init_process(**_: Any) -> None:
-    """Each prefork child builds its own connections (never shared across a fork)."""
-    set_runtime(build_runtime())
+    """Each prefork child builds its own connections (never shared across a fork), and
+    looks at the ERP's setup."""
+    runtime = build_runtime()
+    set_runtime(runtime)
+    check_erp_at_start(runtime)
 
 
 def init_worker(**_: Any) -> None:

@@ -34,6 +34,10 @@ def transaction_status(client: redis.Redis, prefix: str, trace_key: str, *,
     for name in STAGES:
         if name in stamps:
             stage = name
+    # An outcome (skipped, cancelled) says how it ended; a later booking clears it.
+    outcomes = [name for name in timeline.OUTCOMES if name in stamps]
+    if outcomes:
+        stage = max(outcomes, key=lambda name: stamps[name])
     still_open = sum(letter.status is Status.OPEN for letter in letters)
     if still_open:
         stage = "dead_lettered"

@@ -30,19 +30,28 @@ OPENING_EVENTS = frozenset({"received"})
 #: Milestones that open one too: a chain started without the receiver (a requeued
 #: ``invalid_payload``, a sweep) stamps "won" in its first step.
 OPENING_MILESTONES = frozenset({"won"})
-#: The milestone that ends each kind of transaction: past it nothing of ours is pending
-#: (an opportunity's invoice and payment come on the ERP's schedule, not ours).
-CLOSING_MILESTONES = frozenset({"written_back", SYNCED})
+#: Outcomes of an opportunity that has no live order at the end: its chain found it no
+#: longer won (``skipped``), or it left Closed Won and its order was cancelled. Unlike a
+#: milestone, an outcome is stamped each time (the latest time), and booking an order again
+#: clears it: it says how the transaction stands now.
+SKIPPED = "skipped"
+CANCELLED = "cancelled"
+OUTCOMES = (SKIPPED, CANCELLED)
+#: What ends each kind of transaction: past it nothing of ours is pending (an
+#: opportunity's invoice and payment come on the ERP's schedule, not ours).
+CLOSING_MILESTONES = frozenset({"written_back", SYNCED, *OUTCOMES})
 
 
 def record_ops(
     prefix: str, trace_key: str, event: str, *, milestone: str | None = None,
-    at: float | None = None, closes: bool = False, **details: Any,
+    outcome: str | None = None, at: float | None = None, closes: bool = False,
+    **details: Any,
 ) -> list[list[Any]]:
-    """The writes that append ``event``; a milestone also stamps the transaction hash once.
+    """The writes that append ``event``; a milestone also stamps the transaction hash once,
+    an outcome (``OUTCOMES``) every time.
 
     ``closes`` ends the transaction's time in flight without a closing milestone (people
-    closed it: its last open dead letter was purged).
+    closed it: its last open dead letter was purged; nothing was left to do).
     """
     now = time.time() if at is None else at
     entry = {"ts": now, "event": event, **{k: v for k, v in details.items() if v is not None}}
@@ -57,7 +66,13 @@ def record_ops(
         ops.append(["EXPIRE", txn_key, TIMELINE_TTL_S])
         if milestone == "won":
             ops.append(["ZADD", keys.transaction_index_won(prefix), "NX", now, trace_key])
-    ops.extend(_progress_ops(prefix, trace_key, event, milestone, now, closes=closes))
+        if milestone == "booked":
+            ops.append(["HDEL", txn_key, *OUTCOMES])
+    if outcome is not None:
+        ops.append(["HSET", txn_key, outcome, repr(now)])
+        ops.append(["EXPIRE", txn_key, TIMELINE_TTL_S])
+    ops.extend(_progress_ops(prefix, trace_key, event, outcome or milestone, now,
+                             closes=closes))
     return ops
 
 
@@ -76,13 +91,13 @@ def _progress_ops(prefix: str, trace_key: str, event: str, milestone: str | None
 
 def record(
     client: redis.Redis, prefix: str, trace_key: str, event: str, *,
-    milestone: str | None = None, at: float | None = None, closes: bool = False,
-    **details: Any,
+    milestone: str | None = None, outcome: str | None = None, at: float | None = None,
+    closes: bool = False, **details: Any,
 ) -> None:
     """Append ``event`` to the timeline now."""
     pipe = client.pipeline(transaction=True)
-    for op in record_ops(prefix, trace_key, event, milestone=milestone, at=at, closes=closes,
-                         **details):
+    for op in record_ops(prefix, trace_key, event, milestone=milestone, outcome=outcome, at=at,
+                         closes=closes, **details):
         pipe.execute_command(*op)  # type: ignore[no-untyped-call]
     pipe.execute()
 

@@ -1,22 +1,32 @@
-"""Tasks of the order domain: submit once, write back, follow status changes."""
+"""Tasks of the order domain: submit once, write back, follow status and stage changes."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from o2c_workers import app
+from o2c_workers import app, timeline
 from o2c_workers.base_task import O2CTask
 from o2c_workers.chain import ChainContext
-from o2c_workers.services import orders
+from o2c_workers.services import lifecycle, orders, pricing
 
 
 @app.task(name="o2c.order.submit_order", bind=True)
-def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any]:
-    result = orders.submit_order(ChainContext.load(payload), erp=self.runtime.erp)
-    booked = result.need_erp_order()
+def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | None:
+    rt = self.runtime
+    reprice = partial(pricing.validate_order, sf=rt.salesforce, erp=rt.erp,
+                      max_discount_percent=rt.settings.max_discount_percent)
+    result = orders.submit_order(ChainContext.load(payload), erp=rt.erp, reprice=reprice)
+    if isinstance(result, pricing.Skipped):
+        self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
+        self.end_chain()
+        self.resolve_dead_letters()
+        return None
+    booked = result.order
     self.record("order_submitted", milestone="booked", erp_order=booked.name,
+                action=result.action, amended_from=result.amended_from,
                 grand_total=str(booked.grand_total), currency=booked.currency)
-    return result.dump()
+    return result.ctx.dump()
 
 
 @app.task(name="o2c.order.write_back", bind=True)
@@ -34,3 +44,21 @@ def sync_status(self: O2CTask, event: dict[str, Any]) -> None:
     current = orders.sync_status(event["name"], sf=rt.salesforce, erp=rt.erp, fields=rt.fields)
     self.record("order_status", trace_key=orders.opportunity_of_order(current),
                 erp_order=current.name, status=current.status)
+
+
+@app.task(name="o2c.order.follow_opportunity", bind=True)
+def follow_opportunity(self: O2CTask, payload: dict[str, Any]) -> None:
+    """The opportunity left Closed Won (or changed stage): its ERP order follows it."""
+    rt = self.runtime
+    ctx = ChainContext.load(payload)
+    done = lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce, erp=rt.erp,
+                                        fields=rt.fields,
+                                        cancel_on_lost=rt.settings.cancel_on_lost)
+    order = done.order.name if done.order else None
+    if done.action == lifecycle.CANCELLED:
+        self.record("order_cancelled", outcome=timeline.CANCELLED, stage=done.stage,
+                    erp_order=order)
+    else:
+        self.record("followed", closes=True, action=done.action, stage=done.stage,
+                    erp_order=order)
+    self.resolve_dead_letters()

@@ -19,7 +19,7 @@ from o2c_workers.dlq.query import parse_since
 from o2c_workers.report import Latency, Report, build_report
 from o2c_workers.runtime import connect
 from o2c_workers.stalls import Stall, stalled_transactions
-from o2c_workers.timeline import MILESTONES
+from o2c_workers.timeline import MILESTONES, OUTCOMES
 
 
 def _ms(value: float | None) -> str:
@@ -34,7 +34,7 @@ def report_table(report: Report) -> Table:
     period = ("every opportunity kept" if report.since is None else "opportunities won since "
               + datetime.fromtimestamp(report.since, tz=UTC).strftime("%Y-%m-%d %H:%M UTC"))
     table = Table("measure", "value", title=f"o2c report: {period}")
-    for name in MILESTONES:
+    for name in (*MILESTONES, *OUTCOMES):
         table.add_row(f"opportunities {name.replace('_', ' ')}", str(report.counts[name]))
     table.add_row("order fallout rate", f"{_pct(report.fallout_rate)} ({report.fallout})")
     table.add_row("touchless rate", f"{_pct(report.touchless_rate)} ({report.touchless})")

@@ -20,6 +20,7 @@ from o2c_workers.models import (
     ErpCustomer,
     ErpInvoice,
     ErpOrder,
+    ErpOrderLine,
     ErpPayment,
     OrderData,
     OrderLine,
@@ -33,7 +34,8 @@ Doc = dict[str, Any]
 CUSTOMER_FIELDS = ("name", "salesforce_id", "is_frozen", "country")
 #: Fields read when a Sales Order is looked up (all top-level: one list call).
 ORDER_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
-                "total_taxes_and_charges", "grand_total")
+                "total_taxes_and_charges", "grand_total", "customer", "per_billed",
+                "per_delivered", "amended_from")
 
 
 def money(value: Any) -> Decimal:
@@ -46,6 +48,18 @@ def money(value: Any) -> Decimal:
         return cents(value if isinstance(value, Decimal) else Decimal(str(value)))
     except InvalidOperation:
         raise ValueError(f"not an amount: {value!r}") from None
+
+
+def number(value: Any) -> Decimal:
+    """A quantity, rate or percentage of an ERP answer, exactly; absent counts as zero."""
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, float | bool):
+        raise TypeError(f"a number must not be a {type(value).__name__}: {value!r}")
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
 
 
 def customer_body(customer: CustomerData, *, group: str, territory: str) -> Doc:
@@ -69,12 +83,14 @@ def customer_changes(doc: Doc, customer: CustomerData) -> Doc:
 
 
 def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | None,
-               today: dt.date) -> Doc:
+               today: dt.date, key: str | None = None, amended_from: str | None = None) -> Doc:
     """A submitted Sales Order: ``rate`` is the line's net rate; ``po_no`` carries the
-    opportunity id, which ERPNext copies onto the invoice (the invoice's trace key)."""
+    opportunity id, which ERPNext copies onto the invoice (the invoice's trace key).
+    ``key`` is its ``salesforce_id`` (the opportunity id unless it is an amendment, which
+    names the cancelled order it follows in ``amended_from``)."""
     delivery = max(order.close_date or today, today)
     body: Doc = {
-        "customer": customer.name, "salesforce_id": order.opportunity_id,
+        "customer": customer.name, "salesforce_id": key or order.opportunity_id,
         "po_no": order.opportunity_id, "title": order.name,
         "currency": order.currency, "transaction_date": today, "delivery_date": delivery,
         "docstatus": 1,
@@ -86,6 +102,8 @@ def order_body(order: OrderData, customer: ErpCustomer, *, price_list: str | Non
     }
     if price_list:
         body["selling_price_list"] = price_list
+    if amended_from:
+        body["amended_from"] = amended_from
     return body
 
 
@@ -108,12 +126,24 @@ def to_customer(doc: Doc) -> ErpCustomer:
 
 
 def to_order(doc: Doc) -> ErpOrder:
+    """An order from its document (with its item rows) or from a list row (without)."""
     return ErpOrder(
         name=str(doc["name"]), salesforce_id=str(doc.get("salesforce_id") or ""),
         status=str(doc.get("status") or ""), docstatus=int(doc.get("docstatus") or 0),
         currency=str(doc.get("currency") or ""), net_total=money(doc.get("net_total")),
         total_taxes=money(doc.get("total_taxes_and_charges")),
-        grand_total=money(doc.get("grand_total")))
+        grand_total=money(doc.get("grand_total")), customer=doc.get("customer") or None,
+        per_billed=number(doc.get("per_billed")), per_delivered=number(doc.get("per_delivered")),
+        amended_from=doc.get("amended_from") or None,
+        lines=tuple(to_order_line(row) for row in doc.get("items") or []))
+
+
+def to_order_line(row: Doc) -> ErpOrderLine:
+    return ErpOrderLine(
+        item_code=str(row["item_code"]), qty=number(row.get("qty")),
+        rate=number(row.get("rate")), price_list_rate=number(row.get("price_list_rate")),
+        discount_percentage=number(row.get("discount_percentage")),
+        amount=money(row.get("amount")))
 
 
 def to_invoice(doc: Doc) -> ErpInvoice:

@@ -2,7 +2,9 @@
 
 Lookups by Salesforce id use the unique custom field ``salesforce_id`` (matching the 15- and
 18-character forms). Reads are retried quickly (``retry.QuickRetry``); creates go through
-``idempotent.create_once``. Every call passes the fleet-wide limiter inside ``ErpHttp``.
+``idempotent.create_once``, once ``unique.UniqueIds`` has found that field unique. An
+opportunity's orders are keyed per revision (``revisions.py``). Every call passes the
+fleet-wide limiter inside ``ErpHttp``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import requests
 
 from config.settings import ConfigError, Settings
 from o2c_workers import sfid
-from o2c_workers.erp import documents
+from o2c_workers.erp import documents, revisions
 from o2c_workers.erp.documents import Doc
 from o2c_workers.erp.http import ErpHttp, TokenAuth
 from o2c_workers.erp.idempotent import create_once
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.erp.retry import QuickRetry
+from o2c_workers.erp.unique import UniqueIds
+from o2c_workers.errors import BusinessError, InvalidPayload
 from o2c_workers.models import (
     CreditStatus,
     CustomerData,
@@ -39,6 +43,7 @@ from o2c_workers.ratelimit import Limiter, NullLimiter
 T = TypeVar("T")
 
 OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_outstanding"
+CANCEL_METHOD = "frappe.client.cancel"
 #: How long a found selling Price List is remembered per currency, in seconds.
 PRICE_LIST_TTL_S = 300.0
 
@@ -71,6 +76,8 @@ class ErpNextAdapter:
         self.company = company
         #: Currency → (monotonic expiry, Price List name): master data, read once a while.
         self._price_lists: dict[str, tuple[float, str]] = {}
+        self.unique_ids = UniqueIds(lambda filters, fields: self._list(
+            "Custom Field", filters, fields), enabled=settings.erp_check_unique_ids)
 
     # --- customers -----------------------------------------------------------------------
 
@@ -162,20 +169,63 @@ class ErpNextAdapter:
 
     # --- sales orders, invoices, payments ------------------------------------------------
 
-    def submit_sales_order(self, order: OrderData, customer: ErpCustomer) -> ErpOrder:
-        """Create the order submitted (``docstatus: 1``), exactly once per opportunity."""
+    def submit_sales_order(self, order: OrderData, customer: ErpCustomer, *,
+                           key: str | None = None, amended_from: str | None = None) -> ErpOrder:
+        """Create the order submitted (``docstatus: 1``), exactly once per key (the
+        opportunity id, or an amendment's revision key); the answer has its item rows."""
+        key = key or order.opportunity_id
         body = documents.order_body(order, customer, price_list=self.price_list(order.currency),
-                                    today=dt.date.today())
-        return self._create("Sales Order", body, order.opportunity_id,
-                            lambda: self.find_sales_order(order.opportunity_id),
+                                    today=dt.date.today(), key=key, amended_from=amended_from)
+        return self._create("Sales Order", body, key, lambda: self._order_by_key(key),
                             documents.to_order)
 
     def find_sales_order(self, salesforce_id: str) -> ErpOrder | None:
         return self._find("Sales Order", salesforce_id, documents.ORDER_FIELDS,
                           documents.to_order)
 
+    def find_sales_orders(self, opportunity_id: str) -> list[ErpOrder]:
+        """Every order of the opportunity, each revision, lowest first (no item rows)."""
+        ids, amendments = revisions.keys_of(opportunity_id)
+        params: dict[str, Any] = {
+            "fields": json.dumps(list(documents.ORDER_FIELDS)), "limit_page_length": "0",
+            "or_filters": json.dumps([["salesforce_id", "in", ids],
+                                      ["salesforce_id", "like", amendments]])}
+        data = self._read(resource("Sales Order"), params).get("data")
+        rows = [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+        found = [documents.read(documents.to_order, row, "Sales Order") for row in rows]
+        return sorted((o for o in found if _of(o, opportunity_id)),
+                      key=lambda o: revisions.parse(o.salesforce_id))
+
     def get_sales_order(self, name: str) -> ErpOrder:
         return documents.read(documents.to_order, self._get("Sales Order", name), "Sales Order")
+
+    def cancel_sales_order(self, name: str) -> ErpOrder:
+        """Cancel a submitted order (docstatus 2); one cancelled already is answered as is,
+        so a retry after a lost answer is safe. A refusal (invoiced, delivered, closed) is
+        the ERP's BusinessError."""
+        for attempt in self.retry.retrying():
+            with attempt:
+                try:
+                    answer = self.http.call("POST", f"/api/method/{CANCEL_METHOD}",
+                                            body={"doctype": "Sales Order", "name": name})
+                except BusinessError:
+                    current = self.get_sales_order(name)
+                    if current.cancelled:
+                        return current
+                    raise
+                doc = answer.get("message") if isinstance(answer, dict) else None
+                return documents.read(documents.to_order, doc, "Sales Order")
+        raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
+
+    def check_unique_ids(self) -> None:
+        """Raise the ``erp_configuration`` refusal unless ``salesforce_id`` is unique on
+        every DocType the adapter creates (asks the ERP now)."""
+        self.unique_ids.check()
+
+    def _order_by_key(self, key: str) -> ErpOrder | None:
+        """The order holding ``key``, read in full (a create's lookup)."""
+        found = self.find_sales_order(key)
+        return None if found is None else self.get_sales_order(found.name)
 
     def get_sales_invoice(self, name: str) -> ErpInvoice:
         return documents.read(documents.to_invoice, self._get("Sales Invoice", name),
@@ -218,9 +268,19 @@ class ErpNextAdapter:
 
     def _create(self, doctype: str, body: Doc, salesforce_id: str,
                 lookup: Callable[[], T | None], parse: Callable[[Doc], T]) -> T:
+        self.unique_ids.require(doctype)
         return create_once(self.http, self.retry, path=resource(doctype), payload=body,
                            salesforce_id=salesforce_id, lookup=lookup,
                            parse=lambda doc: documents.read(parse, doc, doctype))
+
+
+def _of(order: ErpOrder, opportunity_id: str) -> bool:
+    """Whether an order found by pattern is one of this opportunity's (ids compared case by
+    case, as the database's collation may not)."""
+    try:
+        return revisions.parse(order.salesforce_id).opportunity_id == sfid.to18(opportunity_id)
+    except InvalidPayload:
+        return False
 
 
 def _id_forms(salesforce_id: str) -> list[str]:

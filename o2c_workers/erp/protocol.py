@@ -42,16 +42,34 @@ class ErpAdapter(Protocol):
 
     def credit_status(self, customer: ErpCustomer) -> CreditStatus: ...
 
-    def submit_sales_order(self, order: OrderData, customer: ErpCustomer) -> ErpOrder:
-        """Create and submit the order, exactly once per opportunity.
+    def submit_sales_order(self, order: OrderData, customer: ErpCustomer, *,
+                           key: str | None = None, amended_from: str | None = None) -> ErpOrder:
+        """Create and submit the order, exactly once per key: the opportunity id, or the
+        revision key of an amendment (``erp.revisions``) that names the cancelled order it
+        follows in ``amended_from``.
 
-        A duplicate (the order exists already) returns the existing order; an unknown
-        outcome (the answer was lost) is resolved by looking the order up before retrying.
+        A duplicate (the key is taken) returns the order holding it, whatever its state:
+        the caller compares it. An unknown outcome (the answer was lost) is resolved by
+        looking the order up before retrying. The answer carries the item rows. Nothing is
+        created while ``salesforce_id`` is not unique (BusinessError ``erp_configuration``).
         """
 
     def find_sales_order(self, salesforce_id: str) -> ErpOrder | None: ...
 
-    def get_sales_order(self, name: str) -> ErpOrder: ...
+    def find_sales_orders(self, opportunity_id: str) -> list[ErpOrder]:
+        """Every order of the opportunity, each revision, lowest revision first; without
+        their item rows (``get_sales_order`` has them)."""
+
+    def get_sales_order(self, name: str) -> ErpOrder:
+        """The order with its item rows, billing and delivery."""
+
+    def cancel_sales_order(self, name: str) -> ErpOrder:
+        """Cancel a submitted order; one already cancelled is returned as is. The ERP's
+        refusal (invoiced, delivered, closed) is a BusinessError."""
+
+    def check_unique_ids(self) -> None:
+        """Raise BusinessError ``erp_configuration`` unless ``salesforce_id`` is unique on
+        every DocType the adapter creates."""
 
     def get_sales_invoice(self, name: str) -> ErpInvoice: ...
 

@@ -346,6 +346,7 @@ class _Builder:
             "CloseDate": date(2026, 12, 1) + timedelta(days=self.rng.randrange(0, 120)),
             "CurrencyIsoCode": currency, "Pricebook2Id": pricebook_id,
             "Amount": sum((line["TotalPrice"] for line in lines), Decimal("0.00")),
+            "TotalOpportunityQuantity": sum((line["Quantity"] for line in lines), Decimal(0)),
             "Type": self.rng.choice(("New Customer", "Existing Customer - Upgrade")),
             "LeadSource": self.rng.choice(("Web", "Partner Referral", "Trade Show")),
             "Description": None, "IsWon": False, "IsClosed": False, "HasOpportunityLineItem": True,

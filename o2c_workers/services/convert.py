@@ -13,6 +13,9 @@ from o2c_workers.models import CustomerData, OrderData, OrderLine
 
 Record = Mapping[str, Any]
 
+#: The stage of a won opportunity: the only one an order is booked in.
+WON = "Closed Won"
+
 
 def decimal(record: Record, field: str, *, default: Decimal | None = None) -> Decimal:
     """A numeric field as Decimal; refuses floats, blanks and non-numbers by name."""

@@ -1,15 +1,45 @@
-"""Order submission (exactly once per opportunity) and the write-back to Salesforce."""
+"""Order submission (at most one live order per opportunity) and the write-back to Salesforce.
+
+``submit_order`` books what the opportunity is now, against what the ERP holds now:
+
+* no order yet: create the first (keyed by the opportunity id);
+* a live order (submitted, not closed) that agrees in full: link it;
+* a live order that differs, with nothing invoiced or delivered: cancel it and book its
+  amendment (``amended_from``, the next revision key); invoiced or delivered: refuse
+  (``amendment_required``), naming what changed;
+* only cancelled orders (cancelled in the ERP, or lost and won again): book the next
+  revision as an amendment of the latest;
+* a draft or a closed order, or two live ones: refuse (``reconciliation``), people decide.
+
+What it created or linked is checked again (a duplicate answer links whatever holds the
+key), and a pricing older than ``REPRICE_AFTER_S`` is read again first.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from o2c_workers import sfid
-from o2c_workers.catalogue import RECONCILIATION
+from o2c_workers.catalogue import AMENDMENT_REQUIRED, RECONCILIATION
 from o2c_workers.chain import ChainContext
+from o2c_workers.erp import revisions
 from o2c_workers.errors import BusinessError
-from o2c_workers.models import ErpOrder, cents
+from o2c_workers.models import ErpOrder
+from o2c_workers.services.compare import differences
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.pricing import Skipped
+
+#: A pricing older than this (seconds) is read again before an order is booked from it: a
+#: chain's steps run seconds apart; a redelivery or a requeue may come days later.
+REPRICE_AFTER_S = 60.0
+#: How often the step decides again when what it found changed under it.
+ROUNDS = 3
+
+#: Reads the opportunity again and prices it (``pricing.validate_order`` bound to clients).
+Reprice = Callable[[ChainContext], "ChainContext | Skipped"]
+
+CREATED, LINKED, AMENDED, REBOOKED = "created", "linked", "amended", "rebooked"
 
 
 @dataclass(frozen=True)
@@ -23,16 +53,129 @@ class WriteBackFields:
     payment_status: str = "Payment_Status__c"
 
 
-def submit_order(ctx: ChainContext, *, erp: ErpAdapter) -> ChainContext:
-    """Third step: create and submit the sales order; a repeat returns the same order."""
-    order = ctx.need_order()
-    customer = ctx.need_customer()
-    booked = erp.submit_sales_order(order, customer)
-    if cents(booked.net_total) != order.net_total:
-        raise BusinessError(
-            f"ERP order {booked.name} net total {booked.net_total} differs from the "
-            f"opportunity's {order.net_total} {order.currency}", category=RECONCILIATION)
-    return ctx.model_copy(update={"erp_order": booked})
+@dataclass(frozen=True)
+class Booked:
+    """The chain with its live ERP order, and how it came to be."""
+
+    ctx: ChainContext
+    #: ``created``, ``linked``, ``amended`` or ``rebooked``.
+    action: str
+    #: The cancelled order the booked one amends.
+    amended_from: str | None = None
+
+    @property
+    def order(self) -> ErpOrder:
+        return self.ctx.need_erp_order()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    action: str
+    #: The live order to link or to replace.
+    current: ErpOrder | None = None
+    key: str | None = None
+    amended_from: str | None = None
+
+
+def submit_order(ctx: ChainContext, *, erp: ErpAdapter, reprice: Reprice,
+                 now: float | None = None) -> Booked | Skipped:
+    """Third step: the opportunity's one live order, as the opportunity is now."""
+    now = time.time() if now is None else now
+    if ctx.pricing is None or (ctx.pricing.priced_at or 0) < now - REPRICE_AFTER_S:
+        fresh = reprice(ctx)
+        if isinstance(fresh, Skipped):
+            return fresh
+        ctx = fresh
+    for _ in range(ROUNDS):
+        plan = decide(ctx, erp)
+        booked = carry_out(plan, ctx, erp)
+        if booked.live and not differences(ctx.need_order(), ctx.need_customer(), booked):
+            return Booked(ctx.model_copy(update={"erp_order": booked}), plan.action,
+                          plan.amended_from)
+        # What holds the key is not what we meant (another run booked it, or someone
+        # changed it since): read the opportunity again; it may be the newer one.
+        fresh = reprice(ctx)
+        if isinstance(fresh, Skipped):
+            return fresh
+        ctx = fresh
+        if booked.live:
+            changes = differences(ctx.need_order(), ctx.need_customer(), booked)
+            if changes:
+                raise _refusal(RECONCILIATION, f"ERP order {booked.name} holds this "
+                               f"opportunity's key but differs from it: {'; '.join(changes)}")
+            return Booked(ctx.model_copy(update={"erp_order": booked}), LINKED)
+    raise _refusal(RECONCILIATION, f"the ERP orders of {ctx.trace_key} kept changing while "
+                   f"an order was booked ({ROUNDS} tries); look at them in the ERP")
+
+
+def decide(ctx: ChainContext, erp: ErpAdapter) -> _Plan:
+    """What to do, from the opportunity's orders in the ERP now."""
+    order, customer = ctx.need_order(), ctx.need_customer()
+    found = erp.find_sales_orders(order.opportunity_id)
+    live = [o for o in found if o.live]
+    if len(live) > 1:
+        raise _refusal(RECONCILIATION, f"the opportunity has {len(live)} live ERP orders "
+                       f"({', '.join(o.name for o in live)}); cancel all but one in the ERP")
+    latest = revisions.latest(found)
+    if live:
+        current = erp.get_sales_order(live[0].name)
+        changes = differences(order, customer, current)
+        if not changes:
+            return _Plan(LINKED, current)
+        if current.downstream:
+            raise amendment_required(current, changes)
+        return _Plan(AMENDED, current, _next_key(latest), current.name)
+    blocked = [f"{o.name} is {'Closed' if o.closed else 'a draft'}"
+               for o in found if o.docstatus == 0 or o.closed]
+    if blocked:
+        raise _refusal(RECONCILIATION, f"the opportunity's ERP order {', '.join(blocked)}, "
+                       "so no other is booked: re-open (or submit) it, or cancel (or "
+                       "delete) it, in the ERP")
+    if latest is None:
+        return _Plan(CREATED, key=revisions.first(order.opportunity_id).key)
+    return _Plan(REBOOKED, key=_next_key(latest), amended_from=latest.name)
+
+
+def carry_out(plan: _Plan, ctx: ChainContext, erp: ErpAdapter) -> ErpOrder:
+    if plan.action == LINKED and plan.current is not None:
+        return plan.current
+    if plan.action == AMENDED and plan.current is not None:
+        cancel_unless_downstream(erp, plan.current, lambda now: amendment_required(
+            now, differences(ctx.need_order(), ctx.need_customer(), now)))
+    return erp.submit_sales_order(ctx.need_order(), ctx.need_customer(), key=plan.key,
+                                  amended_from=plan.amended_from)
+
+
+def cancel_unless_downstream(erp: ErpAdapter, order: ErpOrder,
+                             refusal: Callable[[ErpOrder], BusinessError]) -> ErpOrder:
+    """Cancel ``order``; if the ERP refuses because it was invoiced or delivered meanwhile,
+    raise ``refusal(order as it is now)`` instead of the ERP's message."""
+    try:
+        return erp.cancel_sales_order(order.name)
+    except BusinessError:
+        now = erp.get_sales_order(order.name)
+        if now.downstream:
+            raise refusal(now) from None
+        raise
+
+
+def amendment_required(order: ErpOrder, changes: list[str]) -> BusinessError:
+    return _refusal(AMENDMENT_REQUIRED, f"ERP order {order.name} is {_downstream(order)}, "
+                    f"and the won opportunity changed: {'; '.join(changes) or 'see it'}")
+
+
+def _downstream(order: ErpOrder) -> str:
+    return f"{order.per_billed.normalize():f}% billed and " \
+           f"{order.per_delivered.normalize():f}% delivered"
+
+
+def _next_key(latest: ErpOrder | None) -> str:
+    assert latest is not None
+    return revisions.parse(latest.salesforce_id).next().key
+
+
+def _refusal(category: str, message: str) -> BusinessError:
+    return BusinessError(message, category=category)
 
 
 def write_back(ctx: ChainContext, *, sf: SalesforceApi, fields: WriteBackFields) -> None:
@@ -48,12 +191,22 @@ def write_back(ctx: ChainContext, *, sf: SalesforceApi, fields: WriteBackFields)
 
 
 def opportunity_of_order(order: ErpOrder) -> str:
-    return sfid.to18(order.salesforce_id)
+    return revisions.parse(order.salesforce_id).opportunity_id
+
+
+def current_order(orders: list[ErpOrder]) -> ErpOrder | None:
+    """The order the opportunity shows: its live one, else its latest revision."""
+    live = [o for o in orders if o.live]
+    return live[0] if len(live) == 1 else revisions.latest(orders)
 
 
 def sync_status(order_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
                 fields: WriteBackFields) -> ErpOrder:
-    """The ERP changed an order's status: write the current status to the opportunity."""
-    current = erp.get_sales_order(order_name)
-    sf.update("Opportunity", opportunity_of_order(current), {fields.order_status: current.status})
+    """The ERP changed an order: write the opportunity's current order number and status
+    (an event for a cancelled predecessor never overwrites its amendment's)."""
+    changed = erp.get_sales_order(order_name)
+    opportunity_id = opportunity_of_order(changed)
+    current = current_order(erp.find_sales_orders(opportunity_id)) or changed
+    sf.update("Opportunity", opportunity_id, {fields.order_number: current.name,
+                                              fields.order_status: current.status})
     return current

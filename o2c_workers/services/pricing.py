@@ -1,18 +1,29 @@
 """Pricing and credit validation of a won opportunity, before any order is created.
 
-Each refusal is a ``BusinessError`` with the category a person can act on; nothing is
-written to the ERP by this step.
+The opportunity is read again first: messages are late, repeated and reordered, and one
+that is no longer Closed Won is ``Skipped`` (no order, nothing written). Each refusal is a
+``BusinessError`` with the category a person can act on; nothing is written to the ERP by
+this step.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 from o2c_workers.chain import ChainContext, Pricing
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpCustomer, OrderData, cents
-from o2c_workers.services.convert import order_from_opportunity
+from o2c_workers.services.convert import WON, order_from_opportunity
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The opportunity is no longer won: its chain ends here, without an order."""
+
+    stage: str
 
 
 def refuse(category: str, message: str) -> BusinessError:
@@ -69,9 +80,14 @@ def check_credit(customer: ErpCustomer, erp: ErpAdapter, grand_total: Decimal) -
 
 
 def validate_order(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter,
-                   max_discount_percent: Decimal) -> ChainContext:
-    """Second step: build the order from Salesforce and check it against the ERP."""
+                   max_discount_percent: Decimal) -> ChainContext | Skipped:
+    """Second step: read the opportunity as it is now; build its order from Salesforce and
+    check it against the ERP, unless it is no longer Closed Won."""
+    priced_at = time.time()
     opportunity = sf.get_opportunity(ctx.trace_key)
+    stage = str(opportunity.get("StageName") or "")
+    if stage != WON:
+        return Skipped(stage)
     order = order_from_opportunity(opportunity, sf.get_line_items(ctx.trace_key))
     customer = ctx.need_customer()
     check_items(order, erp)
@@ -80,4 +96,5 @@ def validate_order(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter,
     grand_total = cents(order.net_total * (1 + rate / 100))
     check_credit(customer, erp, grand_total)
     return ctx.model_copy(update={"order": order, "pricing": Pricing(
-        tax_rate=rate, net_total=order.net_total, expected_grand_total=grand_total)})
+        tax_rate=rate, net_total=order.net_total, expected_grand_total=grand_total,
+        priced_at=priced_at)})

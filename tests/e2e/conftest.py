@@ -130,32 +130,29 @@ class O2C:
         return out
 
 
-@pytest.fixture
-def o2c_factory(redis_url: str, redis_client: redis.Redis,
-                tmp_path: Path) -> Iterator[Callable[..., O2C]]:
-    """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=..., split=False)``."""
-    started: list[tuple[Fleet, Sandbox]] = []
-
-    def start(*, world_args: dict[str, Any] | None = None, erp: dict[str, Any] | None = None,
+def start_o2c(redis_url: str, redis_client: redis.Redis, log_dir: Path, *,
+              world_args: dict[str, Any] | None = None, erp: dict[str, Any] | None = None,
               sf: dict[str, Any] | None = None, env: dict[str, str] | None = None,
               order_worker: bool = True, world: World | None = None) -> O2C:
-        port = free_port()
-        receiver_url = f"http://127.0.0.1:{port}"
-        world = world or generate_world(**{
-            "accounts": 10, "opportunities": 12, "credit_hold": 0, "missing_tax": 0,
-            "unknown_item": 0, **(world_args or {})})
-        sandbox = start_sandbox(
-            world=world, erp_port=0, sf_port=0,
-            erp_config=ErpConfig(webhook_url=f"{receiver_url}/erp/events",
-                                 invoice_delay_s=0.3, payment_delay_s=0.3, **(erp or {})),
-            sf_config=SalesforceConfig(
-                org_id=world.org_id, retry_base_s=0.5, retry_cap_s=2,
-                outbound_url=f"{receiver_url}/salesforce/outbound?token={TOKEN}",
-                **(sf or {})))
-        full_env = {**os.environ, **sandbox.env(), **FAST_ENV, "O2C_REDIS_URL": redis_url,
-                    "O2C_WEBHOOK_TOKEN": TOKEN, **(env or {})}
-        fleet = Fleet(env=full_env, log_dir=tmp_path / f"logs-{len(started)}")
-        started.append((fleet, sandbox))
+    """A fleet on a fresh sandbox: the receiver, a front worker and (unless told) an order
+    worker. The caller stops ``o2c.fleet`` and ``o2c.sandbox``."""
+    port = free_port()
+    receiver_url = f"http://127.0.0.1:{port}"
+    world = world or generate_world(**{
+        "accounts": 10, "opportunities": 12, "credit_hold": 0,
+        "missing_tax": 0, "unknown_item": 0, **(world_args or {})})
+    sandbox = start_sandbox(
+        world=world, erp_port=0, sf_port=0,
+        erp_config=ErpConfig(webhook_url=f"{receiver_url}/erp/events",
+                             **{"invoice_delay_s": 0.3, "payment_delay_s": 0.3, **(erp or {})}),
+        sf_config=SalesforceConfig(
+            org_id=world.org_id, retry_base_s=0.5, retry_cap_s=2,
+            outbound_url=f"{receiver_url}/salesforce/outbound?token={TOKEN}",
+            **(sf or {})))
+    full_env = {**os.environ, **sandbox.env(), **FAST_ENV, "O2C_REDIS_URL": redis_url,
+                "O2C_WEBHOOK_TOKEN": TOKEN, **(env or {})}
+    fleet = Fleet(env=full_env, log_dir=log_dir)
+    try:
         fleet.start_receiver(port)
         o2c = O2C(sandbox, fleet, redis_client, receiver_url, sandbox.salesforce.session())
         o2c.workers.append(fleet.start_worker("customer,pricing,invoice,payment",
@@ -163,9 +160,25 @@ def o2c_factory(redis_url: str, redis_client: redis.Redis,
         if order_worker:
             o2c.start_order_worker()
         o2c.workers[0].wait_ready()
+    except BaseException:
+        fleet.stop()
+        sandbox.stop()
+        raise
+    return o2c
+
+
+@pytest.fixture
+def o2c_factory(redis_url: str, redis_client: redis.Redis,
+                tmp_path: Path) -> Iterator[Callable[..., O2C]]:
+    """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=..., split=False)``."""
+    started: list[O2C] = []
+
+    def start(**options: Any) -> O2C:
+        o2c = start_o2c(redis_url, redis_client, tmp_path / f"logs-{len(started)}", **options)
+        started.append(o2c)
         return o2c
 
     yield start
-    for fleet, sandbox in started:
-        fleet.stop()
-        sandbox.stop()
+    for o2c in started:
+        o2c.fleet.stop()
+        o2c.sandbox.stop()

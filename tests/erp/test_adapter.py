@@ -59,7 +59,9 @@ def test_submit_sales_order_twice_yields_one_order(world: World, start_erp,
     assert again == first
     assert (first.salesforce_id, first.docstatus, first.status) == (opp_id, 1,
                                                                     "To Deliver and Bill")
-    assert adapter.find_sales_order(opp_id) == first == adapter.get_sales_order(first.name)
+    assert adapter.get_sales_order(first.name) == first
+    # A lookup by key reads a list row: the order without its item rows.
+    assert adapter.find_sales_order(opp_id) == first.model_copy(update={"lines": ()})
     stats = sandbox(erp, "stats")
     assert stats["documents_created"]["Sales Order"] == 1
     assert stats["duplicates_refused"]["by_doctype"] == {"Sales Order": 1}

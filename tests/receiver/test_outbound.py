@@ -138,14 +138,15 @@ def test_unrouted_type_is_acknowledged_and_dead_lettered(receiver, redis_client)
     assert entry.domain == "receiver"
 
 
-def test_opportunity_not_won_is_unrouted(receiver, redis_client):
+def test_opportunity_in_another_stage_goes_to_its_order(receiver, redis_client):
     body = soapmsg.envelope([soapmsg.notification(
-        soapmsg.notification_id(3), "Opportunity", soapmsg.opportunity(3, stage="Prospecting"))])
+        soapmsg.notification_id(3), "Opportunity", soapmsg.opportunity(3, stage="Closed Lost"))])
     assert post(receiver, body)[0] == 200
-    store = DeadLetterStore(redis_client, prefix="o2c")
-    [entry] = store.many(store.ids(category="unrouted"))
-    assert "Prospecting" in entry.message
+    [message] = queued(redis_client, "order")
+    assert message["headers"]["task"] == "o2c.order.follow_opportunity"
+    assert message["args"][0]["route"] == "opportunity_changed"
     assert redis_client.llen("customer") == 0
+    assert DeadLetterStore(redis_client, prefix="o2c").count() == 0
 
 
 def test_received_is_on_the_timeline(receiver, redis_client):

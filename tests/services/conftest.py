@@ -25,14 +25,21 @@ class Services:
     erp: ErpAdapter
 
     def won(self, opportunity_id: str) -> ChainContext:
-        """The chain after its first step, as ``validate_order`` receives it."""
+        """The opportunity set Closed Won, and its chain after the first step, as
+        ``validate_order`` receives it."""
+        self.sf.update("Opportunity", opportunity_id, {"StageName": "Closed Won"})
         return customer.ensure_customer(ChainContext(trace_key=opportunity_id),
                                         sf=self.sf, erp=self.erp)
 
 
-@pytest.fixture
-def services(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Iterator[Services]:
+def services_on(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Services:
+    """Real clients (no worker) pointed at ``sandbox``."""
     env = {k.removeprefix("O2C_").lower(): v for k, v in sandbox.env().items()}
     settings = load_settings(**env, redis_url=redis_url)
     erp = build_adapter(settings, redis_client)
-    yield Services(sandbox, settings, build_salesforce(settings), erp)
+    return Services(sandbox, settings, build_salesforce(settings), erp)
+
+
+@pytest.fixture
+def services(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Iterator[Services]:
+    yield services_on(sandbox, redis_url, redis_client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import requests
 
 from o2c_workers.errors import BusinessError
 from o2c_workers.services import orders, pricing
@@ -17,6 +18,14 @@ def priced(services, opp: str):
                                   max_discount_percent=POLICY)
 
 
+def submit(services, ctx):
+    """``submit_order`` as the task calls it; the booked chain."""
+    booked = orders.submit_order(ctx, erp=services.erp, reprice=lambda c: pricing.validate_order(
+        c, sf=services.sf, erp=services.erp, max_discount_percent=POLICY))
+    assert isinstance(booked, orders.Booked)
+    return booked.ctx
+
+
 def erp_orders(services, opp: str) -> list[dict]:
     return [o for o in services.erp.http.call("GET", "/api/resource/Sales Order", params={
         "fields": '["name", "salesforce_id"]', "limit_page_length": "0"})["data"]
@@ -26,32 +35,36 @@ def erp_orders(services, opp: str) -> list[dict]:
 def test_submitting_twice_books_one_order(services):
     opp = good(services)
     ctx = priced(services, opp)
-    first = orders.submit_order(ctx, erp=services.erp).need_erp_order()
-    again = orders.submit_order(ctx, erp=services.erp).need_erp_order()
+    first = submit(services, ctx).need_erp_order()
+    again = submit(services, ctx).need_erp_order()
     assert first.name == again.name
     assert len(erp_orders(services, opp)) == 1
     assert first.net_total == ctx.need_order().net_total
 
 
-def test_an_existing_order_with_another_total_is_a_reconciliation_refusal(services):
+def test_an_invoiced_order_that_differs_is_never_linked_nor_changed(services):
     opp = good(services)
     ctx = priced(services, opp)
-    orders.submit_order(ctx, erp=services.erp)
+    booked = submit(services, ctx).need_erp_order()
+    requests.post(f"{services.sandbox.erp_url}/_sandbox/orders/{booked.name}/invoice",
+                  timeout=10).raise_for_status()
     order = ctx.need_order()
     line = order.lines[0]
     bigger = order.model_copy(update={
         "lines": [line.model_copy(update={"quantity": line.quantity + 1}), *order.lines[1:]],
         "amount": order.amount + line.unit_price})
     with pytest.raises(BusinessError) as caught:
-        orders.submit_order(ctx.model_copy(update={"order": bigger}), erp=services.erp)
-    assert caught.value.category == "reconciliation"
+        submit(services, ctx.model_copy(update={"order": bigger}))
+    assert caught.value.category == "amendment_required"
+    assert f"line 1 ({line.item_code}): quantity {line.quantity.normalize():f} → " in \
+        caught.value.message
     assert caught.value.remediation.startswith("Finance: ")
     assert len(erp_orders(services, opp)) == 1
 
 
 def test_write_back_sets_the_order_and_customer_numbers(services):
     opp = good(services)
-    booked = orders.submit_order(priced(services, opp), erp=services.erp)
+    booked = submit(services, priced(services, opp))
     fields = WriteBackFields()
     orders.write_back(booked, sf=services.sf, fields=fields)
     record = services.sf.get_opportunity(opp)

@@ -52,8 +52,23 @@ def test_a_discount_above_the_policy_is_refused(services):
     error = refusal(services, opp)
     assert error.category == "discount_policy"
     assert "40.00% exceeds the 30% policy" in error.message
-    # Within a looser policy the next check speaks: the line total no longer matches.
-    assert refusal(services, opp, policy=Decimal("50")).category == "price_mismatch"
+    # Within a looser policy it is priced: Salesforce computed the line's total and the
+    # opportunity's amount from the new discount.
+    ctx = pricing.validate_order(services.won(opp), sf=services.sf, erp=services.erp,
+                                 max_discount_percent=Decimal("50"))
+    assert ctx.need_order().amount == ctx.need_order().net_total
+
+
+def test_a_line_total_that_does_not_match_its_rate_is_refused(services):
+    opp = good(services)
+    order = pricing.validate_order(services.won(opp), sf=services.sf, erp=services.erp,
+                                   max_discount_percent=POLICY).need_order()
+    [line, *rest] = order.lines
+    wrong = order.model_copy(update={"lines": [
+        line.model_copy(update={"total": line.total + 1}), *rest]})
+    with pytest.raises(BusinessError, match="does not match") as caught:
+        pricing.check_prices(wrong, services.erp, max_discount_percent=POLICY)
+    assert caught.value.category == "price_mismatch"
 
 
 def test_an_amount_that_differs_from_the_lines_is_refused(services):

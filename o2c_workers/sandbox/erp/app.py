@@ -12,6 +12,10 @@ recorded. ``/_sandbox`` endpoints need no authentication:
 * ``GET /_sandbox/webhooks`` every webhook event and its delivery attempts
 * ``GET /_sandbox/documents/{DocType}`` every document of a DocType, outside the faults
   and the limits (what a test or a judge reads without disturbing the run)
+* ``POST /_sandbox/orders/{name}/invoice`` or ``/deliver``: a submitted Sales Order
+  invoiced now (``per_billed`` 100) or delivered (``per_delivered`` 100)
+
+Cancel, close and re-open go through ``/api`` as in Frappe (``transitions.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from urllib.parse import parse_qs, unquote
 
 from pydantic import ValidationError
 
-from o2c_workers.sandbox.erp import masters
+from o2c_workers.sandbox.erp import customfields, masters
 from o2c_workers.sandbox.erp.config import ErpConfig
 from o2c_workers.sandbox.erp.documents import DocumentStore
 from o2c_workers.sandbox.erp.errors import FrappeError, dumps, loads, validation
@@ -37,6 +41,7 @@ from o2c_workers.sandbox.erp.faults import Gate
 from o2c_workers.sandbox.erp.lifecycle import Lifecycle
 from o2c_workers.sandbox.erp.resources import ResourceApi
 from o2c_workers.sandbox.erp.stats import Stats
+from o2c_workers.sandbox.erp.transitions import Transitions
 from o2c_workers.sandbox.erp.webhooks import WebhookSender
 from o2c_workers.sandbox.world import ErpSeed
 
@@ -63,11 +68,13 @@ class ErpSimulator:
         self.config = config
         self.store = DocumentStore(seed=config.seed)
         masters.seed_store(self.store, seed)
+        customfields.seed(self.store, non_unique=config.non_unique_salesforce_id)
         self.stats = Stats()
         self.gate = Gate(config.faults, seed=config.seed)
         self.webhooks = WebhookSender(config)
         self.lifecycle = Lifecycle(self.store, config, self.webhooks)
-        self.resources = ResourceApi(self.store, seed, self.lifecycle,
+        self.transitions = Transitions(self.store, self.webhooks)
+        self.resources = ResourceApi(self.store, seed, self.lifecycle, self.transitions,
                                      rate_precision=config.rate_precision)
         self._stopping = threading.Event()
 
@@ -213,6 +220,8 @@ class ErpSimulator:
                     return 200, {"data": rule}, {}
                 case ("GET", "webhooks"):
                     return 200, {"deliveries": self.webhooks.deliveries()}, {}
+                case ("POST", order) if order.startswith("orders/"):
+                    return 200, self._order_control(order), {}
                 case ("GET", documents) if documents.startswith("documents/"):
                     doctype = unquote(documents.removeprefix("documents/"))
                     with self.store.lock:
@@ -224,6 +233,15 @@ class ErpSimulator:
         except (KeyError, ValueError, TypeError, FrappeError) as exc:
             return 400, {"error": f"bad request: {exc}"}, {}
         return 404, {"error": f"no sandbox endpoint {method} {path}"}, {}
+
+    def _order_control(self, route: str) -> dict[str, Any]:
+        """``orders/{name}/invoice`` or ``orders/{name}/deliver``: the order afterwards."""
+        _, name, action = [*route.split("/"), "", ""][:3]
+        actions = {"invoice": self.lifecycle.invoice_now, "deliver": self.transitions.deliver}
+        if action not in actions:
+            raise ValueError(f"no order action {action!r} (invoice, deliver)")
+        actions[action](unquote(name))
+        return {"data": self.store.copy("Sales Order", unquote(name))}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything ``GET /_sandbox/stats`` reports."""

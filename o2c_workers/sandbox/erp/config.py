@@ -70,6 +70,9 @@ class ErpConfig:
     webhook_timeout_s: float = 5.0
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 1_048_576
+    #: DocTypes whose ``salesforce_id`` Custom Field is not unique (an ERP set up wrong):
+    #: their ``Custom Field`` says ``unique: 0`` and they take duplicates.
+    non_unique_salesforce_id: tuple[str, ...] = ()
     #: Decimal places of item rates. Stock ERPNext rounds rates to the currency's 2; an
     #: ERPNext set up for this integration keeps 6 (Customize Form, Sales Order Item rate),
     #: so that a discounted unit rate and Salesforce's line total agree to the cent.

@@ -2,6 +2,10 @@
 
 Every method takes the store's lock; callers that read, decide and write in one step hold
 ``store.lock`` (re-entrant) around the whole step so that two threads never both insert.
+
+A unique field is a database index in Frappe: it holds every document, cancelled ones too.
+Whether ``salesforce_id`` is unique on a DocType is its ``Custom Field`` document's
+``unique`` flag (``customfields.py``); a DocType whose flag is off takes duplicates.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ class DocTypeMeta:
     """What the simulator knows of one DocType."""
 
     name: str
-    #: ``series:<PREFIX>`` (``.YYYY.`` is the year), ``field:<fieldname>`` or ``hash``.
+    #: ``series:<PREFIX>`` (``.YYYY.`` is the year), ``field:<fieldname>``, ``hash``, or
+    #: ``custom_field`` (``<dt>-<fieldname>``).
     naming: str
     submittable: bool = False
     #: Child table fieldname → child DocType.
@@ -58,6 +63,8 @@ DOCTYPES: dict[str, DocTypeMeta] = {m.name: m for m in (
     DocTypeMeta("Payment Entry", "series:ACC-PAY-.YYYY.-", submittable=True, unique=_SF,
                 mandatory=("party", "paid_amount"),
                 child_tables={"references": "Payment Entry Reference"}),
+    # Named "<dt>-<fieldname>", as Frappe names its Custom Fields.
+    DocTypeMeta("Custom Field", "custom_field", mandatory=("dt", "fieldname")),
 )}
 
 
@@ -81,8 +88,36 @@ class DocumentStore:
         self._docs: dict[str, dict[str, Doc]] = {name: {} for name in DOCTYPES}
         self._series: Counter[str] = Counter()
         self._unique: dict[tuple[str, str, str], str] = {}
+        #: (DocType, fieldname) of the unique fields switched off (a Custom Field's flag).
+        self._not_unique: set[tuple[str, str]] = set()
         self._rng = random.Random(seed)
         self._created: Counter[str] = Counter()
+
+    def unique_fields(self, doctype: str) -> tuple[str, ...]:
+        meta = meta_of(doctype)
+        return tuple(f for f in meta.unique if (meta.name, f) not in self._not_unique)
+
+    def set_unique(self, doctype: str, fieldname: str, unique: bool) -> None:
+        """Add or drop the unique index of a field; adding it refuses existing duplicates
+        with Frappe's message, and changes nothing then."""
+        meta = meta_of(doctype)
+        if fieldname not in meta.unique:
+            return
+        with self.lock:
+            if not unique:
+                self._not_unique.add((meta.name, fieldname))
+                self._unique = {k: v for k, v in self._unique.items()
+                                if k[:2] != (meta.name, fieldname)}
+                return
+            values = [str(d[fieldname]) for d in self._docs[meta.name].values()
+                      if d.get(fieldname) not in (None, "")]
+            if len(values) != len(set(values)):
+                raise FrappeError(417, "ValidationError", f"{fieldname} field cannot be set as "
+                                  f"unique in {meta.name}, as there are non-unique existing "
+                                  "values")
+            self._not_unique.discard((meta.name, fieldname))
+            for doc in self._docs[meta.name].values():
+                self._index(meta, doc)
 
     def exists(self, doctype: str, name: str) -> bool:
         with self.lock:
@@ -115,7 +150,7 @@ class DocumentStore:
         """Refuse ``doc`` when another document holds one of its unique values (409)."""
         meta = meta_of(doc["doctype"])
         with self.lock:
-            for fieldname in meta.unique:
+            for fieldname in self.unique_fields(meta.name):
                 value = doc.get(fieldname)
                 if value in (None, ""):
                     continue
@@ -126,12 +161,13 @@ class DocumentStore:
                         f"{meta.name} with {fieldname} {value} already exists: {holder}",
                         title="Duplicate Entry")
 
-    def insert(self, doc: Doc, *, user: str = "Administrator") -> Doc:
-        """Name and store ``doc`` (validated by the caller); returns the stored document."""
+    def insert(self, doc: Doc, *, user: str = "Administrator", name: str | None = None) -> Doc:
+        """Name (``name``, else by the DocType's naming) and store ``doc`` (validated by the
+        caller); returns the stored document."""
         meta = meta_of(doc["doctype"])
         with self.lock:
             self.check_unique(doc)
-            name = self._new_name(meta, doc)
+            name = name or self._new_name(meta, doc)
             if name in self._docs[meta.name]:
                 raise FrappeError(409, "DuplicateEntryError",
                                   f"{meta.name} {name} already exists", title="Duplicate Name")
@@ -176,6 +212,8 @@ class DocumentStore:
             prefix = arg.replace(".YYYY.", str(dt.date.today().year))
             self._series[prefix] += 1
             return f"{prefix}{self._series[prefix]:05d}"
+        if kind == "custom_field":
+            return f"{doc.get('dt')}-{doc.get('fieldname')}"
         if kind == "field":
             base = str(doc.get(arg) or "").strip()
             if meta.name != "Customer" or base not in self._docs[meta.name]:
@@ -200,7 +238,7 @@ class DocumentStore:
             doc[fieldname] = rows
 
     def _index(self, meta: DocTypeMeta, doc: Doc) -> None:
-        for fieldname in meta.unique:
+        for fieldname in self.unique_fields(meta.name):
             value = doc.get(fieldname)
             if value not in (None, ""):
                 self._unique[(meta.name, fieldname, str(value))] = doc["name"]

@@ -5,8 +5,9 @@ with the same lines, taxes and totals; ``payment_delay_s`` after that a Payment 
 (``payment_type`` Receive) pays it in full, in part (``partial_payment_ratio``) or never
 (``unpaid_ratio``), chosen from the seed and the order's name so that runs repeat. Statuses:
 
-* Sales Order: ``To Deliver and Bill`` → ``To Deliver`` (billed) → ``Completed`` (paid in
-  full; the simulator treats a paid order as delivered).
+* Sales Order: ``To Deliver and Bill`` → ``To Deliver`` (billed; ``Completed`` when it was
+  delivered already) → ``Completed`` (paid in full; the simulator treats a paid order as
+  delivered). A cancelled or closed order is not invoiced (``transitions.py``).
 * Sales Invoice: ``Unpaid`` → ``Partly Paid`` / ``Paid``, with ``outstanding_amount``.
 
 Webhooks: ``on_submit`` for every submitted Sales Invoice and Payment Entry, and
@@ -26,6 +27,7 @@ from o2c_workers.sandbox.delay import DelayQueue
 from o2c_workers.sandbox.erp.config import ErpConfig
 from o2c_workers.sandbox.erp.documents import Doc, DocumentStore
 from o2c_workers.sandbox.erp.errors import FrappeError, money
+from o2c_workers.sandbox.erp.transitions import order_status
 from o2c_workers.sandbox.erp.webhooks import WebhookSender
 
 log = logging.getLogger("o2c.sandbox.erp.lifecycle")
@@ -96,10 +98,21 @@ class Lifecycle:
 
         self._queue.later(delay_s, step)
 
+    def invoice_now(self, order_name: str) -> None:
+        """Invoice a submitted order at once (its scheduled invoice then finds it billed)."""
+        with self._store.lock:
+            order = self._store.get("Sales Order", order_name)
+            if order["docstatus"] != 1 or order.get("status") == "Closed":
+                raise FrappeError(417, "ValidationError",
+                                  f"Sales Order {order_name} cannot be invoiced: it is "
+                                  f"{order.get('status')}")
+            self._invoice(order_name)
+
     def _invoice(self, order_name: str) -> None:
         with self._store.lock:
             order = self._store.get("Sales Order", order_name)
-            if order["docstatus"] != 1 or order.get("per_billed"):
+            if order["docstatus"] != 1 or order.get("per_billed") \
+                    or order.get("status") == "Closed":
                 return
             invoice: Doc = {key: copy.deepcopy(order.get(key)) for key in _COPIED}
             posting = dt.date.today()
@@ -123,7 +136,7 @@ class Lifecycle:
                 continue
             order = copy.deepcopy(self._store.get("Sales Order", order_name))
             order.update(per_billed=100, billing_status="Fully Billed")
-            self._set_order_status(order, "To Deliver")
+            self._set_order_status(order, order_status(order))
         share = self._payment_share(invoice)
         if share is not None:
             name = invoice["name"]

@@ -2,7 +2,10 @@
 
 Submission: inserting with ``docstatus: 1``, or a PUT of ``{"docstatus": 1}`` on a draft,
 submits. A submitted document only takes changes to ``status``; anything else answers 417
-``UpdateAfterSubmitError``. Cancelling (``docstatus: 2``) is not simulated.
+``UpdateAfterSubmitError``. Cancelling goes through ``frappe.client.cancel`` (a PUT of
+``docstatus: 2`` is refused), amending through an insert with ``amended_from``, closing
+through ERPNext's ``update_status`` (``transitions.py``). Saving a ``Custom Field`` adds or
+drops its field's unique index (``customfields.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import copy
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from o2c_workers.sandbox.erp import query, rules
+from o2c_workers.sandbox.erp import customfields, query, rules
 from o2c_workers.sandbox.erp.documents import META_FIELDS, Doc, DocumentStore, meta_of
 from o2c_workers.sandbox.erp.errors import FrappeError, dumps, loads, validation
 from o2c_workers.sandbox.erp.lifecycle import Lifecycle, mark_status
+from o2c_workers.sandbox.erp.transitions import UPDATE_STATUS_METHOD, Transitions, check_amendment
 from o2c_workers.sandbox.world import ErpSeed
 
 #: Fields a submitted document still takes (Frappe's "allow on submit").
@@ -26,12 +30,13 @@ OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_out
 class ResourceApi:
     """Frappe's REST resource and method calls over the document store."""
 
-    def __init__(self, store: DocumentStore, seed: ErpSeed, lifecycle: Lifecycle, *,
-                 rate_precision: int = 6) -> None:
+    def __init__(self, store: DocumentStore, seed: ErpSeed, lifecycle: Lifecycle,
+                 transitions: Transitions, *, rate_precision: int = 6) -> None:
         self._rate_places = Decimal(1).scaleb(-rate_precision)
         self._store = store
         self._seed = seed
         self._lifecycle = lifecycle
+        self._transitions = transitions
 
     def list(self, doctype: str, params: dict[str, str]) -> dict[str, Any]:
         meta = meta_of(doctype)
@@ -53,6 +58,7 @@ class ResourceApi:
         doc: Doc = {k: v for k, v in fields.items() if k not in META_FIELDS}
         doc.update(doctype=meta.name, docstatus=0)
         with self._store.lock:
+            name = check_amendment(self._store, doc) if doc.get("amended_from") else None
             rules.prepare(self._store, self._seed, doc, is_new=True,
                           rate_places=self._rate_places)
             self._store.check_unique(doc)
@@ -60,7 +66,9 @@ class ResourceApi:
                 rules.check_submit(self._store, doc)
                 doc["docstatus"] = 1
             mark_status(doc)
-            saved = self._store.insert(doc)
+            if meta.name == "Custom Field":
+                customfields.apply(self._store, doc)
+            saved = self._store.insert(doc, name=name)
             if docstatus == 1:
                 self._lifecycle.on_submit(saved)
             return {"data": copy.deepcopy(saved)}
@@ -88,6 +96,8 @@ class ResourceApi:
                 doc["docstatus"] = 1
             if meta.submittable:
                 mark_status(doc)
+            if meta.name == "Custom Field":
+                customfields.apply(self._store, doc)
             saved = self._store.save(doc)
             if new == 1:
                 self._lifecycle.on_submit(saved)
@@ -119,6 +129,12 @@ class ResourceApi:
                                 "limit_page_length": "0"})
             with self._store.lock:
                 return {"message": len(query.run(spec, self._store.all(meta_of(doctype).name)))}
+        if name == "frappe.client.cancel":
+            return {"message": self._transitions.cancel(params.get("doctype"),
+                                                        params.get("name"))}
+        if name == UPDATE_STATUS_METHOD:
+            self._transitions.update_status(params.get("status"), params.get("name"))
+            return {}
         if name == "frappe.auth.get_logged_user":
             return {"message": "Administrator"}
         if name == "frappe.ping":

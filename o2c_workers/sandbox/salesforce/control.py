@@ -9,6 +9,17 @@ These routes need no token and cost no API calls:
 - ``POST /_sandbox/opportunities/{id}/win``: set one opportunity Closed Won
 - ``POST /_sandbox/opportunities/win``: ``{"ids": [...]}`` or ``{"ids": "all"}`` (or the bare
   list or ``"all"``)
+- ``POST /_sandbox/opportunities/{id}/lose``: set it Closed Lost
+- ``POST /_sandbox/opportunities/{id}/reopen``: back to an open stage, ``{"stage": ...}``
+  (default ``Negotiation/Review``)
+- ``GET  /_sandbox/opportunities/{id}/lines``: its product lines, in order
+- ``POST /_sandbox/opportunities/{id}/lines``: edit lines in one save, ``[{"line": 1,
+  "Quantity": 25, "Discount": 24}, ...]`` (``line``: position from 1, or the line's Id;
+  fields ``Quantity``, ``Discount``, ``UnitPrice``); ``TotalPrice``, the opportunity's
+  ``Amount`` and ``TotalOpportunityQuantity`` follow, as in Salesforce
+
+Each of these is a user's save: the org's outbound rule sends the opportunity's message on
+a change of stage, and on a change of what a won opportunity was won with.
 - ``POST /_sandbox/accounts/{id}/change``: apply ``{field: value}`` as a user edit would
 - ``POST /_sandbox/outbound``: ``{"url": ...}`` to point the sender somewhere else
 - ``POST /_sandbox/limits``: ``{"allocation": n}`` resets the usage, optionally to a new size
@@ -19,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from o2c_workers.sandbox.salesforce import opportunities
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
 from o2c_workers.sandbox.salesforce.outbound import OutboundSender
@@ -61,6 +73,9 @@ def handle(sim: Org, request: Request, parts: list[str]) -> Response:
         if parts == ["world"]:
             return Response.json({"org_id": sim.org_id,
                                   "expected_failures": sim.world.expected_failures})
+        if len(parts) == 3 and parts[0] == "opportunities" and parts[2] == "lines":
+            return Response.json(opportunities.lines_of(
+                sim.store, sim.store.get("Opportunity", parts[1])["Id"]))
         if len(parts) == 2 and parts[0] == "records" and sim.store.has_type(parts[1]):
             version = sim.config.api_version
             return Response.json([sim.api.render(parts[1], record, version)
@@ -70,6 +85,8 @@ def handle(sim: Org, request: Request, parts: list[str]) -> Response:
             return Response.json(sim.win([parts[1]]))
         if parts == ["opportunities", "win"]:
             return Response.json(sim.win(_ids(_body(request))))
+        if len(parts) == 3 and parts[0] == "opportunities":
+            return _opportunity(sim.store, request, parts[1], parts[2])
         if len(parts) == 3 and parts[0] == "accounts" and parts[2] == "change":
             body = _body(request)
             if not isinstance(body, dict):
@@ -84,6 +101,20 @@ def handle(sim: Org, request: Request, parts: list[str]) -> Response:
             body = _body(request) or {}
             sim.limits.reset(allocation=body.get("allocation"))
             return Response.json(sim.limits.snapshot())
+    raise not_found()
+
+
+def _opportunity(store: Store, request: Request, opportunity_id: str,
+                 action: str) -> Response:
+    """``lose``, ``reopen`` or ``lines`` on one opportunity."""
+    if action == "lose":
+        return Response.json(opportunities.set_stage(store, opportunity_id, opportunities.LOST))
+    if action == "reopen":
+        body = _body(request) or {}
+        stage = body.get("stage") if isinstance(body, dict) else None
+        return Response.json(opportunities.reopen(store, opportunity_id, stage))
+    if action == "lines":
+        return Response.json(opportunities.edit_lines(store, opportunity_id, _body(request)))
     raise not_found()
 
 

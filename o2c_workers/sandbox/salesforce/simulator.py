@@ -30,6 +30,10 @@ from o2c_workers.sandbox.world import Record, World
 _DATA = re.compile(r"^/services/data/v(?P<version>\d+\.\d)(?:/(?P<rest>.*))?$")
 _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 WON = "Closed Won"
+#: Fields whose change on a won opportunity sends its outbound message again (what it was
+#: won with); the write-back fields are not among them, so a write-back never loops.
+WON_CONTENT = ("AccountId", "Amount", "CloseDate", "CurrencyIsoCode", "Pricebook2Id",
+               "TotalOpportunityQuantity")
 
 
 class SalesforceSimulator:
@@ -84,8 +88,7 @@ class SalesforceSimulator:
         if definition is None:
             return
         if sobject == "Opportunity":
-            fire = after.get("StageName") == WON and (before is None
-                                                      or before.get("StageName") != WON)
+            fire = opportunity_rule(before, after)
         else:
             watched = [f for f in definition.fields if f != "LastModifiedDate"]
             fire = before is None or any(before.get(f) != after.get(f) for f in watched)
@@ -153,6 +156,18 @@ class SalesforceSimulator:
             response = error_response(exc)
         response.headers.append(("Sforce-Limit-Info", self.limits.header()))
         return response
+
+
+def opportunity_rule(before: Record | None, after: Record) -> bool:
+    """The org's rule for the Opportunity outbound message: a new won opportunity, every
+    change of stage, and every change of what a won one was won with (README, "Pointing at
+    a real org")."""
+    stage = after.get("StageName")
+    if before is None:
+        return stage == WON
+    if before.get("StageName") != stage:
+        return True
+    return stage == WON and any(before.get(f) != after.get(f) for f in WON_CONTENT)
 
 
 def error_response(exc: SObjectError) -> Response:

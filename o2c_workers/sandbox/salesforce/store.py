@@ -1,4 +1,9 @@
-"""The simulated org's records in memory, with Salesforce's field rules and error shapes."""
+"""The simulated org's records in memory, with Salesforce's field rules and error shapes.
+
+As in Salesforce, a product line's ``TotalPrice`` is computed (``Quantity`` x ``UnitPrice``
+less ``Discount``, to the cent), and saving a line rolls its opportunity's ``Amount`` and
+``TotalOpportunityQuantity`` up: the opportunity is saved too, and its listeners hear it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from o2c_workers import sfid
-from o2c_workers.sandbox.world import Record
+from o2c_workers.sandbox.world import Record, line_total
 
 #: Key prefix of each object type's ids.
 KEY_PREFIXES = {
@@ -30,6 +35,10 @@ _WRITE_BACK = {
 }
 _STAGE_EFFECTS = {"Closed Won": (True, True, Decimal(100)),
                   "Closed Lost": (True, False, Decimal(0))}
+#: The fields of a product line its TotalPrice is computed from.
+_PRICED = ("Quantity", "UnitPrice", "Discount")
+#: Opportunity field → the line field it sums (Salesforce's roll-up of products).
+_ROLL_UP = {"Amount": "TotalPrice", "TotalOpportunityQuantity": "Quantity"}
 
 Listener = Callable[[str, Record | None, Record], None]
 
@@ -75,8 +84,8 @@ class Store:
         kinds = self._kinds.setdefault(sobject, {"Id": str})
         for row in rows:
             for name, value in row.items():
-                if value is not None:
-                    kinds.setdefault(name, type(value))
+                if value is not None and kinds.get(name) in (None, type(None)):
+                    kinds[name] = type(value)
                 else:
                     kinds.setdefault(name, type(None))
         for name, kind in kinds.items():
@@ -154,16 +163,47 @@ class Store:
             before = copy.deepcopy(self._row(sobject, record_id))
             after = {**before, **coerced}
         after["LastModifiedDate"] = stamp
+        if sobject == "OpportunityLineItem" and set(coerced) & set(_PRICED):
+            after["TotalPrice"] = line_total(*(_decimal(after.get(f)) for f in _PRICED))
         if sobject == "Opportunity" and "StageName" in coerced:
             closed, won, probability = _STAGE_EFFECTS.get(
                 str(after["StageName"]), (False, False, after.get("Probability")))
             after.update(IsClosed=closed, IsWon=won, Probability=probability)
         return before, after
 
-    def commit(self, sobject: str, before: Record | None, after: Record) -> None:
+    def commit(self, sobject: str, before: Record | None, after: Record, *,
+               roll_up: bool = True) -> None:
         self._records.setdefault(sobject, {})[sfid.to15(after["Id"])] = after
         for listener in self.listeners:
             listener(sobject, before, copy.deepcopy(after))
+        if roll_up and sobject == "OpportunityLineItem" and after.get("OpportunityId"):
+            self._roll_up(str(after["OpportunityId"]))
+
+    def save_lines(self, changes: list[tuple[str, Record]]) -> list[Record]:
+        """Update several product lines in one save, as the UI's "Edit Products" does: all
+        checked first, then saved, then each opportunity rolled up once."""
+        with self.lock:
+            prepared = [self.prepare("OpportunityLineItem", line_id, values)
+                        for line_id, values in changes]
+            for before, after in prepared:
+                self.commit("OpportunityLineItem", before, after, roll_up=False)
+            for parent in sorted({str(after["OpportunityId"]) for _, after in prepared}):
+                self._roll_up(parent)
+            return [after for _, after in prepared]
+
+    def _roll_up(self, opportunity_id: str) -> None:
+        """Sum the opportunity's lines into it; saved (and heard) only when it changes."""
+        lines = [r for r in self._records.get("OpportunityLineItem", {}).values()
+                 if sfid.same(str(r.get("OpportunityId") or ""), opportunity_id)]
+        try:
+            before = copy.deepcopy(self._row("Opportunity", opportunity_id))
+        except SObjectError:
+            return
+        sums = {name: sum((_decimal(line.get(field)) for line in lines), Decimal(0))
+                for name, field in _ROLL_UP.items() if name in self._kinds["Opportunity"]}
+        changes = {name: value for name, value in sums.items() if before.get(name) != value}
+        if changes:
+            self.commit("Opportunity", before, {**before, **changes, "LastModifiedDate": now()})
 
     def save(self, sobject: str, record_id: str | None, values: Record) -> Record:
         """Create (``record_id`` None) or update one record; answer the saved record."""
@@ -201,3 +241,7 @@ class Store:
                                f"Cannot deserialize instance of boolean from value {value}",
                                [name])
         return value
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(0) if value in (None, "") else Decimal(str(value))

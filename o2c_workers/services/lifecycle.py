@@ -1,0 +1,62 @@
+"""An opportunity that left Closed Won (lost, or re-opened) after it was booked.
+
+The message only says that something changed: the opportunity is read again, and the ERP.
+Still won (a late message, or won again since): nothing here, its own chain books. Not won
+and a live order nothing is invoiced or delivered against: the order is cancelled (the
+compensating action, ``O2C_CANCEL_ON_LOST``) and the status written back; invoiced or
+delivered: a dead letter for finance (``cancellation_after_invoice``), the order untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from o2c_workers.catalogue import CANCELLATION_AFTER_INVOICE, RECONCILIATION
+from o2c_workers.errors import BusinessError
+from o2c_workers.models import ErpOrder
+from o2c_workers.services.convert import WON
+from o2c_workers.services.orders import WriteBackFields, cancel_unless_downstream
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+#: What ``follow_opportunity`` did.
+STILL_WON, NO_ORDER, CANCELLED, KEPT = "still_won", "no_order", "cancelled", "kept"
+
+
+@dataclass(frozen=True)
+class Followed:
+    action: str
+    #: The opportunity's stage when it was read.
+    stage: str
+    #: The order acted on (or left alone).
+    order: ErpOrder | None = None
+
+
+def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, erp: ErpAdapter,
+                       fields: WriteBackFields, cancel_on_lost: bool) -> Followed:
+    """The ERP order of an opportunity that is no longer won follows it."""
+    stage = str(sf.get_opportunity(opportunity_id).get("StageName") or "")
+    if stage == WON:
+        return Followed(STILL_WON, stage)
+    live = [o for o in erp.find_sales_orders(opportunity_id) if o.live]
+    if not live:
+        return Followed(NO_ORDER, stage)
+    if len(live) > 1:
+        raise BusinessError(f"the opportunity is {stage} and has {len(live)} live ERP orders "
+                            f"({', '.join(o.name for o in live)})", category=RECONCILIATION)
+    order = live[0]
+    if order.downstream:
+        raise cancellation_after_invoice(order, stage)
+    if not cancel_on_lost:
+        return Followed(KEPT, stage, order)
+    cancelled = cancel_unless_downstream(erp, order,
+                                         lambda now: cancellation_after_invoice(now, stage))
+    sf.update("Opportunity", opportunity_id, {fields.order_number: cancelled.name,
+                                              fields.order_status: cancelled.status})
+    return Followed(CANCELLED, stage, cancelled)
+
+
+def cancellation_after_invoice(order: ErpOrder, stage: str) -> BusinessError:
+    return BusinessError(
+        f"the opportunity is {stage}, but its ERP order {order.name} is "
+        f"{order.per_billed.normalize():f}% billed and {order.per_delivered.normalize():f}% "
+        "delivered, so it was not cancelled", category=CANCELLATION_AFTER_INVOICE)

@@ -1,0 +1,284 @@
+"""The opportunity's life against the simulators: the order found for an opportunity is
+compared in full, cancelled or closed is never success, the stage is read again before
+booking, and a non-unique salesforce_id stops every create."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+
+from o2c_workers.chain import ChainContext
+from o2c_workers.erp.unique import problems_of
+from o2c_workers.errors import BusinessError
+from o2c_workers.sandbox.erp import ErpConfig
+from o2c_workers.services import lifecycle, orders, pricing
+from o2c_workers.services.orders import WriteBackFields
+from tests.services.conftest import services_on
+from tests.services.test_orders import submit
+from tests.services.test_pricing import POLICY, good
+
+#: No invoice or payment arrives on its own: the tests invoice and deliver when they mean to.
+QUIET = {"invoice_delay_s": 3600.0, "payment_delay_s": 3600.0}
+
+
+@pytest.fixture
+def svc(sandbox_factory, redis_url, redis_client):
+    return services_on(sandbox_factory(erp_config=ErpConfig(**QUIET)), redis_url, redis_client)
+
+
+def priced(svc, opp: str):
+    return pricing.validate_order(svc.won(opp), sf=svc.sf, erp=svc.erp,
+                                  max_discount_percent=POLICY)
+
+
+def cancel(svc, name: str) -> None:
+    svc.erp.http.call("POST", "/api/method/frappe.client.cancel",
+                      body={"doctype": "Sales Order", "name": name})
+
+
+def sales_orders(svc, opp: str) -> list[dict]:
+    rows = svc.erp.http.call("GET", "/api/resource/Sales Order", params={
+        "fields": '["name", "salesforce_id", "docstatus", "status", "amended_from"]',
+        "limit_page_length": "0", "order_by": "creation asc"})["data"]
+    return [row for row in rows if row["salesforce_id"].startswith(opp)]
+
+
+def live(svc, opp: str) -> list[str]:
+    return [row["name"] for row in sales_orders(svc, opp)
+            if row["docstatus"] == 1 and row["status"] != "Closed"]
+
+
+def set_line(svc, opp: str, **values) -> None:
+    [line, *_] = svc.sf.get_line_items(opp)
+    svc.sf.update("OpportunityLineItem", line["Id"], values)
+
+
+def test_a_cancelled_order_is_never_linked(svc):
+    opp = good(svc)
+    ctx = priced(svc, opp)
+    first = submit(svc, ctx).need_erp_order()
+    cancel(svc, first.name)
+    again = submit(svc, priced(svc, opp)).need_erp_order()
+    assert again.docstatus == 1 and again.name != first.name
+    assert live(svc, opp) == [again.name]
+
+
+def test_an_opportunity_no_longer_won_is_skipped_before_anything_is_booked(svc):
+    opp = good(svc)
+    ctx = svc.won(opp)
+    svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    result = pricing.validate_order(ctx, sf=svc.sf, erp=svc.erp, max_discount_percent=POLICY)
+    assert not isinstance(result, ChainContext), "priced for booking, though Closed Lost"
+    assert result.stage == "Closed Lost"
+    assert sales_orders(svc, opp) == []
+
+
+def test_changed_lines_with_the_same_total_are_not_linked(svc):
+    opp = good(svc)
+    set_line(svc, opp, Quantity=20, Discount=5)
+    first = submit(svc, priced(svc, opp)).need_erp_order()
+    # 25 seats at 24% off cost what 20 seats at 5% off did.
+    set_line(svc, opp, Quantity=25, Discount=24)
+    ctx = priced(svc, opp)
+    assert ctx.need_order().net_total == first.net_total
+    again = submit(svc, ctx).need_erp_order()
+    assert again.name != first.name
+    assert live(svc, opp) == [again.name]
+    assert Decimal(25) in [line.qty for line in again.lines]
+
+
+def test_a_salesforce_id_that_is_not_unique_refuses_every_create(sandbox_factory, redis_url,
+                                                                 redis_client):
+    svc = services_on(sandbox_factory(erp_config=ErpConfig(
+        non_unique_salesforce_id=("Sales Order",), **QUIET)), redis_url, redis_client)
+    opp = good(svc)
+    ctx = priced(svc, opp)
+    with pytest.raises(BusinessError) as caught:
+        submit(svc, ctx)
+    assert caught.value.category == "erp_configuration"
+    assert sales_orders(svc, opp) == []
+
+
+def erp_sandbox(svc, route: str) -> dict:
+    answer = requests.post(f"{svc.sandbox.erp_url}/_sandbox/{route}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def test_an_amendment_cancels_the_order_and_follows_it_by_name_and_key(svc):
+    opp = good(svc)
+    set_line(svc, opp, Quantity=20, Discount=5)
+    first = submit(svc, priced(svc, opp)).need_erp_order()
+    set_line(svc, opp, Quantity=25, Discount=24)
+    booked = orders.submit_order(priced(svc, opp), erp=svc.erp, reprice=reprice(svc))
+    assert isinstance(booked, orders.Booked)
+    assert (booked.action, booked.amended_from) == ("amended", first.name)
+    assert (booked.order.name, booked.order.salesforce_id) == (f"{first.name}-1", f"{opp}-1")
+    assert [(row["name"], row["status"]) for row in sales_orders(svc, opp)] == [
+        (first.name, "Cancelled"), (f"{first.name}-1", "To Deliver and Bill")]
+    # The same content again links the amendment.
+    again = orders.submit_order(priced(svc, opp), erp=svc.erp, reprice=reprice(svc))
+    assert isinstance(again, orders.Booked)
+    assert (again.action, again.order.name) == ("linked", f"{first.name}-1")
+
+
+def test_a_changed_order_that_is_invoiced_or_delivered_is_left_and_named(svc):
+    invoiced, delivered = good_ones(svc, 2)
+    for opp, action in ((invoiced, "invoice"), (delivered, "deliver")):
+        set_line(svc, opp, Quantity=20, Discount=5)
+        booked = submit(svc, priced(svc, opp)).need_erp_order()
+        erp_sandbox(svc, f"orders/{booked.name}/{action}")
+        set_line(svc, opp, Quantity=25, Discount=24)
+        with pytest.raises(BusinessError) as caught:
+            submit(svc, priced(svc, opp))
+        assert caught.value.category == "amendment_required"
+        message = caught.value.message
+        assert f"{booked.name} is {'100% billed' if action == 'invoice' else '0% billed'}" \
+            in message
+        assert "line 1 (" in message and "quantity 20 → 25" in message
+        assert "discount 5.00% → 24.00%" in message
+        assert live(svc, opp) == [booked.name]
+
+
+def test_cancelled_in_the_erp_then_won_again_is_booked_once_by_concurrent_steps(svc):
+    opp = good(svc)
+    first = submit(svc, priced(svc, opp)).need_erp_order()
+    cancel(svc, first.name)
+    ctx = priced(svc, opp)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(orders.submit_order(
+        ctx, erp=svc.erp, reprice=reprice(svc)))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len({r.order.name for r in results}) == 1 and len(results) == 3
+    assert {r.action for r in results} <= {"rebooked", "linked"}
+    assert live(svc, opp) == [f"{first.name}-1"]
+    assert results[0].order.amended_from == first.name
+
+
+def test_a_closed_order_or_two_live_ones_are_for_people(svc):
+    closed, doubled = good_ones(svc, 2)
+    order = submit(svc, priced(svc, closed)).need_erp_order()
+    svc.erp.http.call("POST", f"/api/method/{UPDATE_STATUS}",
+                      body={"status": "Closed", "name": order.name})
+    with pytest.raises(BusinessError, match=f"{order.name} is Closed") as caught:
+        submit(svc, priced(svc, closed))
+    assert caught.value.category == "reconciliation"
+    ctx = priced(svc, doubled)
+    submit(svc, ctx)
+    # Someone books a second live order by hand, with the next revision key.
+    svc.erp.submit_sales_order(ctx.need_order(), ctx.need_customer(), key=f"{doubled}-1")
+    with pytest.raises(BusinessError, match="2 live ERP orders") as caught:
+        submit(svc, priced(svc, doubled))
+    assert len(live(svc, doubled)) == 2
+
+
+def test_a_stale_pricing_is_read_again_and_a_lost_opportunity_skipped(svc):
+    opp = good(svc)
+    ctx = priced(svc, opp)
+    svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    # A requeue days later: the stage is read again before anything is booked.
+    later = time.time() + orders.REPRICE_AFTER_S + 1
+    result = orders.submit_order(ctx, erp=svc.erp, reprice=reprice(svc), now=later)
+    assert result == pricing.Skipped("Closed Lost")
+    assert sales_orders(svc, opp) == []
+
+
+def test_status_events_write_the_opportunitys_current_order(svc):
+    opp = good(svc)
+    set_line(svc, opp, Quantity=20, Discount=5)
+    first = submit(svc, priced(svc, opp)).need_erp_order()
+    set_line(svc, opp, Quantity=25, Discount=24)
+    amended = submit(svc, priced(svc, opp)).need_erp_order()
+    # The cancelled predecessor's event comes late: the amendment stays on the opportunity.
+    current = orders.sync_status(first.name, sf=svc.sf, erp=svc.erp, fields=FIELDS)
+    assert current.name == amended.name
+    record = svc.sf.get_opportunity(opp)
+    assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
+        amended.name, "To Deliver and Bill")
+
+
+def test_lost_after_booking_cancels_the_order_and_writes_the_status_back(svc):
+    opp = good(svc)
+    booked = submit(svc, priced(svc, opp)).need_erp_order()
+    svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    done = follow(svc, opp)
+    assert (done.action, done.stage, done.order.name) == ("cancelled", "Closed Lost",
+                                                          booked.name)
+    assert live(svc, opp) == []
+    record = svc.sf.get_opportunity(opp)
+    assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
+        booked.name, "Cancelled")
+    # Told again (a duplicate, a requeue): nothing left to cancel.
+    assert follow(svc, opp).action == "no_order"
+
+
+def test_lost_after_invoice_or_delivery_leaves_the_order_for_finance(svc):
+    invoiced, delivered = good_ones(svc, 2)
+    for opp, action in ((invoiced, "invoice"), (delivered, "deliver")):
+        booked = submit(svc, priced(svc, opp)).need_erp_order()
+        erp_sandbox(svc, f"orders/{booked.name}/{action}")
+        svc.sf.update("Opportunity", opp, {"StageName": "Negotiation/Review"})
+        with pytest.raises(BusinessError) as caught:
+            follow(svc, opp)
+        assert caught.value.category == "cancellation_after_invoice"
+        assert booked.name in caught.value.message
+        assert caught.value.remediation.startswith("Finance: ")
+        assert live(svc, opp) == [booked.name]
+
+
+def test_a_won_opportunity_or_a_switched_off_compensation_cancels_nothing(svc):
+    won, kept = good_ones(svc, 2)
+    for opp in (won, kept):
+        submit(svc, priced(svc, opp))
+    assert follow(svc, won).action == "still_won"
+    svc.sf.update("Opportunity", kept, {"StageName": "Closed Lost"})
+    assert follow(svc, kept, cancel_on_lost=False).action == "kept"
+    assert len(live(svc, won)) == len(live(svc, kept)) == 1
+
+
+def test_once_the_erp_admins_make_it_unique_the_order_is_booked(sandbox_factory, redis_url,
+                                                                redis_client):
+    svc = services_on(sandbox_factory(erp_config=ErpConfig(
+        non_unique_salesforce_id=("Sales Order",), **QUIET)), redis_url, redis_client)
+    opp = good(svc)
+    ctx = priced(svc, opp)
+    # The customer was created: its own field is unique.
+    assert ctx.need_customer().name
+    with pytest.raises(BusinessError, match="not unique on Sales Order") as caught:
+        submit(svc, ctx)
+    assert caught.value.remediation.startswith("ERP admins: ")
+    svc.erp.http.call("PUT", "/api/resource/Custom Field/Sales Order-salesforce_id",
+                      body={"unique": 1})
+    assert submit(svc, ctx).need_erp_order().live
+
+
+def test_a_missing_custom_field_is_a_problem_too():
+    rows = [{"dt": "Customer", "name": "Customer-salesforce_id", "unique": 1}]
+    assert problems_of(rows, ("Customer", "Sales Order")) == {
+        "Sales Order": "Sales Order has no salesforce_id Custom Field"}
+
+
+FIELDS = WriteBackFields()
+UPDATE_STATUS = "erpnext.selling.doctype.sales_order.sales_order.update_status"
+
+
+def reprice(svc):
+    return lambda ctx: pricing.validate_order(ctx, sf=svc.sf, erp=svc.erp,
+                                              max_discount_percent=POLICY)
+
+
+def follow(svc, opp: str, *, cancel_on_lost: bool = True):
+    return lifecycle.follow_opportunity(opp, sf=svc.sf, erp=svc.erp, fields=FIELDS,
+                                        cancel_on_lost=cancel_on_lost)
+
+
+def good_ones(svc, n: int) -> list[str]:
+    world = svc.sandbox.world
+    return [o for o in world.opportunity_ids if o not in world.expected_failures][:n]
