@@ -99,8 +99,11 @@ class O2CTask(Task):  # type: ignore[misc]
                 metrics.milestone_latency(milestone, stamps)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started_at = time.time()
         try:
-            return super().__call__(*args, **kwargs)
+            result = super().__call__(*args, **kwargs)
+            self.resolve_dead_letters(filed_before=started_at)
+            return result
         except (Retry, Ignore, Reject):
             raise
         except O2CError as exc:
@@ -116,10 +119,12 @@ class O2CTask(Task):  # type: ignore[misc]
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def resolve_dead_letters(self) -> None:
-        """The transaction completed: its older open dead letters are resolved by it."""
-        resolved = self.runtime.dead_letters.resolve(self.trace_key,
-                                                     resolved_by=str(self.request.id))
+    def resolve_dead_letters(self, *, filed_before: float) -> None:
+        """This step succeeded: its own dead letters of this trace key, filed before it
+        started, are resolved by it (another step's, or a newer one, stay as they are)."""
+        resolved = self.runtime.dead_letters.resolve(
+            self.trace_key, task=self.name, filed_before=filed_before,
+            resolved_by=str(self.request.id))
         if resolved:
             log.info("resolved %d dead letter(s) by a later success", len(resolved),
                      extra={"dead_letters": resolved})

@@ -25,7 +25,6 @@ def write_back(self: O2CTask, payload: dict[str, Any]) -> None:
     ctx = ChainContext.load(payload)
     orders.write_back(ctx, sf=rt.salesforce, fields=rt.fields)
     self.record("written_back", milestone="written_back", erp_order=ctx.need_erp_order().name)
-    self.resolve_dead_letters()
 
 
 @app.task(name="o2c.order.sync_status", bind=True)
