@@ -16,7 +16,7 @@ from config.routes import DEFAULT_ROUTES
 from o2c_workers import catalogue, metrics, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import O2CError, Transient
+from o2c_workers.errors import DeadLettered, O2CError, Transient
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
@@ -37,6 +37,10 @@ class O2CTask(Task):  # type: ignore[misc]
     resultrepr_maxsize = 12
     #: Attempts, backoff base and cap for retryable errors; None takes the settings'.
     retry_policy: RetryPolicy | None = None
+    #: Raised once the step is in the dead-letter queue: Celery logs it without a traceback
+    #: and acks the message, Flower shows the task failed, Sentry's Celery integration
+    #: leaves it alone (``_dead_letter`` reported it once, by the business-error policy).
+    throws = (DeadLettered,)
 
     @property
     def domain(self) -> str:
@@ -104,20 +108,21 @@ class O2CTask(Task):  # type: ignore[misc]
             result = super().__call__(*args, **kwargs)
             self.resolve_dead_letters(filed_before=started_at)
             return result
-        except (Retry, Ignore, Reject):
+        except (Retry, Ignore, Reject, DeadLettered):
             raise
         except O2CError as exc:
-            self._handle_error(exc, args, kwargs)
+            raise self._handle_error(exc, args, kwargs) from None
         except SoftTimeLimitExceeded as exc:
-            self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args, kwargs)
+            raise self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args,
+                                     kwargs) from None
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("state store unreachable, returning the message: %s", exc)
             raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
-            self._dead_letter(exc, args, kwargs, category=catalogue.UNEXPECTED,
-                              remediation=catalogue.remediation(catalogue.UNEXPECTED))
-            raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            # From None: the entry keeps the traceback; Flower's copy names only the entry.
+            raise self._dead_letter(
+                exc, args, kwargs, category=catalogue.UNEXPECTED,
+                remediation=catalogue.remediation(catalogue.UNEXPECTED)) from None
 
     def resolve_dead_letters(self, *, filed_before: float) -> None:
         """This step succeeded: its own dead letters of this trace key, filed before it
@@ -129,7 +134,9 @@ class O2CTask(Task):  # type: ignore[misc]
             log.info("resolved %d dead letter(s) by a later success", len(resolved),
                      extra={"dead_letters": resolved})
 
-    def _handle_error(self, exc: O2CError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _handle_error(self, exc: O2CError, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> DeadLettered:
+        """Retry a retryable error (raises ``Retry``); else file it and return what to raise."""
         if exc.retryable:
             attempt = self.request.retries + 1
             policy = self.policy
@@ -147,12 +154,10 @@ class O2CTask(Task):  # type: ignore[misc]
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)
                 except INFRASTRUCTURE_ERRORS as publish_error:
                     raise Reject(str(publish_error), requeue=True) from publish_error
-            self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
-                              remediation=exc.remediation)
-        else:
-            self._dead_letter(exc, args, kwargs, category=exc.category,
-                              remediation=exc.remediation)
-        raise Ignore()
+            return self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
+                                     remediation=exc.remediation)
+        return self._dead_letter(exc, args, kwargs, category=exc.category,
+                                 remediation=exc.remediation)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any], einfo: Any) -> None:
@@ -178,8 +183,9 @@ class O2CTask(Task):  # type: ignore[misc]
         return []
 
     def _dead_letter(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                     category: str, remediation: str) -> None:
-        """File the step in the dead-letter queue; if that fails, hand the message back."""
+                     category: str, remediation: str) -> DeadLettered:
+        """File the step in the dead-letter queue and report it; if that fails, hand the
+        message back. Returns the exception that ends the task."""
         runtime = self.runtime
         now = time.time()
         payload = args[0] if args else None
@@ -218,3 +224,5 @@ class O2CTask(Task):  # type: ignore[misc]
             exc, trace_key=entry.trace_key, domain=entry.domain, category=category,
             dead_letter=entry.id,
             report_business=runtime.settings.sentry_report_business_errors)
+        return DeadLettered(category=category, error_class=entry.error_class,
+                            dead_letter=entry.id)

@@ -104,3 +104,26 @@ class NotFound(O2CError):
 
     category = catalogue.NOT_FOUND
     remediation = catalogue.remediation(catalogue.NOT_FOUND)
+
+
+class DeadLettered(O2CError):
+    """Raised once a step is filed in the dead-letter queue: the task ends as failed (Flower
+    shows it so, with its category), its message is acked and nothing retries it. The text
+    names the category, the team and the entry, never the data."""
+
+    def __init__(self, *, category: str, error_class: str, dead_letter: str) -> None:
+        found = catalogue.CATEGORIES.get(category)
+        team = found.team if found is not None else catalogue.INTEGRATION
+        super().__init__(f"dead-lettered {category} ({team}): {error_class}; "
+                         f"o2c dlq show {dead_letter}", category=category)
+        self.error_class = error_class
+        self.dead_letter = dead_letter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # It crosses from a pool process to the worker's main process by pickle, whose
+        # default passes the message alone.
+        return _dead_lettered, (self.category, self.error_class, self.dead_letter)
+
+
+def _dead_lettered(category: str, error_class: str, dead_letter: str) -> DeadLettered:
+    return DeadLettered(category=category, error_class=error_class, dead_letter=dead_letter)
