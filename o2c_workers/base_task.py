@@ -13,10 +13,10 @@ from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Time
 from kombu.exceptions import OperationalError
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import catalogue, metrics, sentry, timeline
+from o2c_workers import catalogue, metrics, poison, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import DeadLettered, O2CError, Transient
+from o2c_workers.errors import DeadLettered, O2CError, Transient, WorkerLost
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
@@ -41,6 +41,8 @@ class O2CTask(Task):  # type: ignore[misc]
     #: and acks the message, Flower shows the task failed, Sentry's Celery integration
     #: leaves it alone (``_dead_letter`` reported it once, by the business-error policy).
     throws = (DeadLettered,)
+    #: Notes how a lost pool process died, for the poison-message count.
+    Request = "o2c_workers.poison:LostWorkerRequest"
 
     @property
     def domain(self) -> str:
@@ -105,6 +107,7 @@ class O2CTask(Task):  # type: ignore[misc]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started_at = time.time()
         try:
+            self._refuse_poison(args, kwargs)
             result = super().__call__(*args, **kwargs)
             self.resolve_dead_letters(filed_before=started_at)
             return result
@@ -123,6 +126,32 @@ class O2CTask(Task):  # type: ignore[misc]
             raise self._dead_letter(
                 exc, args, kwargs, category=catalogue.UNEXPECTED,
                 remediation=catalogue.remediation(catalogue.UNEXPECTED)) from None
+        finally:
+            self._run_ended(self.request.id)
+
+    def _refuse_poison(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Count this run in; dead-letter the message instead if its earlier runs died with
+        their process ``O2C_MAX_WORKER_LOST`` times (``o2c_workers.poison``)."""
+        if not self.request.id:
+            return
+        runtime = self.runtime
+        runs = poison.started(runtime.redis, runtime.prefix, str(self.request.id))
+        if runs.lost < runtime.settings.max_worker_lost:
+            return
+        exit_text = runs.last_exit or "not seen: the whole worker went down"
+        lost = WorkerLost(f"the process running this step was lost {runs.lost} times in a "
+                          f"row (last exit: {exit_text}); not run again")
+        raise self._dead_letter(lost, args, kwargs, category=catalogue.WORKER_LOST,
+                                remediation=lost.remediation, attempts=runs.lost)
+
+    def _run_ended(self, task_id: str | None) -> None:
+        """The run ended without its process dying: drop its poison-message count."""
+        if not task_id:
+            return
+        try:
+            poison.finished(self.runtime.redis, self.runtime.prefix, task_id)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("cannot clear the run count of %s: %s", task_id, exc)
 
     def resolve_dead_letters(self, *, filed_before: float) -> None:
         """This step succeeded: its own dead letters of this trace key, filed before it
@@ -170,6 +199,7 @@ class O2CTask(Task):  # type: ignore[misc]
                                   remediation=catalogue.remediation(catalogue.TIMEOUT))
             except Reject:
                 log.error("cannot store the dead letter of a timed-out step", exc_info=True)
+            self._run_ended(task_id)
 
     def _remaining_chain(self) -> list[str]:
         """The steps that were to follow this one: from the message, or (where the message
@@ -183,7 +213,8 @@ class O2CTask(Task):  # type: ignore[misc]
         return []
 
     def _dead_letter(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                     category: str, remediation: str) -> DeadLettered:
+                     category: str, remediation: str,
+                     attempts: int | None = None) -> DeadLettered:
         """File the step in the dead-letter queue and report it; if that fails, hand the
         message back. Returns the exception that ends the task."""
         runtime = self.runtime
@@ -203,7 +234,7 @@ class O2CTask(Task):  # type: ignore[misc]
             category=category,
             message=str(exc),
             remediation=remediation,
-            attempts=self.request.retries + 1,
+            attempts=self.request.retries + 1 if attempts is None else attempts,
             first_failed_at=now,
             last_failed_at=now,
             traceback="".join(traceback.format_exception(exc)),

@@ -106,6 +106,13 @@ class NotFound(O2CError):
     remediation = catalogue.remediation(catalogue.NOT_FOUND)
 
 
+class WorkerLost(O2CError):
+    """The step's earlier runs killed the process running them (a poison message)."""
+
+    category = catalogue.WORKER_LOST
+    remediation = catalogue.remediation(catalogue.WORKER_LOST)
+
+
 class DeadLettered(O2CError):
     """Raised once a step is filed in the dead-letter queue: the task ends as failed (Flower
     shows it so, with its category), its message is acked and nothing retries it. The text
