@@ -16,7 +16,7 @@ from config.routes import DEFAULT_ROUTES
 from o2c_workers import catalogue, metrics, poison, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import DeadLettered, O2CError, Transient, WorkerLost
+from o2c_workers.errors import DeadLettered, NotOurs, O2CError, Transient, WorkerLost
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
@@ -113,6 +113,9 @@ class O2CTask(Task):  # type: ignore[misc]
             return result
         except (Retry, Ignore, Reject, DeadLettered):
             raise
+        except NotOurs as exc:
+            self._ignore(exc, filed_before=started_at)
+            return None
         except O2CError as exc:
             raise self._handle_error(exc, args, kwargs) from None
         except SoftTimeLimitExceeded as exc:
@@ -128,6 +131,17 @@ class O2CTask(Task):  # type: ignore[misc]
                 remediation=catalogue.remediation(catalogue.UNEXPECTED)) from None
         finally:
             self._run_ended(self.request.id)
+
+    def _ignore(self, exc: NotOurs, *, filed_before: float) -> None:
+        """The document is not ours: the step succeeds doing nothing, counted and on the
+        timeline; no dead letter, no Sentry event."""
+        log.info("ignored: %s", exc.message, extra={"reason": exc.reason})
+        metrics.ignored(self.domain, exc.reason)
+        try:
+            self.record("ignored", reason=exc.reason)
+            self.resolve_dead_letters(filed_before=filed_before)
+        except INFRASTRUCTURE_ERRORS as store_error:
+            raise Reject(str(store_error), requeue=True) from store_error
 
     def _refuse_poison(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Count this run in; dead-letter the message instead if its earlier runs died with

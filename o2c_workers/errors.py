@@ -106,6 +106,25 @@ class NotFound(O2CError):
     remediation = catalogue.remediation(catalogue.NOT_FOUND)
 
 
+#: Why a document is not ours (``NotOurs.reason``, the ``reason`` label of
+#: ``o2c_ignored_total``): an order with no Salesforce id, an invoice made from no order, a
+#: payment of no sales invoice.
+NO_SALESFORCE_ID = "no_salesforce_id"
+NO_SALES_ORDER = "no_sales_order"
+NO_SALES_INVOICE = "no_sales_invoice"
+
+
+class NotOurs(O2CError):
+    """Not a failure: the ERP document did not come from Salesforce (keyed in the ERP by
+    hand, with its invoices and payments). The step acknowledges it, counts it ignored and
+    changes nothing; ``reason`` is one of the constants above."""
+
+    category = "ignored"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+
+
 class WorkerLost(O2CError):
     """The step's earlier runs killed the process running them (a poison message)."""
 

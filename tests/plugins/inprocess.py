@@ -8,6 +8,7 @@ Import the fixture where it is used: ``from tests.plugins.inprocess import fleet
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -61,11 +62,15 @@ class FleetInProcess:
             http.post(f"{self.sandbox.sf_url}/_sandbox/opportunities/win",
                       json={"ids": list(ids)}, timeout=30).raise_for_status()
 
-    def sf_record(self, sobject: str, record_id: str) -> dict[str, Any]:
+    def sf_records(self, sobject: str) -> dict[str, dict[str, Any]]:
+        """Every record of an sObject type in the Salesforce simulator, by id."""
         with self.sandbox.salesforce.session() as http:
             response = http.get(f"{self.sandbox.sf_url}/_sandbox/records/{sobject}", timeout=10)
             response.raise_for_status()
-        return {r["Id"]: r for r in response.json()}[record_id]
+        return {r["Id"]: r for r in response.json()}
+
+    def sf_record(self, sobject: str, record_id: str) -> dict[str, Any]:
+        return self.sf_records(sobject)[record_id]
 
     def erp(self, method: str, path: str, **kwargs: Any) -> Any:
         cfg = self.sandbox.erp_config
@@ -133,9 +138,14 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
         get_settings.cache_clear()
         settings = get_settings()
         _use_test_broker(settings)
-        celery_app.log.already_setup = True  # keep pytest's log capture
+        # The worker sets up the process's logging as in production; pytest's capture comes
+        # back right after, so tests can read the log records.
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
         stack.enter_context(start_worker(celery_app, pool="solo", perform_ping_check=False,
                                          shutdown_timeout=30))
+        root.handlers[:] = handlers
+        root.setLevel(level)
         wait_for(lambda: redis_client.zcard(keys.delivery_consumers(settings.key_prefix)),
                  timeout_s=10, what="the worker to consume")
         return FleetInProcess(sandbox, settings, server.url, redis_client)
