@@ -43,6 +43,11 @@ key                                         type    what, and its TTL
                                                     dead letter removes one; members older
                                                     than the timeline TTL are dropped as
                                                     new ones are added
+``{p}:worker_lost:{task_id}``               hash    runs of one message that started and
+                                                    did not end (``runs``), and the last
+                                                    lost worker's exit (``exit``); deleted
+                                                    when a run ends; TTL 24 h, renewed at
+                                                    each start (``o2c_workers.poison``)
 ``{p}:limit:{name}:rate:{key}``             zset    a fleet-wide rate window (``name`` is
                                                     ``erp``; ``key`` an endpoint class,
                                                     ``default``): one member per request
@@ -63,11 +68,6 @@ key                                         type    what, and its TTL
 ``{p}:delivery:consumer:{id}:held:{queue}`` list    the messages consumer ``id`` took from
                                                     ``queue`` and has not yet acked; emptied
                                                     back onto ``queue`` when it is reaped
-``{p}:worker_lost:{task_id}``               hash    runs of one message that started and
-                                                    did not end (``runs``), and the last
-                                                    lost worker's exit (``exit``); deleted
-                                                    when a run ends; TTL 24 h, renewed at
-                                                    each start (``o2c_workers.poison``)
 ``{p}:delivery:delayed``                    zset    retries waiting for their countdown:
                                                     ``{queue key}\\n{message}`` scored by
                                                     when due (epoch ms); moved when due
@@ -142,6 +142,10 @@ def transaction_index_active(prefix: str) -> str:
     return f"{prefix}:txn:idx:active"
 
 
+def worker_lost(prefix: str, task_id: str) -> str:
+    return f"{prefix}:worker_lost:{task_id}"
+
+
 def limiter(prefix: str, name: str) -> str:
     return f"{prefix}:limit:{name}"
 
@@ -157,10 +161,6 @@ def limiter_slots(prefix: str, name: str, key: str) -> str:
 def limiter_pause(prefix: str, name: str) -> str:
     return f"{limiter(prefix, name)}:pause"
 
-
-
-def worker_lost(prefix: str, task_id: str) -> str:
-    return f"{prefix}:worker_lost:{task_id}"
 
 
 def delivery_consumers(prefix: str) -> str:
