@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = 3600
     #: The longest countdown any retry may ask for; longer waits are parked in Redis.
     max_countdown_s: int = 900
+    #: A message whose runs died with their process this many times in a row (a poison
+    #: message: SIGKILL, out of memory, a native crash) is dead-lettered ``worker_lost``
+    #: rather than handed back once more.
+    max_worker_lost: int = Field(default=3, ge=1)
 
     #: Celery-level retries of a step: attempts in all, backoff base and cap.
     retry_max_attempts: int = 8

@@ -13,10 +13,10 @@ from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, Time
 from kombu.exceptions import OperationalError
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import catalogue, metrics, sentry, timeline
+from o2c_workers import catalogue, metrics, poison, sentry, timeline
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import O2CError, Transient
+from o2c_workers.errors import DeadLettered, NotOurs, O2CError, Transient, WorkerLost
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
@@ -37,6 +37,12 @@ class O2CTask(Task):  # type: ignore[misc]
     resultrepr_maxsize = 12
     #: Attempts, backoff base and cap for retryable errors; None takes the settings'.
     retry_policy: RetryPolicy | None = None
+    #: Raised once the step is in the dead-letter queue: Celery logs it without a traceback
+    #: and acks the message, Flower shows the task failed, Sentry's Celery integration
+    #: leaves it alone (``_dead_letter`` reported it once, by the business-error policy).
+    throws = (DeadLettered,)
+    #: Notes how a lost pool process died, for the poison-message count.
+    Request = "o2c_workers.poison:LostWorkerRequest"
 
     @property
     def domain(self) -> str:
@@ -99,36 +105,85 @@ class O2CTask(Task):  # type: ignore[misc]
                 metrics.milestone_latency(milestone, stamps)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started_at = time.time()
         try:
-            return super().__call__(*args, **kwargs)
-        except (Retry, Ignore, Reject):
+            self._refuse_poison(args, kwargs)
+            result = super().__call__(*args, **kwargs)
+            self.resolve_dead_letters(filed_before=started_at)
+            return result
+        except (Retry, Ignore, Reject, DeadLettered):
             raise
+        except NotOurs as exc:
+            self._ignore(exc, filed_before=started_at)
+            return None
         except O2CError as exc:
-            self._handle_error(exc, args, kwargs)
+            raise self._handle_error(exc, args, kwargs) from None
         except SoftTimeLimitExceeded as exc:
-            self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args, kwargs)
+            raise self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args,
+                                     kwargs) from None
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("state store unreachable, returning the message: %s", exc)
             raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
-            self._dead_letter(exc, args, kwargs, category=catalogue.UNEXPECTED,
-                              remediation=catalogue.remediation(catalogue.UNEXPECTED))
-            raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            # From None: the entry keeps the traceback; Flower's copy names only the entry.
+            raise self._dead_letter(
+                exc, args, kwargs, category=catalogue.UNEXPECTED,
+                remediation=catalogue.remediation(catalogue.UNEXPECTED)) from None
+        finally:
+            self._run_ended(self.request.id)
 
     def end_chain(self) -> None:
         """The transaction ends with this step: publish none of the steps after it."""
         self.request.chain = None
 
-    def resolve_dead_letters(self) -> None:
-        """The transaction completed: its older open dead letters are resolved by it."""
-        resolved = self.runtime.dead_letters.resolve(self.trace_key,
-                                                     resolved_by=str(self.request.id))
+    def _ignore(self, exc: NotOurs, *, filed_before: float) -> None:
+        """The document is not ours: the step succeeds doing nothing, counted and on the
+        timeline; no dead letter, no Sentry event."""
+        log.info("ignored: %s", exc.message, extra={"reason": exc.reason})
+        metrics.ignored(self.domain, exc.reason)
+        try:
+            self.record("ignored", reason=exc.reason)
+            self.resolve_dead_letters(filed_before=filed_before)
+        except INFRASTRUCTURE_ERRORS as store_error:
+            raise Reject(str(store_error), requeue=True) from store_error
+
+    def _refuse_poison(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Count this run in; dead-letter the message instead if its earlier runs died with
+        their process ``O2C_MAX_WORKER_LOST`` times (``o2c_workers.poison``)."""
+        if not self.request.id:
+            return
+        runtime = self.runtime
+        runs = poison.started(runtime.redis, runtime.prefix, str(self.request.id))
+        if runs.lost < runtime.settings.max_worker_lost:
+            return
+        exit_text = runs.last_exit or "not seen: the whole worker went down"
+        lost = WorkerLost(f"the process running this step was lost {runs.lost} times in a "
+                          f"row (last exit: {exit_text}); not run again")
+        raise self._dead_letter(lost, args, kwargs, category=catalogue.WORKER_LOST,
+                                remediation=lost.remediation, attempts=runs.lost)
+
+    def _run_ended(self, task_id: str | None) -> None:
+        """The run ended without its process dying: drop its poison-message count."""
+        if not task_id:
+            return
+        try:
+            poison.finished(self.runtime.redis, self.runtime.prefix, task_id)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("cannot clear the run count of %s: %s", task_id, exc)
+
+    def resolve_dead_letters(self, *, filed_before: float) -> None:
+        """This step succeeded: its own dead letters of this trace key, filed before it
+        started, are resolved by it (another step's, or a newer one, stay as they are)."""
+        resolved = self.runtime.dead_letters.resolve(
+            self.trace_key, task=self.name, filed_before=filed_before,
+            resolved_by=str(self.request.id))
         if resolved:
             log.info("resolved %d dead letter(s) by a later success", len(resolved),
                      extra={"dead_letters": resolved})
 
-    def _handle_error(self, exc: O2CError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _handle_error(self, exc: O2CError, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> DeadLettered:
+        """Retry a retryable error (raises ``Retry``); else file it and return what to raise."""
         if exc.retryable:
             attempt = self.request.retries + 1
             policy = self.policy
@@ -146,12 +201,10 @@ class O2CTask(Task):  # type: ignore[misc]
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)
                 except INFRASTRUCTURE_ERRORS as publish_error:
                     raise Reject(str(publish_error), requeue=True) from publish_error
-            self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
-                              remediation=exc.remediation)
-        else:
-            self._dead_letter(exc, args, kwargs, category=exc.category,
-                              remediation=exc.remediation)
-        raise Ignore()
+            return self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
+                                     remediation=exc.remediation)
+        return self._dead_letter(exc, args, kwargs, category=exc.category,
+                                 remediation=exc.remediation)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any], einfo: Any) -> None:
@@ -164,6 +217,7 @@ class O2CTask(Task):  # type: ignore[misc]
                                   remediation=catalogue.remediation(catalogue.TIMEOUT))
             except Reject:
                 log.error("cannot store the dead letter of a timed-out step", exc_info=True)
+            self._run_ended(task_id)
 
     def _remaining_chain(self) -> list[str]:
         """The steps that were to follow this one: from the message, or (where the message
@@ -177,8 +231,10 @@ class O2CTask(Task):  # type: ignore[misc]
         return []
 
     def _dead_letter(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                     category: str, remediation: str) -> None:
-        """File the step in the dead-letter queue; if that fails, hand the message back."""
+                     category: str, remediation: str,
+                     attempts: int | None = None) -> DeadLettered:
+        """File the step in the dead-letter queue and report it; if that fails, hand the
+        message back. Returns the exception that ends the task."""
         runtime = self.runtime
         now = time.time()
         payload = args[0] if args else None
@@ -196,7 +252,7 @@ class O2CTask(Task):  # type: ignore[misc]
             category=category,
             message=str(exc),
             remediation=remediation,
-            attempts=self.request.retries + 1,
+            attempts=self.request.retries + 1 if attempts is None else attempts,
             first_failed_at=now,
             last_failed_at=now,
             traceback="".join(traceback.format_exception(exc)),
@@ -217,3 +273,5 @@ class O2CTask(Task):  # type: ignore[misc]
             exc, trace_key=entry.trace_key, domain=entry.domain, category=category,
             dead_letter=entry.id,
             report_business=runtime.settings.sentry_report_business_errors)
+        return DeadLettered(category=category, error_class=entry.error_class,
+                            dead_letter=entry.id)

@@ -23,6 +23,7 @@ UNROUTED = "unrouted"
 EXHAUSTED = "exhausted"
 THROTTLED = "throttled"
 TIMEOUT = "timeout"
+WORKER_LOST = "worker_lost"
 AUTH = "auth"
 NOT_FOUND = "not_found"
 UNEXPECTED = "unexpected"
@@ -82,6 +83,10 @@ _TABLE = (
              "configured limits, then requeue.", operational=True),
     Category(TIMEOUT, INTEGRATION, "the step hung past its hard time limit (is the ERP or "
              "Salesforce answering?); requeue once it is.", operational=True),
+    Category(WORKER_LOST, INTEGRATION, "the step killed the worker process running it "
+             "O2C_MAX_WORKER_LOST times in a row (out of memory, a crash in a native library, "
+             "a kill from outside); read the exit in the message and the worker's logs, fix "
+             "the cause, then requeue.", operational=True),
     Category(AUTH, INTEGRATION, "renew or correct the ERP or Salesforce credentials, then "
              "requeue.", operational=True),
     Category(NOT_FOUND, INTEGRATION, "a record the step needs is missing in the ERP or "

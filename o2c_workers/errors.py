@@ -104,3 +104,52 @@ class NotFound(O2CError):
 
     category = catalogue.NOT_FOUND
     remediation = catalogue.remediation(catalogue.NOT_FOUND)
+
+
+#: Why a document is not ours (``NotOurs.reason``, the ``reason`` label of
+#: ``o2c_ignored_total``): an order with no Salesforce id, an invoice made from no order, a
+#: payment of no sales invoice.
+NO_SALESFORCE_ID = "no_salesforce_id"
+NO_SALES_ORDER = "no_sales_order"
+NO_SALES_INVOICE = "no_sales_invoice"
+
+
+class NotOurs(O2CError):
+    """Not a failure: the ERP document did not come from Salesforce (keyed in the ERP by
+    hand, with its invoices and payments). The step acknowledges it, counts it ignored and
+    changes nothing; ``reason`` is one of the constants above."""
+
+    category = "ignored"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+
+
+class WorkerLost(O2CError):
+    """The step's earlier runs killed the process running them (a poison message)."""
+
+    category = catalogue.WORKER_LOST
+    remediation = catalogue.remediation(catalogue.WORKER_LOST)
+
+
+class DeadLettered(O2CError):
+    """Raised once a step is filed in the dead-letter queue: the task ends as failed (Flower
+    shows it so, with its category), its message is acked and nothing retries it. The text
+    names the category, the team and the entry, never the data."""
+
+    def __init__(self, *, category: str, error_class: str, dead_letter: str) -> None:
+        found = catalogue.CATEGORIES.get(category)
+        team = found.team if found is not None else catalogue.INTEGRATION
+        super().__init__(f"dead-lettered {category} ({team}): {error_class}; "
+                         f"o2c dlq show {dead_letter}", category=category)
+        self.error_class = error_class
+        self.dead_letter = dead_letter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # It crosses from a pool process to the worker's main process by pickle, whose
+        # default passes the message alone.
+        return _dead_lettered, (self.category, self.error_class, self.dead_letter)
+
+
+def _dead_lettered(category: str, error_class: str, dead_letter: str) -> DeadLettered:
+    return DeadLettered(category=category, error_class=error_class, dead_letter=dead_letter)

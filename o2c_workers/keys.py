@@ -43,6 +43,11 @@ key                                         type    what, and its TTL
                                                     dead letter removes one; members older
                                                     than the timeline TTL are dropped as
                                                     new ones are added
+``{p}:worker_lost:{task_id}``               hash    runs of one message that started and
+                                                    did not end (``runs``), and the last
+                                                    lost worker's exit (``exit``); deleted
+                                                    when a run ends; TTL 24 h, renewed at
+                                                    each start (``o2c_workers.poison``)
 ``{p}:limit:{name}:rate:{key}``             zset    a fleet-wide rate window (``name`` is
                                                     ``erp``; ``key`` an endpoint class,
                                                     ``default``): one member per request
@@ -135,6 +140,10 @@ def transaction_index_won(prefix: str) -> str:
 
 def transaction_index_active(prefix: str) -> str:
     return f"{prefix}:txn:idx:active"
+
+
+def worker_lost(prefix: str, task_id: str) -> str:
+    return f"{prefix}:worker_lost:{task_id}"
 
 
 def limiter(prefix: str, name: str) -> str:

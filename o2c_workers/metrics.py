@@ -86,6 +86,8 @@ LIMITER_THROTTLES = Counter("o2c_limiter_throttles", "Acquires that gave up (Thr
 LIMITER_PAUSES = Counter("o2c_limiter_pauses", "Fleet-wide pauses asked for after a 429.",
                          ["limiter"])
 DEAD_LETTERS = Counter("o2c_dead_letters", "Dead letters filed.", ["domain", "category"])
+IGNORED = Counter("o2c_ignored", "Steps that found their ERP document not ours (keyed in the "
+                  "ERP, not from Salesforce): acknowledged, left alone.", ["domain", "reason"])
 WON_TO_BOOKED = Histogram(
     "o2c_won_to_booked_seconds", "From Closed Won in Salesforce to the ERP sales order.",
     buckets=WON_TO_BOOKED_BUCKETS_S)
@@ -200,6 +202,10 @@ def task_done(task_name: str, outcome: str, seconds: float | None) -> None:
 
 def dead_letter(domain: str, category: str) -> None:
     DEAD_LETTERS.labels(domain, category).inc()
+
+
+def ignored(domain: str, reason: str) -> None:
+    IGNORED.labels(domain, reason).inc()
 
 
 def erp_resource(path: str) -> str:

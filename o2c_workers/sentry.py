@@ -2,9 +2,9 @@
 
 What is sent, and what is not:
 
-- Unexpected exceptions of tasks (Celery integration) and of the receiver, and ERROR log
-  lines (logging integration); tagged with the trace key, the domain, the task and, for a
-  dead letter, its error category.
+- Unexpected exceptions of tasks (dead-lettered ``unexpected``, reported here once) and
+  of the receiver, and ERROR log lines (logging integration); tagged with the trace key,
+  the domain, the task and, for a dead letter, its error category.
 - A retry is never an event (the Celery integration ignores ``Retry``); a retryable error
   is reported once, when its attempts are exhausted and it is dead-lettered.
 - Business errors (category ``business``, ``credit_hold``, ``invalid_payload``, ...) are
@@ -106,17 +106,14 @@ def is_business(category: str) -> bool:
 
 def report_dead_letter(exc: BaseException, *, trace_key: str, domain: str, category: str,
                        dead_letter: str, report_business: bool) -> None:
-    """Send a dead-lettered error to Sentry when it is worth an alert.
-
-    ``unexpected`` errors are re-raised after filing and the Celery integration sends them;
-    here they only get their tags.
-    """
+    """Send a dead-lettered error to Sentry when it is worth an alert, once: the exception
+    that then ends the task (``DeadLettered``) is in the task's ``throws``, which the Celery
+    integration does not report. A defect (``unexpected``) is grouped by its stack trace;
+    the others by domain, category and error class."""
     if not _enabled:
         return
     sentry_sdk.set_tag("error_category", category)
     sentry_sdk.set_tag("dead_letter", dead_letter)
-    if category == "unexpected":
-        return
     if is_business(category) and not report_business:
         return
     with sentry_sdk.new_scope() as scope:
@@ -124,7 +121,8 @@ def report_dead_letter(exc: BaseException, *, trace_key: str, domain: str, categ
         scope.set_tag("domain", domain)
         scope.set_tag("error_category", category)
         scope.set_level("warning" if is_business(category) else "error")
-        scope.fingerprint = ["o2c-dead-letter", domain, category, type(exc).__name__]
+        if category != catalogue.UNEXPECTED:
+            scope.fingerprint = ["o2c-dead-letter", domain, category, type(exc).__name__]
         sentry_sdk.capture_exception(exc)
 
 

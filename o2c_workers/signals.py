@@ -12,6 +12,7 @@ from celery.utils.log import get_task_logger
 
 from config import get_settings
 from o2c_workers import compat, logs, metrics, sentry
+from o2c_workers.errors import DeadLettered
 from o2c_workers.runtime import build_runtime, check_erp_at_start, set_runtime
 
 #: The message header that carries the transaction's trace key.
@@ -20,9 +21,10 @@ TRACE_HEADER = "trace_key"
 log = get_task_logger(__name__)
 
 #: Task states at postrun → the outcome label of ``o2c_tasks_total``. The base task raises
-#: ``Ignore`` only once a step is dead-lettered, and ``Reject`` to hand a message back.
-OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "IGNORED": "dead_lettered",
-            "FAILURE": "failed", "REJECTED": "returned"}
+#: ``DeadLettered`` (a FAILURE) once a step is dead-lettered, and ``Reject`` to hand a
+#: message back.
+OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "FAILURE": "failed",
+            "REJECTED": "returned"}
 
 #: Monotonic start of each running task, by task id (one entry per pool slot).
 _started: dict[str, float] = {}
@@ -88,12 +90,14 @@ def bind_trace_key(task: Any = None, task_id: str | None = None, **_: Any) -> No
 
 
 def clear_trace_key(task: Any = None, task_id: str | None = None, state: str | None = None,
-                    **_: Any) -> None:
+                    retval: Any = None, **_: Any) -> None:
     logs.unbind()
     started = _started.pop(task_id, None) if task_id else None
     name = getattr(task, "name", None)
     if name:
-        metrics.task_done(name, OUTCOMES.get(state or "", str(state).lower()),
+        outcome = "dead_lettered" if isinstance(retval, DeadLettered) \
+            else OUTCOMES.get(state or "", str(state).lower())
+        metrics.task_done(name, outcome,
                           None if started is None else time.monotonic() - started)
 
 

@@ -20,7 +20,6 @@ def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | Non
     if isinstance(result, pricing.Skipped):
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
         self.end_chain()
-        self.resolve_dead_letters()
         return None
     booked = result.order
     self.record("order_submitted", milestone="booked", erp_order=booked.name,
@@ -35,7 +34,6 @@ def write_back(self: O2CTask, payload: dict[str, Any]) -> None:
     ctx = ChainContext.load(payload)
     orders.write_back(ctx, sf=rt.salesforce, fields=rt.fields)
     self.record("written_back", milestone="written_back", erp_order=ctx.need_erp_order().name)
-    self.resolve_dead_letters()
 
 
 @app.task(name="o2c.order.sync_status", bind=True)
@@ -61,4 +59,3 @@ def follow_opportunity(self: O2CTask, payload: dict[str, Any]) -> None:
     else:
         self.record("followed", closes=True, action=done.action, stage=done.stage,
                     erp_order=order)
-    self.resolve_dead_letters()

@@ -19,7 +19,6 @@ def validate_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | N
         # No longer won: the chain ends here, with no order and no dead letter.
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
         self.end_chain()
-        self.resolve_dead_letters()
         return None
     priced = result.pricing
     assert priced is not None

@@ -319,18 +319,25 @@ class DeadLetterStore:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def resolve(self, trace_key: str, *, resolved_by: str,
+    def resolve(self, trace_key: str, *, task: str, filed_before: float, resolved_by: str,
                 now: float | None = None) -> list[str]:
-        """Mark the open and requeued entries of ``trace_key`` resolved by a later success."""
+        """Mark resolved the open and requeued entries of one step (``task``) of ``trace_key``
+        last filed before ``filed_before`` (epoch s): that step has since succeeded.
+
+        Each entry changes in one compare-and-set with its timeline event; an entry that
+        changed meanwhile (requeued, edited, purged) is left as it now is.
+        """
         now = time.time() if now is None else now
+        index = keys.dlq_index_trace(self.prefix, trace_key)
         ids = [raw.decode() for raw in
-               sync(self.client.zrange(keys.dlq_index_trace(self.prefix, trace_key), 0, -1))]
-        pending = [e for e in self.many(ids) if e.status in (Status.OPEN, Status.REQUEUED)]
+               sync(self.client.zrangebyscore(index, "-inf", f"({filed_before!r}"))]
+        pending = [e for e in self.many(ids) if e.task == task
+                   and e.status in (Status.OPEN, Status.REQUEUED)]
         items = [self.change(e, status=Status.RESOLVED, now=now,
                              fields={"resolved_by": resolved_by, "resolved_at": now},
                              after=timeline.record_ops(
                                  self.prefix, trace_key, "dead_letter_resolved", at=now,
-                                 dead_letter=e.id, resolved_by=resolved_by))
+                                 dead_letter=e.id, task=task, resolved_by=resolved_by))
                  for e in pending]
         done = self.run(items)
         return [e.id for e, ok in zip(pending, done, strict=True) if ok]

@@ -1,18 +1,23 @@
 """Invoices and payments from the ERP, written back to their opportunities.
 
 Both read the document's current state from the ERP, never the event's copy, so events that
-arrive twice or out of order write the same, latest truth.
+arrive twice or out of order write the same, latest truth. Documents that did not come from
+Salesforce (an order keyed in the ERP by hand, its invoices and payments) are not ours:
+``NotOurs``, before anything is compared or written.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from o2c_workers.catalogue import RECONCILIATION
-from o2c_workers.errors import BusinessError, NotFound
+from o2c_workers.errors import NO_SALES_INVOICE, NO_SALES_ORDER, BusinessError, NotOurs
 from o2c_workers.models import ErpInvoice, ErpOrder, cents
 from o2c_workers.services.orders import WriteBackFields, opportunity_of_order
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+log = logging.getLogger("o2c.billing")
 
 
 @dataclass(frozen=True)
@@ -22,24 +27,26 @@ class InvoiceSynced:
     order: ErpOrder
 
 
-def order_of_invoice(invoice: ErpInvoice, erp: ErpAdapter) -> ErpOrder:
+def order_of_invoice(invoice: ErpInvoice, erp: ErpAdapter) -> tuple[ErpOrder, str]:
+    """The invoice's order and the opportunity it was booked from, or ``NotOurs``."""
     if not invoice.sales_order:
-        raise NotFound(f"invoice {invoice.name} is not linked to a sales order")
-    return erp.get_sales_order(invoice.sales_order)
+        raise NotOurs(f"invoice {invoice.name} was made from no sales order: keyed in the ERP",
+                      reason=NO_SALES_ORDER)
+    order = erp.get_sales_order(invoice.sales_order)
+    return order, opportunity_of_order(order)
 
 
 def sync_invoice(invoice_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
                  fields: WriteBackFields) -> InvoiceSynced:
     """Reconcile an invoice with its order to the cent, then write its status back."""
     invoice = erp.get_sales_invoice(invoice_name)
-    order = order_of_invoice(invoice, erp)
+    order, opportunity_id = order_of_invoice(invoice, erp)
     if (invoice.currency, cents(invoice.grand_total)) != (order.currency,
                                                            cents(order.grand_total)):
         raise BusinessError(
             f"invoice {invoice.name} total {invoice.grand_total} {invoice.currency} differs "
             f"from order {order.name} total {order.grand_total} {order.currency}",
             category=RECONCILIATION)
-    opportunity_id = opportunity_of_order(order)
     sf.update("Opportunity", opportunity_id, {fields.invoice_status: invoice.status})
     return InvoiceSynced(opportunity_id, invoice, order)
 
@@ -54,19 +61,30 @@ def payment_status(invoice: ErpInvoice) -> str:
 
 def apply_payment(payment_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
                   fields: WriteBackFields) -> list[InvoiceSynced]:
-    """A payment arrived: each invoice it pays gets its payment (and invoice) status."""
+    """A payment arrived: each invoice of ours it pays gets its payment (and invoice) status;
+    one that pays none of ours is ``NotOurs``."""
     payment = erp.get_payment_entry(payment_name)
+    if not payment.allocations:
+        raise NotOurs(f"payment {payment.name} pays no sales invoice", reason=NO_SALES_INVOICE)
     synced = []
     changes = []
+    foreign: list[NotOurs] = []
     for invoice_name in sorted(payment.allocations):
         invoice = erp.get_sales_invoice(invoice_name)
-        order = order_of_invoice(invoice, erp)
-        opportunity_id = opportunity_of_order(order)
+        try:
+            order, opportunity_id = order_of_invoice(invoice, erp)
+        except NotOurs as exc:
+            foreign.append(exc)
+            continue
         changes.append(("Opportunity", opportunity_id, {
             fields.payment_status: payment_status(invoice),
             fields.invoice_status: invoice.status,
         }))
         synced.append(InvoiceSynced(opportunity_id, invoice, order))
-    if changes:
-        sf.update_many(changes)
+    if not synced:
+        raise NotOurs(f"payment {payment.name} pays no invoice of ours: "
+                      f"{foreign[0].message}", reason=foreign[0].reason)
+    for other in foreign:
+        log.info("payment %s: left alone: %s", payment.name, other.message)
+    sf.update_many(changes)
     return synced

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from o2c_workers.catalogue import AMENDMENT_REQUIRED, RECONCILIATION
 from o2c_workers.chain import ChainContext
 from o2c_workers.erp import revisions
-from o2c_workers.errors import BusinessError
+from o2c_workers.errors import NO_SALESFORCE_ID, BusinessError, NotOurs
 from o2c_workers.models import ErpOrder
 from o2c_workers.services.compare import differences
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
@@ -191,6 +191,10 @@ def write_back(ctx: ChainContext, *, sf: SalesforceApi, fields: WriteBackFields)
 
 
 def opportunity_of_order(order: ErpOrder) -> str:
+    """The opportunity the order was booked from; one keyed in the ERP by hand has none."""
+    if not order.salesforce_id:
+        raise NotOurs(f"Sales Order {order.name} has no salesforce_id: keyed in the ERP, "
+                      f"not booked from Salesforce", reason=NO_SALESFORCE_ID)
     return revisions.parse(order.salesforce_id).opportunity_id
 
 

@@ -12,6 +12,7 @@ from o2c_workers.dlq import DeadLetter, DeadLetterStore, ops
 from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.replan import build_dlq
 from tests import soapmsg
+from tests.plugins.inprocess import fleet_in_process  # noqa: F401 - the fleet fixture
 
 TOKEN = "s3cret-webhook-token"
 ADMIN = "adm1n-t0ken-for-tests"

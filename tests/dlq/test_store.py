@@ -30,6 +30,14 @@ def ids(entries):
     return [e.id for e in entries]
 
 
+def resolve_every_step(store, trace_key, *, resolved_by, now=NOW):
+    """What the successes of every step of ``trace_key``, started at ``now``, resolve."""
+    return sorted(entry_id for domain in ("customer", "pricing", "order")
+                  for entry_id in store.resolve(trace_key, task=f"o2c.{domain}.probe_step",
+                                                filed_before=now, resolved_by=resolved_by,
+                                                now=now))
+
+
 def test_filters_by_category_domain_trace_key_and_age(store):
     e = seed(store)
     assert store.ids(category="credit_hold") == ids([e[0], e[1], e[4]])
@@ -54,7 +62,8 @@ def test_pages_and_totals_oldest_or_newest_first(store):
 
 def test_status_filters_follow_transitions(store, dlq, redis_client):
     e = seed(store)
-    assert store.resolve("trace-A", resolved_by="task-1", now=NOW) == ids([e[0], e[2], e[4]])
+    assert resolve_every_step(store, "trace-A", resolved_by="task-1") == sorted(
+        ids([e[0], e[2], e[4]]))
     assert store.ids(category="credit_hold") == [e[1].id]
     assert store.ids(status=Status.RESOLVED, category="credit_hold") == ids([e[0], e[4]])
     assert store.ids(status=None, category="credit_hold") == ids([e[0], e[1], e[4]])
@@ -65,20 +74,48 @@ def test_status_filters_follow_transitions(store, dlq, redis_client):
 
 def test_resolve_leaves_a_pointer_and_a_timeline_event(store, redis_client):
     e = seed(store)
-    store.resolve("trace-B", resolved_by="task-42", now=NOW)
+    resolve_every_step(store, "trace-B", resolved_by="task-42")
     entry = store.get(e[1].id)
     assert (entry.status, entry.resolved_by, entry.resolved_at) == (Status.RESOLVED, "task-42",
                                                                     NOW)
     events = timeline.read(redis_client, "o2c", "trace-B")
-    assert [ev["dead_letter"] for ev in events] == ids([e[1], e[3], e[5]])
+    assert sorted(ev["dead_letter"] for ev in events) == sorted(ids([e[1], e[3], e[5]]))
     assert {ev["event"] for ev in events} == {"dead_letter_resolved"}
     # Resolving again finds nothing open.
-    assert store.resolve("trace-B", resolved_by="task-43") == []
+    assert resolve_every_step(store, "trace-B", resolved_by="task-43") == []
+
+
+SYNC_INVOICE = "o2c.invoice.sync_invoice"
+
+
+def test_a_success_resolves_only_the_older_dead_letters_of_its_own_step(store, redis_client):
+    """Promise 10: the step (task) and the trace key must match, and the entry must have been
+    filed before the success started; a requeued one is resolved by its own step too."""
+    trace = "0065g00000000R1AAA"
+    own = store.add(worker_entry(1, domain="invoice", task=SYNC_INVOICE, trace_key=trace,
+                                 category="reconciliation", failed_at=NOW - 60))
+    requeued = store.add(worker_entry(2, domain="invoice", task=SYNC_INVOICE, trace_key=trace,
+                                      failed_at=NOW - 30, status="requeued"))
+    other_step = store.add(worker_entry(3, domain="order", task="o2c.order.write_back",
+                                        trace_key=trace, failed_at=NOW - 60))
+    newer = store.add(worker_entry(4, domain="invoice", task=SYNC_INVOICE, trace_key=trace,
+                                   failed_at=NOW + 1))
+    other_trace = store.add(worker_entry(5, domain="invoice", task=SYNC_INVOICE,
+                                         trace_key="0065g00000000R2AAA", failed_at=NOW - 60))
+    done = store.resolve(trace, task=SYNC_INVOICE, filed_before=NOW, resolved_by="task-7",
+                         now=NOW + 2)
+    assert sorted(done) == sorted([own.id, requeued.id])
+    assert {store.get(i).status for i in done} == {Status.RESOLVED}
+    assert store.ids(trace_key=trace) == [other_step.id, newer.id]
+    assert store.get(other_trace.id).status is Status.OPEN
+    events = timeline.read(redis_client, "o2c", trace)
+    assert {(ev["dead_letter"], ev["task"]) for ev in events} == {
+        (own.id, SYNC_INVOICE), (requeued.id, SYNC_INVOICE)}
 
 
 def test_closed_entries_expire_after_retention_and_leave_no_index_behind(store, redis_client):
     e = seed(store)
-    store.resolve("trace-A", resolved_by="task-1", now=NOW)
+    resolve_every_step(store, "trace-A", resolved_by="task-1")
     retention_s = RETENTION_D * 86400
     ttl = redis_client.ttl(store.key(e[0].id))
     assert retention_s < ttl <= retention_s + 86400
@@ -94,7 +131,7 @@ def test_closed_entries_expire_after_retention_and_leave_no_index_behind(store, 
 
 def test_stats_count_by_status_category_domain_and_name_the_oldest(store):
     e = seed(store)
-    store.resolve("trace-A", resolved_by="task-1", now=NOW)
+    resolve_every_step(store, "trace-A", resolved_by="task-1")
     data = store.stats(now=NOW)
     assert data["by_status"] == {"open": 3, "requeued": 0, "resolved": 3, "purged": 0}
     assert data["open_by_category"] == {"credit_hold": 1, "exhausted": 2}

@@ -25,6 +25,7 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World, generate_world
+from tests.plugins.inprocess import fleet_in_process  # noqa: F401 - the in-process fleet
 from tests.plugins.workers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
