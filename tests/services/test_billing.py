@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 import requests
 
-from o2c_workers.errors import BusinessError, NotFound
+from o2c_workers.errors import BusinessError, NotFound, NotOurs
 from o2c_workers.models import ErpInvoice
 from o2c_workers.sandbox.erp import ErpConfig
-from o2c_workers.services import billing, orders
+from o2c_workers.services import billing
 from o2c_workers.services.orders import WriteBackFields
 from tests.plugins.workers import wait_for
-from tests.services.test_orders import priced
+from tests.services.test_orders import priced, submit
 from tests.services.test_pricing import good
 
 FIELDS = WriteBackFields()
@@ -35,7 +35,7 @@ def documents(services, doctype: str) -> list[dict]:
 def booked(services) -> tuple[str, str]:
     """A good opportunity booked in the ERP: its id and its order's name."""
     opp = good(services)
-    order = orders.submit_order(priced(services, opp), erp=services.erp).need_erp_order()
+    order = submit(services, priced(services, opp)).need_erp_order()
     return opp, order.name
 
 
@@ -100,8 +100,8 @@ def test_payment_status_follows_the_outstanding_amount_to_the_cent(outstanding, 
     assert billing.payment_status(invoice(outstanding)) == status
 
 
-def test_an_invoice_without_an_order_is_not_found(services):
-    with pytest.raises(NotFound, match="not linked to a sales order"):
+def test_an_invoice_without_an_order_is_not_ours(services):
+    with pytest.raises(NotOurs, match="made from no sales order"):
         billing.order_of_invoice(invoice("0", "0").model_copy(update={"sales_order": None}),
                                  services.erp)
 
