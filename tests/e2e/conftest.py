@@ -31,13 +31,9 @@ from tests.plugins.workers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-webhook-token"
 
-#: Fast retries, so failure paths finish within a test. Redelivery (of what a killed worker
-#: held) runs on the shipped defaults.
-FAST_ENV = {
-    "O2C_RETRY_BASE_S": "0.3", "O2C_RETRY_CAP_S": "2", "O2C_RETRY_MAX_ATTEMPTS": "12",
-    "O2C_MAX_COUNTDOWN_S": "4", "O2C_ERP_TIMEOUT_S": "2",
-    "O2C_LOG_JSON": "true", "PYTHONPATH": str(ROOT),
-}
+#: The fleet runs on the shipped defaults (retries, countdowns, timeouts, redelivery); only
+#: what a test is about is set by that test.
+FLEET_ENV = {"O2C_LOG_JSON": "true", "PYTHONPATH": str(ROOT)}
 
 
 @dataclass
@@ -150,7 +146,7 @@ def start_o2c(redis_url: str, redis_client: redis.Redis, log_dir: Path, *,
             org_id=world.org_id, retry_base_s=0.5, retry_cap_s=2,
             outbound_url=f"{receiver_url}/salesforce/outbound?token={TOKEN}",
             **(sf or {})))
-    full_env = {**os.environ, **sandbox.env(), **FAST_ENV, "O2C_REDIS_URL": redis_url,
+    full_env = {**os.environ, **sandbox.env(), **FLEET_ENV, "O2C_REDIS_URL": redis_url,
                 "O2C_WEBHOOK_TOKEN": TOKEN, **(env or {})}
     fleet = Fleet(env=full_env, log_dir=log_dir)
     try:
