@@ -11,6 +11,8 @@ milestones and counters (``{p}:txn:{trace_key}``) and its dead letters (by trace
   counts them in ``retries``), averaged over the opportunities won.
 - **dead letters by category**: every entry filed in the period (any trace key, any status
   now), and those still open.
+- **sweeps**: each catch-up sweep's last successful run (when, its watermark, records seen
+  and started, API calls), whatever the period.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import redis
 from o2c_workers import keys
 from o2c_workers.dlq import Status
 from o2c_workers.dlq.store import sync
+from o2c_workers.sweeps.state import read_status
 from o2c_workers.timeline import MILESTONES
 
 
@@ -56,6 +59,8 @@ class Report:
     requeues: int
     dead_letters_by_category: dict[str, int] = field(default_factory=dict)
     open_dead_letters_by_category: dict[str, int] = field(default_factory=dict)
+    #: Each sweep's last successful run (``SweepStatus.as_dict``), by sweep name.
+    sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def won(self) -> int:
@@ -133,7 +138,8 @@ def build_report(client: redis.Redis, prefix: str, *, since: float | None = None
         won_to_booked=Latency.of(won_to_booked),
         booked_to_invoiced=Latency.of(booked_to_invoiced),
         retries=retries, max_retries=max_retries, requeues=requeues,
-        dead_letters_by_category=filed, open_dead_letters_by_category=still_open)
+        dead_letters_by_category=filed, open_dead_letters_by_category=still_open,
+        sweeps={name: status.as_dict() for name, status in read_status(client, prefix).items()})
 
 
 def dead_letters_by_category(client: redis.Redis, prefix: str, *, since: float | None

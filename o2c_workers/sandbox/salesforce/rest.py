@@ -1,9 +1,14 @@
-"""The REST data API under ``/services/data/vNN.0/``: sobjects, related lists, collections."""
+"""The REST data API under ``/services/data/vNN.0/``: sobjects, related lists, collections,
+and SOQL queries answered page by page (``nextRecordsUrl``)."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
 from typing import Any
 
+from o2c_workers import sfid
 from o2c_workers.sandbox.salesforce import soql
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
@@ -26,6 +31,10 @@ PARENT_RELATIONSHIPS = {
 }
 #: Records one sObject Collections request may carry.
 COLLECTION_LIMIT = 200
+#: Open query locators kept (the oldest is forgotten first), and the batch sizes a
+#: ``Sforce-Query-Options`` header may ask for.
+OPEN_CURSORS = 100
+BATCH_SIZES = (200, 2000)
 _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "fields": [],
                 "message": "Record rolled back because not all records were valid and the "
                            "request was using AllOrNone header"}
@@ -38,11 +47,14 @@ class DataApi:
         self.store = store
         self.limits = limits
         self.config = config
+        self.cursors = Cursors()
 
     def resource(self, parts: list[str]) -> str:
         """The name a call is counted under: the object type, or the resource."""
         if parts[:1] == ["sobjects"] and len(parts) > 1:
             return parts[1]
+        if parts[:1] == ["query"]:
+            return "query"
         return "/".join(parts[:2]) or "versions"
 
     def handle(self, request: Request, version: str, parts: list[str]) -> Response:
@@ -51,8 +63,10 @@ class DataApi:
             return self._sobjects(request, version, parts[1:])
         if parts == ["composite", "sobjects"] and method in ("PATCH", "POST"):
             return self._collection(request, version)
-        if parts[:1] == ["query"] and method == "GET":
+        if parts == ["query"] and method == "GET":
             return self._query(request, version)
+        if len(parts) == 2 and parts[0] == "query" and method == "GET":
+            return self._query_more(version, parts[1])
         if parts == ["limits"] and method == "GET":
             allocation, used = self.limits.allocation, self.limits.used
             return Response.json({"DailyApiRequests": {"Max": allocation,
@@ -226,19 +240,44 @@ class DataApi:
 
     def _query(self, request: Request, version: str) -> Response:
         query = soql.parse(request.arg("q") or "")
-        sobject = self._type(query.sobject)
-        self.store.check_fields(sobject, query.fields)
-        if query.field:
-            self.store.check_fields(sobject, [query.field])
-        rows = self.store.all(sobject)
-        if query.field and query.values is not None:
-            ids = {rid for value in query.values
-                   for rid in self.store.where(sobject, query.field, value)}
-            rows = [row for row in rows if row["Id"] in ids]
-        if query.limit is not None:
-            rows = rows[:query.limit]
-        records = [self.render(sobject, row, version, query.fields) for row in rows]
-        return Response.json({"totalSize": len(records), "done": True, "records": records})
+        if not self.store.has_type(query.sobject):
+            raise SObjectError(400, "INVALID_TYPE",
+                               f"sObject type '{query.sobject}' is not supported.")
+        self.store.check_fields(query.sobject, query.names())
+        with self.store.lock:
+            rows = query.run(self.store.all(query.sobject), sfid.same)
+        records = [self.render(query.sobject, row, version, query.fields) for row in rows]
+        size = self._batch_size(request)
+        locator = self.cursors.open(records, size) if len(records) > size else None
+        return self._page(version, records, locator, 0, size)
+
+    def _query_more(self, version: str, ident: str) -> Response:
+        locator, _, offset = ident.rpartition("-")
+        opened = self.cursors.get(locator)
+        if opened is None or not offset.isdigit() or int(offset) >= len(opened[0]):
+            raise SObjectError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        records, size = opened
+        return self._page(version, records, locator, int(offset), size)
+
+    def _batch_size(self, request: Request) -> int:
+        """``Sforce-Query-Options: batchSize=n`` (200 to 2000), else the org's page size."""
+        options = request.headers.get("sforce-query-options") or ""
+        for option in options.split(","):
+            name, _, value = option.strip().partition("=")
+            if name.strip() == "batchSize" and value.strip().isdigit():
+                low, high = BATCH_SIZES
+                return max(low, min(high, int(value)))
+        return self.config.query_batch_size
+
+    @staticmethod
+    def _page(version: str, records: list[dict[str, Any]], locator: str | None, offset: int,
+              size: int) -> Response:
+        end = offset + size
+        body: dict[str, Any] = {"totalSize": len(records), "done": end >= len(records)}
+        if locator is not None and end < len(records):
+            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
+        body["records"] = records[offset:end]
+        return Response.json(body)
 
     def _describe(self, sobject: str, version: str) -> dict[str, Any]:
         external = self.config.external_ids.get(sobject, ())
@@ -248,3 +287,24 @@ class DataApi:
                   for name in self.store.fields(sobject)]
         return {"name": sobject, "custom": False, "fields": fields,
                 "urls": {"sobject": f"/services/data/v{version}/sobjects/{sobject}"}}
+
+
+class Cursors:
+    """The answers of open queries, kept for their ``nextRecordsUrl`` pages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, tuple[list[dict[str, Any]], int]] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def open(self, records: list[dict[str, Any]], size: int) -> str:
+        with self._lock:
+            locator = f"01gSB{next(self._ids):010d}"
+            self._open[locator] = (records, size)
+            while len(self._open) > OPEN_CURSORS:
+                self._open.popitem(last=False)
+            return locator
+
+    def get(self, locator: str) -> tuple[list[dict[str, Any]], int] | None:
+        with self._lock:
+            return self._open.get(locator)
