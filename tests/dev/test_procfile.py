@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
-
-import shlex
 
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.dev import procfile

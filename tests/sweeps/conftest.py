@@ -14,8 +14,9 @@ from o2c_workers import app as celery_app
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.salesforce import SalesforceClient, build_salesforce
 from o2c_workers.sandbox import Sandbox
+from o2c_workers.sandbox.salesforce.soap import Notification, build_message, snapshot
 from o2c_workers.sweeps.sweeper import Sweeper
-from o2c_workers.domains import DOMAINS
+from tests.helpers import queued
 
 
 def sandbox_settings(sandbox: Sandbox, redis_url: str, **overrides: Any) -> Settings:
@@ -37,10 +38,22 @@ class Sweeping:
 
     def queued(self, queue: str = "customer") -> list[str]:
         """Trace keys of the task messages waiting on ``queue``, oldest first."""
-        import orjson
+        return [m["headers"]["trace_key"] for m in queued(self.redis, queue)]
 
-        raw = self.redis.lrange(queue, 0, -1)
-        return [orjson.loads(m)["headers"]["trace_key"] for m in reversed(raw)]
+    def notification(self, record_id: str, sobject: str = "Opportunity") -> bytes:
+        """The outbound message the org sends for the record as it is now: a late one."""
+        sim = self.sandbox.salesforce.simulator
+        definition = sim.definitions[sobject]
+        note = Notification(sim._next_notification_id(), sobject,
+                            snapshot(sim.store.get(sobject, record_id), definition.fields))
+        return build_message([note], org_id=sim.org_id, action_id=definition.action_id,
+                             session_id=None, enterprise_url=sim.envelope.enterprise_url,
+                             partner_url=sim.envelope.partner_url)
+
+    def unwon(self, count: int) -> list[str]:
+        """Opportunities not yet Closed Won, in the world's order."""
+        return [o["Id"] for o in self.sandbox.world.of("Opportunity")
+                if o["StageName"] != "Closed Won"][:count]
 
     def query_calls(self) -> int:
         calls = self.sandbox.salesforce.simulator.limits.calls
@@ -48,12 +61,24 @@ class Sweeping:
 
 
 @pytest.fixture
-def sweeping(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Iterator[Sweeping]:
-    settings = sandbox_settings(sandbox, redis_url)
-    salesforce = build_salesforce(settings)
-    sweeper = Sweeper(settings, redis_client, salesforce, MessageFactory(celery_app))
-    yield Sweeping(sandbox, settings, redis_client, salesforce, sweeper)
-    salesforce.close()
+def sweeping_on(redis_url: str, redis_client: redis.Redis) -> Iterator[Any]:
+    """``sweeping_on(sandbox, **settings)``: the sweeps of that sandbox on the test Redis."""
+    clients: list[SalesforceClient] = []
+
+    def make(sandbox: Sandbox, **overrides: Any) -> Sweeping:
+        settings = sandbox_settings(sandbox, redis_url, **overrides)
+        salesforce = build_salesforce(settings)
+        clients.append(salesforce)
+        sweeper = Sweeper(settings, redis_client, salesforce, MessageFactory(celery_app))
+        return Sweeping(sandbox, settings, redis_client, salesforce, sweeper)
+
+    yield make
+    for client in clients:
+        client.close()
 
 
-__all__ = ["DOMAINS", "Sweeping", "sandbox_settings"]
+@pytest.fixture
+def sweeping(sandbox: Sandbox, sweeping_on: Any) -> Sweeping:
+    return sweeping_on(sandbox)
+
+
