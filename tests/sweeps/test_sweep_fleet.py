@@ -122,7 +122,7 @@ def test_two_beat_processes_started_at_once_send_each_sweep_once(
         wait_for(lambda: any("Acquired lock" in b.log_text() for b in beats), timeout_s=30,
                  what="one beat to take the lease")
         started = time.monotonic()
-        time.sleep(6 * interval_s)
+        time.sleep(4 * interval_s)
         elapsed = time.monotonic() - started
         runs = state.read_status(redis_client, "o2c")["opportunities"].runs
         sent = [b.log_text().count("Sending due task") for b in beats]
@@ -132,5 +132,7 @@ def test_two_beat_processes_started_at_once_send_each_sweep_once(
         assert intervals - 2 <= runs <= intervals + 2, (runs, intervals)
         assert "another sweep holds the lease" not in worker.log_text()
         assert [("Acquired lock" in b.log_text()) for b in beats].count(True) == 1
+        # The schedule and the lease live under the key schema's beat prefix.
+        assert redis_client.exists("o2c:beat::lock", "o2c:beat:salesforce-sweep") == 2
     finally:
         fleet.stop()

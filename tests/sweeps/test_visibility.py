@@ -58,10 +58,10 @@ def resync(sweeping: Sweeping) -> Any:
     env = {**sweeping.sandbox.env(), "O2C_REDIS_URL": sweeping.settings.redis_url,
            "COLUMNS": "200"}
 
-    def invoke(*args: str) -> Any:
+    def invoke(*args: str, **extra: str) -> Any:
         get_settings.cache_clear()  # each command reads the environment it is given
         try:
-            return runner.invoke(cli, ["resync", *args], env=env)
+            return runner.invoke(cli, ["resync", *args], env={**env, **extra})
         finally:
             get_settings.cache_clear()
 
@@ -96,3 +96,34 @@ def test_resync_dry_run_lists_then_resync_starts(resync: Any, sweeping: Sweeping
     again = resync("--since", "2026-01-01T00:00Z")
     assert again.exit_code == 0, again.output
     assert "running" in again.stdout and sorted(sweeping.queued()) == sorted(opps)
+
+
+def test_resync_waits_for_a_running_sweep_and_reports_salesforce_refusing(
+        resync: Any, sweeping: Sweeping) -> None:
+    sweeping.win(sweeping.unwon(1))
+    with state.Lease(sweeping.redis, "o2c", ttl_s=60):
+        busy = resync("--since", "1h")
+    assert busy.exit_code == 1 and "another sweep is running" in busy.output
+    assert sweeping.queued() == []
+    refused = resync("--since", "1h", O2C_SALESFORCE_CLIENT_SECRET="wrong")
+    assert refused.exit_code == 2 and "the sweep stopped" in refused.output
+    assert sweeping.queued() == []
+    failing = state.read_status(sweeping.redis, "o2c")["opportunities"]
+    assert failing.failed_at is not None and failing.finished_at is None
+
+
+def test_no_sweep_figures_rather_than_false_ones_when_redis_is_down(
+        sweeping: Sweeping) -> None:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    settings = sandbox_settings(sweeping.sandbox, sweeping.settings.redis_url,
+                                webhook_token="t")
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                       retry=Retry(NoBackoff(), 0))
+    receiver = Receiver(settings, redis_client=down, celery_app=celery_app)
+    status, _, body = call_wsgi(receiver, "GET", "/metrics")
+    assert status == 200
+    assert not [name for name, _ in samples(body.decode()) if name.startswith("o2c_sweep_")
+                and not name.startswith("o2c_sweep_runs")]
