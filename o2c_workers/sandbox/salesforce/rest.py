@@ -3,15 +3,11 @@ and SOQL queries answered page by page (``nextRecordsUrl``)."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections import OrderedDict
 from typing import Any
 
-from o2c_workers import sfid
-from o2c_workers.sandbox.salesforce import soql
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
+from o2c_workers.sandbox.salesforce.query import QueryApi
 from o2c_workers.sandbox.salesforce.store import READ_ONLY, SObjectError, Store, not_found
 from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
 from o2c_workers.sandbox.world import Record
@@ -31,10 +27,6 @@ PARENT_RELATIONSHIPS = {
 }
 #: Records one sObject Collections request may carry.
 COLLECTION_LIMIT = 200
-#: Open query locators kept (the oldest is forgotten first), and the batch sizes a
-#: ``Sforce-Query-Options`` header may ask for.
-OPEN_CURSORS = 100
-BATCH_SIZES = (200, 2000)
 _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "fields": [],
                 "message": "Record rolled back because not all records were valid and the "
                            "request was using AllOrNone header"}
@@ -47,7 +39,7 @@ class DataApi:
         self.store = store
         self.limits = limits
         self.config = config
-        self.cursors = Cursors()
+        self.queries = QueryApi(store, config, render=self.render)
 
     def resource(self, parts: list[str]) -> str:
         """The name a call is counted under: the object type, or the resource."""
@@ -64,9 +56,9 @@ class DataApi:
         if parts == ["composite", "sobjects"] and method in ("PATCH", "POST"):
             return self._collection(request, version)
         if parts == ["query"] and method == "GET":
-            return self._query(request, version)
+            return self.queries.query(request, version)
         if len(parts) == 2 and parts[0] == "query" and method == "GET":
-            return self._query_more(version, parts[1])
+            return self.queries.more(version, parts[1])
         if parts == ["limits"] and method == "GET":
             allocation, used = self.limits.allocation, self.limits.used
             return Response.json({"DailyApiRequests": {"Max": allocation,
@@ -238,47 +230,6 @@ class DataApi:
         before, after = self.store.prepare(str(sobject), str(record_id), values)
         return str(sobject), before, after
 
-    def _query(self, request: Request, version: str) -> Response:
-        query = soql.parse(request.arg("q") or "")
-        if not self.store.has_type(query.sobject):
-            raise SObjectError(400, "INVALID_TYPE",
-                               f"sObject type '{query.sobject}' is not supported.")
-        self.store.check_fields(query.sobject, query.names())
-        with self.store.lock:
-            rows = query.run(self.store.all(query.sobject), sfid.same)
-        records = [self.render(query.sobject, row, version, query.fields) for row in rows]
-        size = self._batch_size(request)
-        locator = self.cursors.open(records, size) if len(records) > size else None
-        return self._page(version, records, locator, 0, size)
-
-    def _query_more(self, version: str, ident: str) -> Response:
-        locator, _, offset = ident.rpartition("-")
-        opened = self.cursors.get(locator)
-        if opened is None or not offset.isdigit() or int(offset) >= len(opened[0]):
-            raise SObjectError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        records, size = opened
-        return self._page(version, records, locator, int(offset), size)
-
-    def _batch_size(self, request: Request) -> int:
-        """``Sforce-Query-Options: batchSize=n`` (200 to 2000), else the org's page size."""
-        options = request.headers.get("sforce-query-options") or ""
-        for option in options.split(","):
-            name, _, value = option.strip().partition("=")
-            if name.strip() == "batchSize" and value.strip().isdigit():
-                low, high = BATCH_SIZES
-                return max(low, min(high, int(value)))
-        return self.config.query_batch_size
-
-    @staticmethod
-    def _page(version: str, records: list[dict[str, Any]], locator: str | None, offset: int,
-              size: int) -> Response:
-        end = offset + size
-        body: dict[str, Any] = {"totalSize": len(records), "done": end >= len(records)}
-        if locator is not None and end < len(records):
-            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
-        body["records"] = records[offset:end]
-        return Response.json(body)
-
     def _describe(self, sobject: str, version: str) -> dict[str, Any]:
         external = self.config.external_ids.get(sobject, ())
         fields = [{"name": name, "updateable": name not in READ_ONLY,
@@ -288,23 +239,3 @@ class DataApi:
         return {"name": sobject, "custom": False, "fields": fields,
                 "urls": {"sobject": f"/services/data/v{version}/sobjects/{sobject}"}}
 
-
-class Cursors:
-    """The answers of open queries, kept for their ``nextRecordsUrl`` pages."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: OrderedDict[str, tuple[list[dict[str, Any]], int]] = OrderedDict()
-        self._ids = itertools.count(1)
-
-    def open(self, records: list[dict[str, Any]], size: int) -> str:
-        with self._lock:
-            locator = f"01gSB{next(self._ids):010d}"
-            self._open[locator] = (records, size)
-            while len(self._open) > OPEN_CURSORS:
-                self._open.popitem(last=False)
-            return locator
-
-    def get(self, locator: str) -> tuple[list[dict[str, Any]], int] | None:
-        with self._lock:
-            return self._open.get(locator)
