@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     #: letter, counts as stalled (``o2c report --stalled``, ``o2c_stalled_transactions``).
     stall_after_s: int = Field(default=300, ge=1)
 
+    # --- Sweeps (what the webhooks missed) ------------------------------------------------
+    #: How often the beat process starts the Salesforce sweep and the stall re-drive.
+    sweep_interval_s: int = Field(default=300, ge=1)
+    #: Each sweep reads from this far before its watermark, so a record committed late or
+    #: stamped by a clock behind ours is still seen (the dedupe absorbs the repeats).
+    sweep_overlap_s: int = Field(default=120, ge=0)
+    #: With no watermark yet (the first sweep ever) the sweep starts this far back; older
+    #: records are for ``o2c resync --since``.
+    sweep_first_lookback_h: int = Field(default=24, ge=0)
+    #: Sweep accounts changed since the watermark too (one customer sync each).
+    sweep_accounts: bool = True
+
     # --- Dead-letter queue ----------------------------------------------------------------
     #: How long a closed (requeued, resolved, purged) dead letter is kept; open ones stay.
     dlq_retention_d: int = Field(default=30, ge=1)

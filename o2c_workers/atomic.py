@@ -20,8 +20,9 @@ from redis.exceptions import NoScriptError
 Op = list[Any]
 
 #: One guarded batch of writes per item. Guards:
-#:   mark   - skip if KEY exists; else run the ops, then SET KEY with a TTL (the dedupe mark
-#:            is written last, so a failed op leaves nothing that would hide a resend);
+#:   mark   - skip if any of KEY... exists; else run the ops, then SET each KEY with a TTL
+#:            (the dedupe marks are written last, so a failed op leaves nothing that would
+#:            hide a resend);
 #:   hfield - run the ops only if HGET KEY FIELD equals VALUE (a compare-and-set);
 #:   always - run the ops.
 #: ARGV is flat, so large message bodies are never JSON-encoded twice:
@@ -38,7 +39,7 @@ for i = 1, count do
   pos = pos + glen + 1
   local ok = true
   if guard[1] == 'mark' then
-    ok = redis.call('EXISTS', guard[2]) == 0
+    ok = redis.call('EXISTS', unpack(guard, 2)) == 0
   elseif guard[1] == 'hfield' then
     ok = redis.call('HGET', guard[2], guard[3]) == guard[4]
   end
@@ -52,7 +53,9 @@ for i = 1, count do
     pos = pos + argc + 1
   end
   if ok and guard[1] == 'mark' then
-    redis.call('SET', guard[2], '1', 'EX', ttl)
+    for m = 2, glen do
+      redis.call('SET', guard[m], '1', 'EX', ttl)
+    end
   end
   out[i] = ok and 1 or 0
 end
@@ -68,8 +71,9 @@ class Item:
     ops: list[Op] = field(default_factory=list)
 
     @classmethod
-    def unless_marked(cls, mark_key: str, ops: list[Op]) -> Item:
-        return cls(["mark", mark_key], ops)
+    def unless_marked(cls, mark_key: str, ops: list[Op], *, also: Sequence[str] = ()) -> Item:
+        """Run ``ops`` unless ``mark_key`` (or any key in ``also``) is set; then set them all."""
+        return cls(["mark", mark_key, *also], ops)
 
     @classmethod
     def if_field(cls, key: str, name: str, value: str, ops: list[Op]) -> Item:

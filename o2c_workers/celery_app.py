@@ -13,13 +13,20 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from config import Settings, get_settings
-from o2c_workers import signals
-from o2c_workers.domains import DOMAINS, TASK_MODULES, domain_of
+from o2c_workers import keys, signals
+from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
 
 #: The fleet's Redis transport (``o2c_workers.delivery``).
 RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
+#: The periodic sweep's task and its beat entry.
+SWEEP_TASK = "o2c.sweep.run"
+SWEEP_ENTRY = "salesforce-sweep"
+#: The active beat process renews its lease every tick (at most this many seconds apart);
+#: a second beat waits, and takes over within the lease's TTL once the first is gone.
+BEAT_MAX_LOOP_INTERVAL_S = 5
+BEAT_LOCK_TIMEOUT_S = 30
 
 
 def broker_transport(settings: Settings) -> str | None:
@@ -28,6 +35,25 @@ def broker_transport(settings: Settings) -> str | None:
     if settings.reliable_delivery and url.startswith("redis://"):
         return RELIABLE_TRANSPORT
     return None
+
+
+def beat_config(settings: Settings) -> dict[str, Any]:
+    """One beat process for the fleet, however many are started: RedBeat keeps the
+    schedule in Redis and lets only the holder of its lock send tasks
+    (https://github.com/sibson/redbeat; keys in ``o2c_workers.keys``)."""
+    interval = float(settings.sweep_interval_s)
+    return {
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_max_loop_interval": BEAT_MAX_LOOP_INTERVAL_S,
+        "beat_schedule": {SWEEP_ENTRY: {
+            "task": SWEEP_TASK, "schedule": interval,
+            # A sweep still queued when the next is due is dropped, not piled up.
+            "options": {"queue": SWEEP_QUEUE, "expires": interval}}},
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_redis_options": {},
+        "redbeat_key_prefix": keys.beat(settings.key_prefix),
+        "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -67,11 +93,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_queues": [
             Queue(d, Exchange(d, type="direct"), routing_key=d)  # type: ignore[no-untyped-call]
-            for d in DOMAINS
+            for d in (*DOMAINS, SWEEP_QUEUE)
         ],
         "task_default_queue": "order",
         "task_create_missing_queues": False,
-        "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d} for d in DOMAINS},
+        "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d}
+                        for d in (*DOMAINS, SWEEP_QUEUE)},
         # Flower needs task events.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -91,6 +118,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "enable_utc": True,
         "timezone": "UTC",
+        **beat_config(settings),
     }
 
 
@@ -101,7 +129,7 @@ def create_app() -> Celery:
         "o2c_workers",
         set_as_current=False,
         task_cls="o2c_workers.base_task:O2CTask",
-        include=TASK_MODULES,
+        include=[*TASK_MODULES, SWEEP_TASK_MODULE],
     )
     app.add_defaults(lambda: celery_config(get_settings()))
     return app

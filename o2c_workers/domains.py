@@ -7,6 +7,11 @@ DOMAINS = ("customer", "pricing", "order", "invoice", "payment")
 
 TASK_MODULES = [f"tasks.{domain}" for domain in DOMAINS]
 
+#: The catch-up sweep's own queue (not a domain): the customer workers consume it too, so
+#: it needs no process type of its own, and a backlog of chains never delays it.
+SWEEP_QUEUE = "sweep"
+SWEEP_TASK_MODULE = "tasks.sweep"
+
 
 def domain_of(task_name: str) -> str:
     """``o2c.order.submit_order`` → ``order``."""

@@ -13,6 +13,14 @@ key                                         type    what, and its TTL
                                                     in; TTL ``O2C_DEDUPE_TTL_H`` (48 h)
 ``{p}:dedupe:erp:{event_id}``               string  an ERP webhook event was taken in;
                                                     TTL ``O2C_DEDUPE_TTL_H``
+``{p}:dedupe:record:{trace_key}:{version}`` string  this version of a Salesforce record
+                                                    (its LastModifiedDate, epoch ms) was
+                                                    taken in, by a notification or a
+                                                    sweep: the other one is a duplicate;
+                                                    TTL ``O2C_DEDUPE_TTL_H``
+``{p}:dedupe:redrive:{trace_key}:{at}``     string  a sweep re-drove the transaction
+                                                    stalled since ``at`` (epoch ms);
+                                                    TTL ``O2C_DEDUPE_TTL_H``
 ``{p}:dlq:entry:{id}``                      hash    one dead letter; no TTL while open, TTL
                                                     ``O2C_DLQ_RETENTION_D`` + 1 day once
                                                     closed (requeued, resolved, purged)
@@ -71,6 +79,24 @@ key                                         type    what, and its TTL
 ``{p}:delivery:delayed``                    zset    retries waiting for their countdown:
                                                     ``{queue key}\\n{message}`` scored by
                                                     when due (epoch ms); moved when due
+``{p}:sweep:watermarks``                    zset    each sweep's durable watermark
+                                                    (``opportunities``, ``accounts``) by
+                                                    epoch s; only ever moved forward
+                                                    (``ZADD GT``); no TTL
+``{p}:sweep:last:{sweep}``                  hash    the last successful run of a sweep:
+                                                    when, its watermark, records seen,
+                                                    started, skipped and why, API calls;
+                                                    no TTL
+``{p}:sweep:lock``                          string  the running sweep's lease (its token);
+                                                    TTL ``max(60, 2 x O2C_SWEEP_INTERVAL_S)``
+                                                    seconds, renewed on every page
+``{p}:beat:{entry}``                        hash    a periodic task of the beat schedule
+                                                    (RedBeat's definition and last run)
+``{p}:beat::schedule``                      zset    RedBeat's entries by when next due
+``{p}:beat::statics``                       set     RedBeat's entries from the app config
+``{p}:beat::lock``                          string  the one active beat process's lease;
+                                                    TTL ``BEAT_LOCK_TIMEOUT_S`` (30 s),
+                                                    renewed on every beat tick
 ==========================================  ======  ========================================
 """
 
@@ -83,6 +109,14 @@ def dedupe_sf(prefix: str, notification_id: str) -> str:
 
 def dedupe_erp(prefix: str, event_id: str) -> str:
     return f"{prefix}:dedupe:erp:{event_id}"
+
+
+def dedupe_record(prefix: str, trace_key: str, version: str) -> str:
+    return f"{prefix}:dedupe:record:{trace_key}:{version}"
+
+
+def dedupe_redrive(prefix: str, trace_key: str, stalled_since_ms: int) -> str:
+    return f"{prefix}:dedupe:redrive:{trace_key}:{stalled_since_ms}"
 
 
 def dlq_entry(prefix: str, entry_id: str) -> str:
@@ -177,3 +211,21 @@ def delivery_held(prefix: str, consumer: str, queue: str) -> str:
 
 def delivery_delayed(prefix: str) -> str:
     return f"{prefix}:delivery:delayed"
+
+
+def sweep_watermarks(prefix: str) -> str:
+    return f"{prefix}:sweep:watermarks"
+
+
+def sweep_last(prefix: str, sweep: str) -> str:
+    return f"{prefix}:sweep:last:{sweep}"
+
+
+def sweep_lock(prefix: str) -> str:
+    return f"{prefix}:sweep:lock"
+
+
+def beat(prefix: str) -> str:
+    """RedBeat's key prefix: its entries are ``{p}:beat:{name}``, its own keys
+    ``{p}:beat::schedule``, ``::statics`` and ``::lock``."""
+    return f"{prefix}:beat:"

@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -95,6 +95,10 @@ BOOKED_TO_INVOICED = Histogram(
     "o2c_booked_to_invoiced_seconds", "From the ERP sales order to its invoice.",
     buckets=BOOKED_TO_INVOICED_BUCKETS_S)
 
+SWEEP_RUNS = Counter(
+    "o2c_sweep_runs", "Runs of the catch-up sweep by outcome: ok, busy (another sweep held "
+    "the lease), failed.", ["outcome"])
+
 #: Receiver refusals by HTTP status.
 REJECT_REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                   405: "method_not_allowed", 411: "length_required", 413: "too_large",
@@ -149,6 +153,51 @@ class StalledTransactions(Collector):
         if value is not None:
             family.add_metric([], value)
         yield family
+
+
+#: One sweep's figures, by field name (``o2c_workers.sweeps.state.SweepStatus``).
+SweepFigures = Mapping[str, float | None]
+
+
+class Sweeps(Collector):
+    """``o2c_sweep_*``: each sweep's last successful run and watermark, read from Redis
+    when scraped (no samples when Redis is unreachable). Alert on the watermark's age."""
+
+    GAUGES = (
+        ("o2c_sweep_last_success_timestamp_seconds", "finished_at",
+         "When the sweep last finished a run successfully (epoch s)."),
+        ("o2c_sweep_watermark_timestamp_seconds", "watermark",
+         "The sweep's durable watermark (epoch s): everything modified before it was seen."),
+        ("o2c_sweep_watermark_age_seconds", "watermark_age_s",
+         "Seconds since the sweep's watermark; a few O2C_SWEEP_INTERVAL_S at most when the "
+         "sweep runs (alert on it)."),
+        ("o2c_sweep_records_seen", "seen", "Records the last successful run saw."),
+        ("o2c_sweep_records_started", "started", "Chains the last successful run started."),
+        ("o2c_sweep_api_calls", "api_calls",
+         "Salesforce API calls (SOQL pages) of the last successful run."),
+        ("o2c_sweep_failing", "failing", "1 when the newest run of the sweep failed."),
+    )
+
+    def __init__(self, read: Callable[[], Mapping[str, SweepFigures] | None]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        for name, _, help_text in self.GAUGES:
+            yield GaugeMetricFamily(name, help_text, labels=["sweep"])
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._read() or {}
+        for name, field, help_text in self.GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["sweep"])
+            for sweep, values in sorted(figures.items()):
+                value = values.get(field)
+                if value is not None:
+                    family.add_metric([sweep], float(value))
+            yield family
+
+
+def sweep_run(outcome: str) -> None:
+    SWEEP_RUNS.labels(outcome).inc()
 
 
 def serve(port: int, *, address: str = "0.0.0.0") -> bool:  # noqa: S104 - scraped remotely

@@ -13,6 +13,8 @@ milestones and counters (``{p}:txn:{trace_key}``) and its dead letters (by trace
   now), and those still open.
 - **skipped** and **cancelled**: won opportunities that stand without an order now: found no
   longer won before booking, or lost (re-opened) after it with their order cancelled.
+- **sweeps**: each catch-up sweep's last successful run (when, its watermark, records seen
+  and started, API calls), whatever the period.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import redis
 from o2c_workers import keys
 from o2c_workers.dlq import Status
 from o2c_workers.dlq.store import sync
+from o2c_workers.sweeps.state import read_status
 from o2c_workers.timeline import MILESTONES, OUTCOMES
 
 
@@ -58,6 +61,8 @@ class Report:
     requeues: int
     dead_letters_by_category: dict[str, int] = field(default_factory=dict)
     open_dead_letters_by_category: dict[str, int] = field(default_factory=dict)
+    #: Each sweep's last successful run (``SweepStatus.as_dict``), by sweep name.
+    sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def won(self) -> int:
@@ -135,7 +140,8 @@ def build_report(client: redis.Redis, prefix: str, *, since: float | None = None
         won_to_booked=Latency.of(won_to_booked),
         booked_to_invoiced=Latency.of(booked_to_invoiced),
         retries=retries, max_retries=max_retries, requeues=requeues,
-        dead_letters_by_category=filed, open_dead_letters_by_category=still_open)
+        dead_letters_by_category=filed, open_dead_letters_by_category=still_open,
+        sweeps={name: status.as_dict() for name, status in read_status(client, prefix).items()})
 
 
 def dead_letters_by_category(client: redis.Redis, prefix: str, *, since: float | None

@@ -25,8 +25,9 @@ TIMELINE_TTL_S = 30 * 24 * 3600
 MILESTONES = ("won", "booked", "written_back", "invoiced", "paid")
 #: The milestone of an account synced to its ERP customer.
 SYNCED = "synced"
-#: Events that open a transaction: the receiver took it in.
-OPENING_EVENTS = frozenset({"received"})
+#: Events that open a transaction: the receiver took it in, a sweep found it (``swept``)
+#: or started a stalled one again (``redriven``).
+OPENING_EVENTS = frozenset({"received", "swept", "redriven"})
 #: Milestones that open one too: a chain started without the receiver (a requeued
 #: ``invalid_payload``, a sweep) stamps "won" in its first step.
 OPENING_MILESTONES = frozenset({"won"})

@@ -1,10 +1,18 @@
-"""The ``o2c`` command: sandbox, demo, chaos run, dead letters, status and reports."""
+"""The ``o2c`` command: sandbox, demo, chaos run, dead letters, status, reports, resync."""
 
 from __future__ import annotations
 
 import typer
 
-from o2c_workers.cli import chaos_cmd, demo_cmd, dlq_cmd, report_cmd, sandbox_cmd, status_cmd
+from o2c_workers.cli import (
+    chaos_cmd,
+    demo_cmd,
+    dlq_cmd,
+    report_cmd,
+    resync_cmd,
+    sandbox_cmd,
+    status_cmd,
+)
 
 cli = typer.Typer(
     name="o2c",
@@ -26,6 +34,7 @@ cli.command("demo")(demo_cmd.demo)
 cli.command("chaos")(chaos_cmd.chaos)
 cli.command("status")(status_cmd.status)
 cli.command("report")(report_cmd.report)
+cli.command("resync")(resync_cmd.resync)
 
 
 def main() -> None:

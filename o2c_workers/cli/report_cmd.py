@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 import typer
@@ -51,7 +51,23 @@ def report_table(report: Report) -> Table:
     for category, count in report.dead_letters_by_category.items():
         still_open = report.open_dead_letters_by_category.get(category, 0)
         table.add_row(f"dead letters: {category}", f"{count} ({still_open} open)")
+    for name, sweep in report.sweeps.items():
+        add_sweep_rows(table, name, sweep)
     return table
+
+
+def add_sweep_rows(table: Table, name: str, sweep: dict[str, Any]) -> None:
+    """A sweep's last successful run, its watermark and its age, and a failure since."""
+    finished = sweep.get("finished_at")
+    table.add_row(f"sweep {name}: last success",
+                  "never" if finished is None else f"{_when(finished)} UTC: {sweep['seen']} "
+                  f"seen, {sweep['started']} started, {sweep['api_calls']} API call(s)")
+    if sweep.get("watermark") is not None:
+        table.add_row(f"sweep {name}: watermark", f"{_when(sweep['watermark'])} UTC "
+                      f"({duration(sweep['watermark_age_s'])} ago)")
+    if sweep.get("failed_at") is not None:
+        table.add_row(f"sweep {name}: failing", f"since {_when(sweep['failed_at'])} UTC: "
+                      f"{sweep.get('error')}")
 
 
 def stalled_table(stalls: list[Stall], *, stall_after_s: int) -> Table:

@@ -9,6 +9,7 @@ import redis
 from o2c_workers import metrics
 from o2c_workers.receiver.http import Request, Response
 from o2c_workers.stalls import count_stalled
+from o2c_workers.sweeps.state import read_status
 
 log = logging.getLogger("o2c.receiver")
 
@@ -32,17 +33,26 @@ class Health:
 
 class Metrics:
     """Prometheus exposition: every gunicorn worker's counts in multiprocess mode, and the
-    fleet's stalled transactions, counted in Redis at each scrape."""
+    fleet's stalled transactions and sweeps, read from Redis at each scrape."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, stall_after_s: int) -> None:
         self.redis = client
         self.prefix = prefix
         self.stall_after_s = stall_after_s
         self.stalled = metrics.StalledTransactions(self.count_stalled)
+        self.sweeps = metrics.Sweeps(self.read_sweeps)
 
     def __call__(self, request: Request) -> Response:
-        body, content_type = metrics.render(extra=[self.stalled])
+        body, content_type = metrics.render(extra=[self.stalled, self.sweeps])
         return Response(200, body, content_type)
+
+    def read_sweeps(self) -> dict[str, metrics.SweepFigures] | None:
+        try:
+            return {name: status.figures()
+                    for name, status in read_status(self.redis, self.prefix).items()}
+        except redis.RedisError as exc:
+            log.warning("cannot read the sweeps' figures: %s", exc)
+            return None
 
     def count_stalled(self) -> int | None:
         try:

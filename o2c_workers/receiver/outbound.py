@@ -13,8 +13,8 @@ from celery import Celery
 
 from config import Settings
 from config.routes import Route, match
-from o2c_workers import catalogue, keys, metrics, sentry, sfid, timeline
-from o2c_workers.atomic import AtomicWriter, Item, Op
+from o2c_workers import catalogue, intake, keys, metrics, sentry, sfid, timeline
+from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
 from o2c_workers.receiver import soap
@@ -119,22 +119,14 @@ class OutboundHandler:
             ignored = timeline.record_ops(self.prefix, trace_key, "ignored", at=now,
                                           route=route.name, notification_id=n.id)
             return Planned(n, "ignored", trace_key, Item.unless_marked(mark, ignored))
-        payload: dict[str, Any] = {
-            "trace_key": trace_key,
-            **context,
-            "route": route.name,
-            "received_at": now,
-            "record": record.model_dump(mode="json", exclude_none=True),
-        }
-        msg = self.messages.build(route.tasks[0], args=[payload], trace_key=trace_key,
-                                  then=route.tasks[1:],
-                                  argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>")
-        # The first step stamps the "won" milestone from received_at; the receiver keeps
-        # its writes to the few that must be atomic with the enqueue.
-        ops: list[Op] = [msg.push_op(), *timeline.record_ops(
-            self.prefix, trace_key, "received", at=now, notification_id=n.id,
-            route=route.name, task_id=msg.task_id)]
-        return Planned(n, "enqueued", trace_key, Item.unless_marked(mark, ops), msg.queue, msg)
+        # A sweep that started this version of the record already makes this a duplicate.
+        msg, ops = intake.start_chain(
+            self.messages, self.prefix, route, record, trace_key=trace_key, context=context,
+            now=now, event="received", notification_id=n.id,
+            argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>")
+        item = Item.unless_marked(mark, ops,
+                                  also=intake.version_marks(self.prefix, trace_key, record))
+        return Planned(n, "enqueued", trace_key, item, msg.queue, msg)
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,
                      category: str, reason: str, context: dict[str, Any]) -> Planned:

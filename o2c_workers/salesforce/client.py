@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -101,6 +101,17 @@ class SalesforceClient:
             page = self._dict(self._next_page(str(page["nextRecordsUrl"]), what=what))
             records.extend(page.get("records") or [])
         return records
+
+    def query_pages(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Answer a SOQL query one page at a time: the first call, then one call per
+        ``nextRecordsUrl`` (each page is one API call; Salesforce sends up to 2000 records
+        a page). A page's ``records`` keep Salesforce's ``attributes``."""
+        what = f"query {soql.split(' WHERE ')[0]}"
+        page = self._dict(self._call(what, lambda sf: sf.query(soql)))
+        yield page
+        while page.get("nextRecordsUrl"):
+            page = self._dict(self._next_page(str(page["nextRecordsUrl"]), what=what))
+            yield page
 
     def _next_page(self, url: str, *, what: str) -> Any:
         if not url.startswith("/services/data/"):

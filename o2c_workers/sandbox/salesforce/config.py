@@ -46,6 +46,9 @@ class SalesforceConfig:
     token_lifetime_s: float = 7200.0
     #: REST calls allowed per (scaled) day before 403 REQUEST_LIMIT_EXCEEDED.
     daily_api_requests: int = 100_000
+    #: Records per page of a query answer (Salesforce's default and largest batch is 2000;
+    #: a ``Sforce-Query-Options: batchSize=n`` header asks for 200 to 2000).
+    query_batch_size: int = 2000
     #: Sandbox seconds per real second for retry intervals, the 24 h window and the API day.
     time_scale: float = 1.0
     #: Share of acknowledged notifications delivered once more.
@@ -79,6 +82,8 @@ class SalesforceConfig:
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if self.query_batch_size < 1:
+            raise ValueError("query_batch_size must be positive")
         if not 1 <= self.batch_size <= 100:
             raise ValueError("batch_size must be between 1 and 100 (Salesforce's maximum)")
 

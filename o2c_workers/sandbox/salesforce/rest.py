@@ -1,12 +1,13 @@
-"""The REST data API under ``/services/data/vNN.0/``: sobjects, related lists, collections."""
+"""The REST data API under ``/services/data/vNN.0/``: sobjects, related lists, collections,
+and SOQL queries answered page by page (``nextRecordsUrl``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from o2c_workers.sandbox.salesforce import soql
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
+from o2c_workers.sandbox.salesforce.query import QueryApi
 from o2c_workers.sandbox.salesforce.store import READ_ONLY, SObjectError, Store, not_found
 from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
 from o2c_workers.sandbox.world import Record
@@ -38,11 +39,14 @@ class DataApi:
         self.store = store
         self.limits = limits
         self.config = config
+        self.queries = QueryApi(store, config, render=self.render)
 
     def resource(self, parts: list[str]) -> str:
         """The name a call is counted under: the object type, or the resource."""
         if parts[:1] == ["sobjects"] and len(parts) > 1:
             return parts[1]
+        if parts[:1] == ["query"]:
+            return "query"
         return "/".join(parts[:2]) or "versions"
 
     def handle(self, request: Request, version: str, parts: list[str]) -> Response:
@@ -51,8 +55,10 @@ class DataApi:
             return self._sobjects(request, version, parts[1:])
         if parts == ["composite", "sobjects"] and method in ("PATCH", "POST"):
             return self._collection(request, version)
-        if parts[:1] == ["query"] and method == "GET":
-            return self._query(request, version)
+        if parts == ["query"] and method == "GET":
+            return self.queries.query(request, version)
+        if len(parts) == 2 and parts[0] == "query" and method == "GET":
+            return self.queries.more(version, parts[1])
         if parts == ["limits"] and method == "GET":
             allocation, used = self.limits.allocation, self.limits.used
             return Response.json({"DailyApiRequests": {"Max": allocation,
@@ -224,22 +230,6 @@ class DataApi:
         before, after = self.store.prepare(str(sobject), str(record_id), values)
         return str(sobject), before, after
 
-    def _query(self, request: Request, version: str) -> Response:
-        query = soql.parse(request.arg("q") or "")
-        sobject = self._type(query.sobject)
-        self.store.check_fields(sobject, query.fields)
-        if query.field:
-            self.store.check_fields(sobject, [query.field])
-        rows = self.store.all(sobject)
-        if query.field and query.values is not None:
-            ids = {rid for value in query.values
-                   for rid in self.store.where(sobject, query.field, value)}
-            rows = [row for row in rows if row["Id"] in ids]
-        if query.limit is not None:
-            rows = rows[:query.limit]
-        records = [self.render(sobject, row, version, query.fields) for row in rows]
-        return Response.json({"totalSize": len(records), "done": True, "records": records})
-
     def _describe(self, sobject: str, version: str) -> dict[str, Any]:
         external = self.config.external_ids.get(sobject, ())
         fields = [{"name": name, "updateable": name not in READ_ONLY,
@@ -248,3 +238,4 @@ class DataApi:
                   for name in self.store.fields(sobject)]
         return {"name": sobject, "custom": False, "fields": fields,
                 "urls": {"sobject": f"/services/data/v{version}/sobjects/{sobject}"}}
+

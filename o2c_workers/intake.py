@@ -1,0 +1,61 @@
+"""Taking a Salesforce record in: what a notification and a sweep write alike.
+
+Both start a route's chain with the same payload and the same trace key (the record's id),
+in one guarded write whose marks say what was taken in. The receiver marks the Notification
+Id; both mark the record's version (its ``LastModifiedDate``), so a sweep and a late
+notification of the same save start one chain between them, whichever comes first, while a
+later save (a re-win, an edit) is a new version and starts again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from config.routes import Route
+from o2c_workers import keys, timeline
+from o2c_workers.atomic import Op
+from o2c_workers.enqueue import MessageFactory, TaskMessage
+from o2c_workers.receiver.records import SObject
+
+
+def version_of(record: SObject) -> str | None:
+    """The record's version: its ``LastModifiedDate`` in epoch milliseconds, or None when
+    the record does not carry it (an outbound message defined without the field)."""
+    stamp = record.LastModifiedDate
+    if stamp is None:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return str(round(stamp.timestamp() * 1000))
+
+
+def version_marks(prefix: str, trace_key: str, record: SObject) -> list[str]:
+    """The dedupe key of this version of the record (none when it has no version)."""
+    version = version_of(record)
+    return [keys.dedupe_record(prefix, trace_key, version)] if version else []
+
+
+def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SObject, *,
+                trace_key: str, context: dict[str, Any], now: float, event: str,
+                argsrepr: str, **details: Any) -> tuple[TaskMessage, list[Op]]:
+    """The route's first task message, and the writes that put it on its queue with the
+    timeline entry ``event`` that opens the transaction (both in one guarded write).
+
+    ``context`` holds what the chain's context knows of where the record came from
+    (``notification_id``, ``organization_id``, ``action_id``, ``sobject_type``).
+    """
+    payload: dict[str, Any] = {
+        "trace_key": trace_key,
+        **context,
+        "route": route.name,
+        "received_at": now,
+        "record": record.model_dump(mode="json", exclude_none=True),
+    }
+    msg = messages.build(route.tasks[0], args=[payload], trace_key=trace_key,
+                         then=route.tasks[1:], argsrepr=argsrepr)
+    # The first step stamps the "won" milestone from received_at; the writes here are the
+    # few that must be atomic with the enqueue.
+    ops: list[Op] = [msg.push_op(), *timeline.record_ops(
+        prefix, trace_key, event, at=now, route=route.name, task_id=msg.task_id, **details)]
+    return msg, ops

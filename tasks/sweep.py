@@ -1,0 +1,38 @@
+"""The catch-up sweep, sent by the beat process every ``O2C_SWEEP_INTERVAL_S``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from o2c_workers import app, metrics
+from o2c_workers.base_task import O2CTask
+from o2c_workers.errors import O2CError
+from o2c_workers.sweeps.run import run_sweeps
+from o2c_workers.sweeps.state import SweepBusy
+from o2c_workers.sweeps.sweeper import QuerySource, Sweeper
+
+log = logging.getLogger("o2c.sweep")
+
+
+@app.task(name="o2c.sweep.run", bind=True)
+def run(self: O2CTask) -> dict[str, Any]:
+    """Sweep Salesforce and re-drive stalled transactions. A failure waits for the next
+    interval (recorded for ``o2c report`` and ``o2c_sweep_failing``); it is never retried
+    or dead-lettered: the next run covers the same ground from the same watermark."""
+    rt = self.runtime
+    sweeper = Sweeper.build(rt.settings, redis_client=rt.redis, celery_app=self.app,
+                            salesforce=cast(QuerySource, rt.salesforce))
+    try:
+        result = run_sweeps(sweeper)
+    except SweepBusy:
+        metrics.sweep_run("busy")
+        log.info("another sweep holds the lease; this run is skipped")
+        return {"skipped": "busy"}
+    except O2CError as exc:
+        metrics.sweep_run("failed")
+        log.error("sweep failed, the next run tries again: %s", exc,
+                  extra={"reason": exc.reason})
+        return {"failed": type(exc).__name__}
+    metrics.sweep_run("ok")
+    return {"started": sum(s.started for s in result.sweeps), "api_calls": result.api_calls}
