@@ -23,6 +23,8 @@ Op = list[Any]
 #:   mark   - skip if any of KEY... exists; else run the ops, then SET each KEY with a TTL
 #:            (the dedupe marks are written last, so a failed op leaves nothing that would
 #:            hide a resend);
+#:   marks  - N, CHECK x N, SET...: skip if any CHECK key exists; else run the ops, then SET
+#:            each SET key with the TTL (a mark that guards against others' marks only);
 #:   hfield - run the ops only if HGET KEY FIELD equals VALUE (a compare-and-set);
 #:   always - run the ops.
 #: ARGV is flat, so large message bodies are never JSON-encoded twice:
@@ -40,6 +42,8 @@ for i = 1, count do
   local ok = true
   if guard[1] == 'mark' then
     ok = redis.call('EXISTS', unpack(guard, 2)) == 0
+  elseif guard[1] == 'marks' then
+    ok = redis.call('EXISTS', unpack(guard, 3, 2 + tonumber(guard[2]))) == 0
   elseif guard[1] == 'hfield' then
     ok = redis.call('HGET', guard[2], guard[3]) == guard[4]
   end
@@ -54,6 +58,10 @@ for i = 1, count do
   end
   if ok and guard[1] == 'mark' then
     for m = 2, glen do
+      redis.call('SET', guard[m], '1', 'EX', ttl)
+    end
+  elseif ok and guard[1] == 'marks' then
+    for m = 3 + tonumber(guard[2]), glen do
       redis.call('SET', guard[m], '1', 'EX', ttl)
     end
   end
@@ -74,6 +82,13 @@ class Item:
     def unless_marked(cls, mark_key: str, ops: list[Op], *, also: Sequence[str] = ()) -> Item:
         """Run ``ops`` unless ``mark_key`` (or any key in ``also``) is set; then set them all."""
         return cls(["mark", mark_key, *also], ops)
+
+    @classmethod
+    def unless_any(cls, check: Sequence[str], ops: list[Op], *, sets: Sequence[str]) -> Item:
+        """Run ``ops`` unless any key in ``check`` is set; then set each key in ``sets``."""
+        if not check:
+            raise ValueError("a guard needs a key to check")
+        return cls(["marks", len(check), *check, *sets], ops)
 
     @classmethod
     def if_field(cls, key: str, name: str, value: str, ops: list[Op]) -> Item:

@@ -5,6 +5,11 @@ in one guarded write whose marks say what was taken in. The receiver marks the N
 Id; both mark the record's version (its ``LastModifiedDate``), so a sweep and a late
 notification of the same save start one chain between them, whichever comes first, while a
 later save (a re-win, an edit) is a new version and starts again.
+
+Salesforce stamps ``LastModifiedDate`` to the second, so two saves in one second (lost and
+won again by a flow) share a version. A notification therefore gives way only to a sweep's
+mark, never to another notification's: each save's notification has an Id of its own and
+starts its chain, and a sweep gives way to either.
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ def version_of(record: SObject) -> str | None:
     return str(round(stamp.timestamp() * 1000))
 
 
-def version_marks(prefix: str, trace_key: str, record: SObject) -> list[str]:
-    """The dedupe key of this version of the record (none when it has no version)."""
+def version_marks(prefix: str, trace_key: str, record: SObject) -> dict[str, str]:
+    """The dedupe keys of this version of the record, by who took it in (``keys.SWEPT``,
+    ``keys.NOTIFIED``); none when it has no version."""
     version = version_of(record)
-    return [keys.dedupe_record(prefix, trace_key, version)] if version else []
+    if not version:
+        return {}
+    return {by: keys.dedupe_record(prefix, trace_key, version, by)
+            for by in (keys.SWEPT, keys.NOTIFIED)}
 
 
 def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SObject, *,

@@ -13,11 +13,14 @@ key                                         type    what, and its TTL
                                                     in; TTL ``O2C_DEDUPE_TTL_H`` (48 h)
 ``{p}:dedupe:erp:{event_id}``               string  an ERP webhook event was taken in;
                                                     TTL ``O2C_DEDUPE_TTL_H``
-``{p}:dedupe:record:{trace_key}:{version}`` string  this version of a Salesforce record
+``{p}:dedupe:record:{trace_key}:{version}:{by}``
+                                            string  this version of a Salesforce record
                                                     (its LastModifiedDate, epoch ms) was
-                                                    taken in, by a notification or a
-                                                    sweep: the other one is a duplicate;
-                                                    TTL ``O2C_DEDUPE_TTL_H``
+                                                    taken in ``by`` a sweep (``swept``) or
+                                                    a notification (``notified``): a sweep
+                                                    gives way to either, a notification
+                                                    only to a sweep (versions are to the
+                                                    second); TTL ``O2C_DEDUPE_TTL_H``
 ``{p}:dedupe:redrive:{trace_key}:{at}``     string  a sweep re-drove the transaction
                                                     stalled since ``at`` (epoch ms);
                                                     TTL ``O2C_DEDUPE_TTL_H``
@@ -111,8 +114,12 @@ def dedupe_erp(prefix: str, event_id: str) -> str:
     return f"{prefix}:dedupe:erp:{event_id}"
 
 
-def dedupe_record(prefix: str, trace_key: str, version: str) -> str:
-    return f"{prefix}:dedupe:record:{trace_key}:{version}"
+#: Who took a record's version in: a sweep or a notification.
+SWEPT, NOTIFIED = "swept", "notified"
+
+
+def dedupe_record(prefix: str, trace_key: str, version: str, by: str) -> str:
+    return f"{prefix}:dedupe:record:{trace_key}:{version}:{by}"
 
 
 def dedupe_redrive(prefix: str, trace_key: str, stalled_since_ms: int) -> str:

@@ -124,8 +124,10 @@ class OutboundHandler:
             self.messages, self.prefix, route, record, trace_key=trace_key, context=context,
             now=now, event="received", notification_id=n.id,
             argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>")
-        item = Item.unless_marked(mark, ops,
-                                  also=intake.version_marks(self.prefix, trace_key, record))
+        marks = intake.version_marks(self.prefix, trace_key, record)
+        swept = [marks[keys.SWEPT]] if marks else []
+        notified = [marks[keys.NOTIFIED]] if marks else []
+        item = Item.unless_any([mark, *swept], ops, sets=[mark, *notified])
         return Planned(n, "enqueued", trace_key, item, msg.queue, msg)
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,

@@ -183,7 +183,7 @@ class Sweeper:
         active = keys.transaction_index_active(self.prefix)
         for c in candidates:
             pipe.zscore(active, c.trace_key)
-            pipe.exists(*intake.version_marks(self.prefix, c.trace_key, c.record))
+            pipe.exists(*intake.version_marks(self.prefix, c.trace_key, c.record).values())
         replies = pipe.execute()
         letters = open_dead_letters(self.redis, self.prefix, (c.trace_key for c in candidates))
         out = []
@@ -210,5 +210,5 @@ class Sweeper:
             argsrepr=f"<{spec.sobject} {trace_key} {event}>", sweep=spec.name, **details)
         if guard is not None:
             return Item.unless_marked(guard, ops)
-        [mark] = intake.version_marks(self.prefix, trace_key, record)
-        return Item.unless_marked(mark, ops)
+        marks = intake.version_marks(self.prefix, trace_key, record)
+        return Item.unless_any(list(marks.values()), ops, sets=[marks[keys.SWEPT]])

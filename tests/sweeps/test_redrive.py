@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from o2c_workers import timeline
+from o2c_workers import sfid, timeline
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.sweeps.run import run_sweeps
 from tests.helpers import queued
@@ -36,6 +36,8 @@ def test_a_stalled_transaction_is_redriven_and_one_with_an_open_dead_letter_is_n
     for trace_key in (stalled, waiting, lost):
         stall(redis_client, trace_key)
     stall(redis_client, account, account=True)
+    gone = sfid.to18("0065L00003ZZZZZ")  # deleted in Salesforce since
+    stall(redis_client, gone)
     now = time.time()
     DeadLetterStore(redis_client, prefix="o2c").add(DeadLetter(
         trace_key=waiting, domain="pricing", task="o2c.pricing.validate_order",
@@ -46,9 +48,14 @@ def test_a_stalled_transaction_is_redriven_and_one_with_an_open_dead_letter_is_n
     by_sweep = {s.sweep: {f.trace_key: f.outcome for f in s.found} for s in result.sweeps}
     # The won ones are in flight, so the opportunity sweep leaves them to the re-drive.
     assert by_sweep["opportunities"] == {stalled: "running", waiting: "dead_lettered"}
-    assert by_sweep["stalled"] == {stalled: "redriven", account: "redriven", lost: "left"}
+    # The lost one is re-driven on the route of its stage now: its order follows it.
+    assert by_sweep["stalled"] == {stalled: "redriven", account: "redriven", lost: "redriven",
+                                   gone: "left"}
     messages = {m["headers"]["trace_key"]: m for m in queued(redis_client, "customer")}
     assert sorted(messages) == sorted([stalled, account])
+    [follow] = queued(redis_client, "order")
+    assert (follow["headers"]["trace_key"], follow["headers"]["task"]) == (
+        lost, "o2c.order.follow_opportunity")
     assert messages[stalled]["headers"]["task"] == "o2c.customer.ensure_customer"
     assert messages[account]["headers"]["task"] == "o2c.customer.sync_account"
     [payload] = messages[stalled]["args"]
@@ -63,5 +70,6 @@ def test_a_stalled_transaction_is_redriven_and_one_with_an_open_dead_letter_is_n
     # Re-driven, it is moving again: the next run leaves it alone.
     again = run_sweeps(sweeping.sweeper)
     assert again.sweeps[-1].sweep == "stalled"
-    assert {f.trace_key: f.outcome for f in again.sweeps[-1].found} == {lost: "left"}
+    assert {f.trace_key: f.outcome for f in again.sweeps[-1].found} == {gone: "left"}
     assert len(queued(redis_client, "customer")) == 2
+    assert len(queued(redis_client, "order")) == 1

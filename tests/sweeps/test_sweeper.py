@@ -193,3 +193,23 @@ def test_a_sweep_and_a_late_notification_at_the_same_moment_start_one_chain(
     for opp in opps:
         assert len(opening_events(sweeping, opp)) == 1
     assert set(outcomes(result).values()) <= {"started", "already_started", "running"}
+
+
+def test_two_saves_in_one_second_are_two_notifications_and_two_chains(
+        sweeping: Sweeping) -> None:
+    """Salesforce stamps LastModifiedDate to the second: a flow that loses and re-wins an
+    opportunity within one second sends two notifications of one version. Each is a save of
+    its own (its own Notification Id), so neither gives way to the other; a sweep gives way
+    to both."""
+    [opp] = sweeping.unwon(1)
+    sweeping.win([opp])
+    receiver = receiver_for(sweeping)
+    first, again = sweeping.notification(opp), sweeping.notification(opp)
+    assert post(receiver, first) == 200
+    assert post(receiver, again) == 200
+    assert sweeping.queued() == [opp, opp]
+    assert opening_events(sweeping, opp) == ["received", "received"]
+    assert post(receiver, first) == 200  # a resend of the first is still a duplicate
+    assert sweeping.queued() == [opp, opp]
+    assert outcomes(run_sweeps(sweeping.sweeper))[opp] in {"running", "done"}
+    assert sweeping.queued() == [opp, opp]
