@@ -5,25 +5,26 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
-import redis
 from celery import Task, current_task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
-from kombu.exceptions import OperationalError
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import catalogue, metrics, sentry, timeline
+from o2c_workers import catalogue, infrastructure, metrics, sentry, timeline, waiting
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import O2CError, Transient
+from o2c_workers.errors import O2CError, Throttled, Transient
+from o2c_workers.infrastructure import is_infrastructure
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
 log = logging.getLogger("o2c.task")
 
 #: Failures of the state store or broker itself: the message must go back, not be acked.
-INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+#: The classes that always are; Redis refusing writes with a plain ``ResponseError``
+#: (``MISCONF``, ...) is recognised by ``is_infrastructure``, which every handler uses.
+INFRASTRUCTURE_ERRORS = infrastructure.ALWAYS
 
 
 class O2CTask(Task):  # type: ignore[misc]
@@ -107,10 +108,10 @@ class O2CTask(Task):  # type: ignore[misc]
             self._handle_error(exc, args, kwargs)
         except SoftTimeLimitExceeded as exc:
             self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args, kwargs)
-        except INFRASTRUCTURE_ERRORS as exc:
-            log.warning("state store unreachable, returning the message: %s", exc)
-            raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
+            if is_infrastructure(exc):
+                log.warning("state store unavailable, returning the message: %s", exc)
+                raise Reject(str(exc), requeue=True) from exc
             self._dead_letter(exc, args, kwargs, category=catalogue.UNEXPECTED,
                               remediation=catalogue.remediation(catalogue.UNEXPECTED))
             raise
@@ -125,6 +126,8 @@ class O2CTask(Task):  # type: ignore[misc]
                      extra={"dead_letters": resolved})
 
     def _handle_error(self, exc: O2CError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if isinstance(exc, Throttled):
+            self._wait(exc, args, kwargs)
         if exc.retryable:
             attempt = self.request.retries + 1
             policy = self.policy
@@ -136,18 +139,61 @@ class O2CTask(Task):  # type: ignore[misc]
                 log.info("retrying in %.1fs after %s (attempt %d of %d)", countdown,
                          type(exc).__name__, attempt, policy.max_attempts,
                          extra={"reason": exc.reason})
-                try:
-                    timeline.bump(self.runtime.redis, self.runtime.prefix, self.trace_key,
-                                  "retries")
-                    raise self.retry(exc=exc, countdown=countdown, max_retries=None)
-                except INFRASTRUCTURE_ERRORS as publish_error:
-                    raise Reject(str(publish_error), requeue=True) from publish_error
+                self._publish_again(exc, countdown_s=countdown, retries=attempt,
+                                    counter="retries")
             self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
                               remediation=exc.remediation)
         else:
             self._dead_letter(exc, args, kwargs, category=exc.category,
                               remediation=exc.remediation)
         raise Ignore()
+
+    def _wait(self, exc: Throttled, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NoReturn:
+        """Held back by a far side: come back later without spending an attempt (promise
+        11); once the step has waited ``O2C_MAX_WAIT_H`` in all, dead-letter it
+        ``throttled`` (never ``exhausted``)."""
+        settings = self.runtime.settings
+        now = time.time()
+        wait = waiting.next_wait(self.request, retry_after_s=exc.retry_after_s, now=now,
+                                 limit_s=settings.max_countdown_s)
+        if wait.waited_s(now) >= settings.max_wait_s:
+            log.warning("held back for %.0f s (%d waits), past O2C_MAX_WAIT_H: dead-lettering",
+                        wait.waited_s(now), wait.count - 1, extra={"reason": exc.reason})
+            self._dead_letter(exc, args, kwargs, category=catalogue.THROTTLED,
+                              remediation=exc.remediation)
+            raise Ignore()
+        log.info("held back (%s): again in %.1fs, no attempt spent (wait %d, waiting %.0fs)",
+                 type(exc).__name__, wait.countdown_s, wait.count, wait.waited_s(now),
+                 extra={"reason": exc.reason})
+        metrics.step_wait(self.domain)
+        self._publish_again(exc, countdown_s=wait.countdown_s, retries=self.request.retries,
+                            counter="waits", headers=wait.headers())
+
+    def _publish_again(self, exc: O2CError, *, countdown_s: float, retries: int, counter: str,
+                       headers: dict[str, Any] | None = None) -> NoReturn:
+        """Publish this request again after ``countdown_s`` with ``retries`` as its attempt
+        count, then end this run as retried (acked; never reported to Sentry).
+
+        Celery's ``self.retry`` would always count an attempt, obey the task's
+        ``max_retries`` (3 by default, under a policy of 8 attempts: the fourth retry raised
+        the error out of the step and lost it), and turn a failed publish into a reject
+        that drops the message. A failure to publish here hands the message back instead.
+        """
+        request = self.request
+        options: dict[str, Any] = {"countdown": countdown_s, "retries": retries}
+        if headers:
+            options["headers"] = {**(request.headers or {}), **headers}
+        signature = self.signature_from_request(request, **options)
+        try:
+            timeline.bump(self.runtime.redis, self.runtime.prefix, self.trace_key, counter)
+            signature.apply_async()
+        except Exception as publish_error:
+            if not is_infrastructure(publish_error):
+                raise
+            log.warning("cannot publish the step again, returning the message: %s",
+                        publish_error)
+            raise Reject(str(publish_error), requeue=True) from publish_error
+        raise Retry(exc=exc, when=countdown_s, sig=signature)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any], einfo: Any) -> None:
@@ -202,7 +248,9 @@ class O2CTask(Task):  # type: ignore[misc]
             timeline.record(runtime.redis, runtime.prefix, entry.trace_key, "dead_lettered",
                             task=self.name, category=category, dead_letter=entry.id,
                             error=type(exc).__name__)
-        except INFRASTRUCTURE_ERRORS as store_error:
+        except Exception as store_error:
+            if not is_infrastructure(store_error):
+                raise
             log.error("cannot store dead letter, returning the message: %s", store_error)
             raise Reject(str(store_error), requeue=True) from store_error
         log.warning("dead-lettered: %s", exc, extra={

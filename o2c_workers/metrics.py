@@ -86,6 +86,9 @@ LIMITER_THROTTLES = Counter("o2c_limiter_throttles", "Acquires that gave up (Thr
 LIMITER_PAUSES = Counter("o2c_limiter_pauses", "Fleet-wide pauses asked for after a 429.",
                          ["limiter"])
 DEAD_LETTERS = Counter("o2c_dead_letters", "Dead letters filed.", ["domain", "category"])
+STEP_WAITS = Counter(
+    "o2c_step_waits", "Steps held back by a far side (no ERP slot, a 429) and published again "
+    "for later without spending a retry attempt.", ["domain"])
 WON_TO_BOOKED = Histogram(
     "o2c_won_to_booked_seconds", "From Closed Won in Salesforce to the ERP sales order.",
     buckets=WON_TO_BOOKED_BUCKETS_S)
@@ -200,6 +203,10 @@ def task_done(task_name: str, outcome: str, seconds: float | None) -> None:
 
 def dead_letter(domain: str, category: str) -> None:
     DEAD_LETTERS.labels(domain, category).inc()
+
+
+def step_wait(domain: str) -> None:
+    STEP_WAITS.labels(domain).inc()
 
 
 def erp_resource(path: str) -> str:
