@@ -60,8 +60,16 @@ class O2CTask(Task):  # type: ignore[misc]
                                  short_reprs(self.name, trace, kwargs), strict=True):
             if options.get(option) is None:
                 options[option] = short
-        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow,
-                                   **options)
+        try:
+            return super().apply_async(args, kwargs, task_id, producer, link, link_error,
+                                       shadow, **options)
+        except Exception as exc:
+            # The next step of a chain, published once the current one is done: if Redis
+            # refuses it past the publish retries, the current step's message goes back
+            # (and runs again, idempotent) rather than being acked with its successor lost.
+            if running is not None and is_infrastructure(exc):
+                raise Reject(f"cannot publish {self.name}: {exc}", requeue=True) from exc
+            raise
 
     @property
     def trace_key(self) -> str:

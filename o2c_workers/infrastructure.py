@@ -27,6 +27,8 @@ refusing: it is not in the family.
 
 from __future__ import annotations
 
+import re
+
 import redis
 from kombu.exceptions import OperationalError
 
@@ -35,7 +37,10 @@ ALWAYS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyEr
           redis.exceptions.OutOfMemoryError, OperationalError)
 #: The first word of the error answers that say Redis refuses writes for now; redis-py
 #: raises a plain ``ResponseError`` for them, its message starting with the word.
-REFUSING = ("MISCONF", "NOREPLICAS", "MASTERDOWN", "BUSY", "LOADING", "OOM", "READONLY")
+REFUSING = frozenset({"MISCONF", "NOREPLICAS", "MASTERDOWN", "BUSY", "LOADING", "OOM",
+                      "READONLY"})
+#: The code of an error answer, also where a pipeline (``MULTI``) prefixes the command.
+_CODE = re.compile(r"^(?:Command # \d+ \(.*?\) of pipeline caused error: )?([A-Z]+)\b", re.S)
 
 
 def is_infrastructure(exc: BaseException) -> bool:
@@ -44,6 +49,9 @@ def is_infrastructure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, redis.ResponseError):
         # redis-py strips the code of the answers it maps to a class (MASTERDOWN, for one).
-        code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
-        return str(code).upper() in REFUSING
+        code = getattr(exc, "status_code", None)
+        if not code:
+            found = _CODE.match(str(exc))
+            code = found.group(1) if found else None
+        return code in REFUSING
     return False
