@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     retry_max_attempts: int = 8
     retry_base_s: float = 2.0
     retry_cap_s: float = 300.0
+    #: A step held back by a far side (the ERP limiter, a 429) waits without spending an
+    #: attempt; past this long in all it is dead-lettered ``throttled`` instead.
+    max_wait_h: int = Field(default=24, ge=1)
 
     # --- The receiver ---------------------------------------------------------------------
     webhook_token: SecretStr | None = None
@@ -176,6 +179,10 @@ class Settings(BaseSettings):
     @property
     def dlq_retention_s(self) -> int:
         return self.dlq_retention_d * 24 * 3600
+
+    @property
+    def max_wait_s(self) -> int:
+        return self.max_wait_h * 3600
 
     def require(self, *names: str) -> None:
         """Fail fast, naming the environment variables that a command needs and lacks."""

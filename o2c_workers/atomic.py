@@ -3,6 +3,10 @@
 The receiver puts a notification's task message on its queue together with its dedupe mark;
 the dead-letter store changes an entry together with its indexes; a requeue moves an entry
 and pushes its message. Each is one ``Item`` (a guard and its writes) run by one Lua script.
+
+Redis refusing writes (``OOM``, ``READONLY``, ``MISCONF``) refuses the script at its first
+write, and lets a script that has written finish, so a batch is never half-applied: the
+caller gets the error (``infrastructure.is_infrastructure``) and nothing changed.
 """
 
 from __future__ import annotations

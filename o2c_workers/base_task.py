@@ -5,25 +5,21 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
-import redis
 from celery import Task, current_task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
-from kombu.exceptions import OperationalError
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import catalogue, metrics, poison, sentry, timeline
+from o2c_workers import catalogue, metrics, poison, sentry, timeline, waiting
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
-from o2c_workers.errors import DeadLettered, NotOurs, O2CError, Transient, WorkerLost
+from o2c_workers.errors import DeadLettered, NotOurs, O2CError, Throttled, Transient, WorkerLost
+from o2c_workers.infrastructure import is_infrastructure
 from o2c_workers.runtime import Runtime, get_runtime
 from o2c_workers.signals import TRACE_HEADER, short_reprs, trace_key_of
 
 log = logging.getLogger("o2c.task")
-
-#: Failures of the state store or broker itself: the message must go back, not be acked.
-INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 
 
 class O2CTask(Task):  # type: ignore[misc]
@@ -65,8 +61,16 @@ class O2CTask(Task):  # type: ignore[misc]
                                  short_reprs(self.name, trace, kwargs), strict=True):
             if options.get(option) is None:
                 options[option] = short
-        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow,
-                                   **options)
+        try:
+            return super().apply_async(args, kwargs, task_id, producer, link, link_error,
+                                       shadow, **options)
+        except Exception as exc:
+            # The next step of a chain, published once the current one is done: if Redis
+            # refuses it past the publish retries, the current step's message goes back
+            # (and runs again, idempotent) rather than being acked with its successor lost.
+            if running is not None and is_infrastructure(exc):
+                raise Reject(f"cannot publish {self.name}: {exc}", requeue=True) from exc
+            raise
 
     @property
     def trace_key(self) -> str:
@@ -121,10 +125,10 @@ class O2CTask(Task):  # type: ignore[misc]
         except SoftTimeLimitExceeded as exc:
             raise self._handle_error(Transient(f"step exceeded its time limit: {exc}"), args,
                                      kwargs) from None
-        except INFRASTRUCTURE_ERRORS as exc:
-            log.warning("state store unreachable, returning the message: %s", exc)
-            raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
+            if is_infrastructure(exc):
+                log.warning("state store unavailable, returning the message: %s", exc)
+                raise Reject(str(exc), requeue=True) from exc
             # From None: the entry keeps the traceback; Flower's copy names only the entry.
             raise self._dead_letter(
                 exc, args, kwargs, category=catalogue.UNEXPECTED,
@@ -144,7 +148,9 @@ class O2CTask(Task):  # type: ignore[misc]
         try:
             self.record("ignored", reason=exc.reason)
             self.resolve_dead_letters(filed_before=filed_before)
-        except INFRASTRUCTURE_ERRORS as store_error:
+        except Exception as store_error:
+            if not is_infrastructure(store_error):
+                raise
             raise Reject(str(store_error), requeue=True) from store_error
 
     def _refuse_poison(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -168,7 +174,9 @@ class O2CTask(Task):  # type: ignore[misc]
             return
         try:
             poison.finished(self.runtime.redis, self.runtime.prefix, task_id)
-        except INFRASTRUCTURE_ERRORS as exc:
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
             log.warning("cannot clear the run count of %s: %s", task_id, exc)
 
     def resolve_dead_letters(self, *, filed_before: float) -> None:
@@ -183,7 +191,10 @@ class O2CTask(Task):  # type: ignore[misc]
 
     def _handle_error(self, exc: O2CError, args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> DeadLettered:
-        """Retry a retryable error (raises ``Retry``); else file it and return what to raise."""
+        """Wait out a throttle or retry a retryable error (both raise ``Retry``); else file
+        it and return what to raise."""
+        if isinstance(exc, Throttled):
+            return self._wait(exc, args, kwargs)
         if exc.retryable:
             attempt = self.request.retries + 1
             policy = self.policy
@@ -195,16 +206,59 @@ class O2CTask(Task):  # type: ignore[misc]
                 log.info("retrying in %.1fs after %s (attempt %d of %d)", countdown,
                          type(exc).__name__, attempt, policy.max_attempts,
                          extra={"reason": exc.reason})
-                try:
-                    timeline.bump(self.runtime.redis, self.runtime.prefix, self.trace_key,
-                                  "retries")
-                    raise self.retry(exc=exc, countdown=countdown, max_retries=None)
-                except INFRASTRUCTURE_ERRORS as publish_error:
-                    raise Reject(str(publish_error), requeue=True) from publish_error
+                self._publish_again(exc, countdown_s=countdown, retries=attempt,
+                                    counter="retries")
             return self._dead_letter(exc, args, kwargs, category=catalogue.EXHAUSTED,
                                      remediation=exc.remediation)
         return self._dead_letter(exc, args, kwargs, category=exc.category,
                                  remediation=exc.remediation)
+
+    def _wait(self, exc: Throttled, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> DeadLettered:
+        """Held back by a far side: come back later without spending an attempt (promise
+        11); once the step has waited ``O2C_MAX_WAIT_H`` in all, dead-letter it
+        ``throttled`` (never ``exhausted``)."""
+        settings = self.runtime.settings
+        now = time.time()
+        wait = waiting.next_wait(self.request, retry_after_s=exc.retry_after_s, now=now,
+                                 limit_s=settings.max_countdown_s)
+        if wait.waited_s(now) >= settings.max_wait_s:
+            log.warning("held back for %.0f s (%d waits), past O2C_MAX_WAIT_H: dead-lettering",
+                        wait.waited_s(now), wait.count - 1, extra={"reason": exc.reason})
+            return self._dead_letter(exc, args, kwargs, category=catalogue.THROTTLED,
+                                     remediation=exc.remediation)
+        log.info("held back (%s): again in %.1fs, no attempt spent (wait %d, waiting %.0fs)",
+                 type(exc).__name__, wait.countdown_s, wait.count, wait.waited_s(now),
+                 extra={"reason": exc.reason})
+        metrics.step_wait(self.domain)
+        self._publish_again(exc, countdown_s=wait.countdown_s, retries=self.request.retries,
+                            counter="waits", headers=wait.headers())
+
+    def _publish_again(self, exc: O2CError, *, countdown_s: float, retries: int, counter: str,
+                       headers: dict[str, Any] | None = None) -> NoReturn:
+        """Publish this request again after ``countdown_s`` with ``retries`` as its attempt
+        count, then end this run as retried (acked; never reported to Sentry).
+
+        Celery's ``self.retry`` would always count an attempt, obey the task's
+        ``max_retries`` (3 by default, under a policy of 8 attempts: the fourth retry raised
+        the error out of the step and lost it), and turn a failed publish into a reject
+        that drops the message. A failure to publish here hands the message back instead.
+        """
+        request = self.request
+        options: dict[str, Any] = {"countdown": countdown_s, "retries": retries}
+        if headers:
+            options["headers"] = {**(request.headers or {}), **headers}
+        signature = self.signature_from_request(request, **options)
+        try:
+            timeline.bump(self.runtime.redis, self.runtime.prefix, self.trace_key, counter)
+            signature.apply_async()
+        except Exception as publish_error:
+            if not is_infrastructure(publish_error):
+                raise
+            log.warning("cannot publish the step again, returning the message: %s",
+                        publish_error)
+            raise Reject(str(publish_error), requeue=True) from publish_error
+        raise Retry(exc=exc, when=countdown_s, sig=signature)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
                    kwargs: dict[str, Any], einfo: Any) -> None:
@@ -262,7 +316,9 @@ class O2CTask(Task):  # type: ignore[misc]
             timeline.record(runtime.redis, runtime.prefix, entry.trace_key, "dead_lettered",
                             task=self.name, category=category, dead_letter=entry.id,
                             error=type(exc).__name__)
-        except INFRASTRUCTURE_ERRORS as store_error:
+        except Exception as store_error:
+            if not is_infrastructure(store_error):
+                raise
             log.error("cannot store dead letter, returning the message: %s", store_error)
             raise Reject(str(store_error), requeue=True) from store_error
         log.warning("dead-lettered: %s", exc, extra={

@@ -6,6 +6,13 @@ own queue keys (``customer``, ``pricing``, ``order``, ``invoice``, ``payment``, 
 and are not listed here. The ``delivery`` keys are written by the reliable transport's Lua
 scripts (``o2c_workers.delivery.scripts``), which build them the same way.
 
+Nothing here grows without bound with the traffic: every key expires (TTL), is capped, or is
+pruned by the writes that make it grow. The exception, on purpose, is an open dead letter
+(and its index entries): it stays until people requeue or purge it, and the dead letters a
+later success resolves are closed by the fleet itself. ``tests/test_retention.py`` holds the
+writers to this table. Redis must run with ``maxmemory-policy noeviction`` (see the README):
+evicting any of these keys would lose a message or a dedupe mark.
+
 ==========================================  ======  ========================================
 key                                         type    what, and its TTL
 ==========================================  ======  ========================================
@@ -27,7 +34,11 @@ key                                         type    what, and its TTL
 ``{p}:dlq:entry:{id}``                      hash    one dead letter; no TTL while open, TTL
                                                     ``O2C_DLQ_RETENTION_D`` + 1 day once
                                                     closed (requeued, resolved, purged)
-``{p}:dlq:idx:all``                         zset    every entry id by last failure (epoch s)
+``{p}:dlq:idx:all``                         zset    every entry id by last failure (epoch s);
+                                                    every ``dlq:idx`` entry of a closed dead
+                                                    letter is pruned with it, past its
+                                                    retention, at each resolution by the
+                                                    fleet and each listing
 ``{p}:dlq:idx:status:{status}``             zset    ids by status (open, requeued, resolved,
                                                     purged), scored by last failure
 ``{p}:dlq:idx:{status}:category:{cat}``     zset    ids of one status and category, same score
@@ -41,11 +52,16 @@ key                                         type    what, and its TTL
                                                     the same transaction (TTL 60 s as a net)
 ``{p}:dlq:audit``                           stream  edits, requeues and purges; capped
                                                     at about 100,000 entries
-``{p}:timeline:{trace_key}``                list    JSON events of one transaction; TTL
-                                                    30 days (``timeline.TIMELINE_TTL_S``)
+``{p}:timeline:{trace_key}``                list    JSON events of one transaction, its
+                                                    newest 1,000 (``TIMELINE_MAX_EVENTS``);
+                                                    TTL 30 days from the last event
+                                                    (``timeline.TIMELINE_TTL_S``)
 ``{p}:txn:{trace_key}``                     hash    a transaction's milestones (won, booked,
-                                                    invoiced, paid, requeues); same TTL
-``{p}:txn:idx:won``                         zset    trace keys by time won (for reports)
+                                                    invoiced, paid, ...) and counters
+                                                    (requeues, retries, waits); same TTL
+``{p}:txn:idx:won``                         zset    trace keys by time won (for reports);
+                                                    members older than the timeline TTL are
+                                                    dropped at each new won opportunity
 ``{p}:txn:idx:active``                      zset    transactions in flight (received or won,
                                                     not yet written back or synced) by last
                                                     progress: the time of their newest

@@ -88,6 +88,9 @@ LIMITER_PAUSES = Counter("o2c_limiter_pauses", "Fleet-wide pauses asked for afte
 DEAD_LETTERS = Counter("o2c_dead_letters", "Dead letters filed.", ["domain", "category"])
 IGNORED = Counter("o2c_ignored", "Steps that found their ERP document not ours (keyed in the "
                   "ERP, not from Salesforce): acknowledged, left alone.", ["domain", "reason"])
+STEP_WAITS = Counter(
+    "o2c_step_waits", "Steps held back by a far side (no ERP slot, a 429) and published again "
+    "for later without spending a retry attempt.", ["domain"])
 WON_TO_BOOKED = Histogram(
     "o2c_won_to_booked_seconds", "From Closed Won in Salesforce to the ERP sales order.",
     buckets=WON_TO_BOOKED_BUCKETS_S)
@@ -133,26 +136,49 @@ def render(*, extra: Sequence[Collector] = ()) -> tuple[bytes, str]:
     return body, CONTENT_TYPE_LATEST
 
 
-class StalledTransactions(Collector):
-    """``o2c_stalled_transactions``, counted when scraped; no sample when the count is
-    unknown (Redis unreachable), rather than a false zero."""
+class ScrapedGauge(Collector):
+    """A gauge of the whole fleet, read from Redis when scraped; no sample when the value is
+    unknown (Redis unreachable, or nothing to measure), rather than a false zero."""
 
-    NAME = "o2c_stalled_transactions"
-    HELP = ("Transactions in flight with no progress for O2C_STALL_AFTER_S and no open dead "
-            "letter; the whole fleet's, so aggregate with max, not sum.")
+    NAME = ""
+    HELP = ""
 
-    def __init__(self, count: Callable[[], int | None]) -> None:
-        self._count = count
+    def __init__(self, read: Callable[[], float | None]) -> None:
+        self._read = read
 
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(self.NAME, self.HELP)
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(self.NAME, self.HELP)
-        value = self._count()
+        value = self._read()
         if value is not None:
             family.add_metric([], value)
         yield family
+
+
+class StalledTransactions(ScrapedGauge):
+    """``o2c_stalled_transactions``, counted when scraped."""
+
+    NAME = "o2c_stalled_transactions"
+    HELP = ("Transactions in flight with no progress for O2C_STALL_AFTER_S and no open dead "
+            "letter; the whole fleet's, so aggregate with max, not sum.")
+
+
+class RedisMemoryRatio(ScrapedGauge):
+    """``o2c_redis_memory_ratio``: Redis ``used_memory`` over ``maxmemory`` when scraped."""
+
+    NAME = "o2c_redis_memory_ratio"
+    HELP = ("Redis used_memory / maxmemory (INFO memory); at 1 Redis refuses writes under "
+            "noeviction. Absent when maxmemory is 0 (no limit) or Redis does not answer.")
+
+
+def memory_ratio(info: dict[str, Any]) -> float | None:
+    """``used_memory / maxmemory`` of an ``INFO memory`` answer; None without a limit."""
+    limit = int(info.get("maxmemory") or 0)
+    if limit <= 0:
+        return None
+    return int(info.get("used_memory") or 0) / limit
 
 
 #: One sweep's figures, by field name (``o2c_workers.sweeps.state.SweepStatus``).
@@ -255,6 +281,8 @@ def dead_letter(domain: str, category: str) -> None:
 
 def ignored(domain: str, reason: str) -> None:
     IGNORED.labels(domain, reason).inc()
+def step_wait(domain: str) -> None:
+    STEP_WAITS.labels(domain).inc()
 
 
 def erp_resource(path: str) -> str:

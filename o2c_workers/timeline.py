@@ -18,8 +18,12 @@ import redis
 
 from o2c_workers import keys
 
-#: How long a transaction's timeline and milestones are kept.
+#: How long a transaction's timeline and milestones are kept, from its last event; also how
+#: long a trace key stays in the index of transactions won.
 TIMELINE_TTL_S = 30 * 24 * 3600
+#: The newest events a timeline keeps: a trace key that lives for years (an account synced
+#: at every change) refreshes its TTL with each event, so the TTL alone does not bound it.
+TIMELINE_MAX_EVENTS = 1000
 
 #: The milestones of an opportunity, in the order it reaches them.
 MILESTONES = ("won", "booked", "written_back", "invoiced", "paid")
@@ -60,13 +64,17 @@ def record_ops(
     txn_key = keys.transaction(prefix, trace_key)
     ops: list[list[Any]] = [
         ["RPUSH", tl_key, orjson.dumps(entry, default=str).decode()],
+        ["LTRIM", tl_key, -TIMELINE_MAX_EVENTS, -1],
         ["EXPIRE", tl_key, TIMELINE_TTL_S],
     ]
     if milestone is not None:
         ops.append(["HSETNX", txn_key, milestone, repr(now)])
         ops.append(["EXPIRE", txn_key, TIMELINE_TTL_S])
         if milestone == "won":
-            ops.append(["ZADD", keys.transaction_index_won(prefix), "NX", now, trace_key])
+            won = keys.transaction_index_won(prefix)
+            # Opportunities won before the timeline TTL have no milestones left to report.
+            ops.append(["ZREMRANGEBYSCORE", won, "-inf", f"({time.time() - TIMELINE_TTL_S!r}"])
+            ops.append(["ZADD", won, "NX", now, trace_key])
         if milestone == "booked":
             ops.append(["HDEL", txn_key, *OUTCOMES])
     if outcome is not None:

@@ -37,6 +37,7 @@ def _calls(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
             salesforce_id=f"probe-{payload['id']}-{n}", name=f"Probe {payload['id']}-{n}",
             country="Germany", currency="EUR"))
     record = {"id": payload["id"], "pid": os.getpid(), "retries": task.request.retries,
+              "waits": int(getattr(task.request, "o2c_waits", None) or 0),
               "started": started, "finished": time.time()}
     task.runtime.redis.rpush(DONE_KEY, json.dumps(record))
     return record
@@ -45,6 +46,12 @@ def _calls(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
 @app.task(name="o2c.order.erp_probe", bind=True, retry_policy=PROBE_RETRY)
 def erp_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """ERP calls through the fleet-wide limiter (when one is configured)."""
+    return _calls(self, payload)
+
+
+@app.task(name="o2c.order.erp_probe_shipped", bind=True)
+def erp_probe_shipped(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """The same calls under the shipped retry policy (``O2C_RETRY_*``)."""
     return _calls(self, payload)
 
 

@@ -10,10 +10,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from o2c_workers import app
 from o2c_workers.backoff import RetryPolicy
-from o2c_workers.errors import BusinessError, Transient
+from o2c_workers.errors import BusinessError, Throttled, Transient
+from o2c_workers.waiting import waits_of
 
 PROBE_KEY = "probe:calls"
 FAST = RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2)
+#: More attempts than Celery's default ``max_retries`` (3) allows.
+SIX = RetryPolicy(max_attempts=6, base_s=0.05, cap_s=0.2)
 
 
 def _runs(task: Any) -> int:
@@ -24,14 +27,20 @@ def _runs(task: Any) -> int:
 
 def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     domain = task.name.split(".")[1]
+    waits = waits_of(task.request)[0]
     task.runtime.redis.rpush(PROBE_KEY, json.dumps({
         "task": task.name, "trace_key": task.trace_key, "retries": task.request.retries,
+        "waits": waits,
     }))
     pause = payload.get("sleep", {}).get(domain)
     if pause and task.request.retries == 0 and not task.request.delivery_info.get("redelivered"):
         time.sleep(pause)
     if payload.get("sleep_once", {}).get(domain) and _runs(task) == 1:
         time.sleep(payload["sleep_once"][domain])  # only the first run of this step
+    if payload.get("record"):
+        task.record("probed")
+    if waits < payload.get("throttle", {}).get(domain, 0):
+        raise Throttled("no ERP slot within 5 s", reason="limiter:rate", retry_after_s=0.2)
     plan = payload.get("fail", {}).get(domain)
     if plan == "business":
         raise BusinessError("credit hold on the account", category="credit_hold")
@@ -52,6 +61,11 @@ def pricing_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
 @app.task(name="o2c.order.probe_step", bind=True, retry_policy=FAST)
 def order_probe(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    return _probe(self, payload)
+
+
+@app.task(name="o2c.order.probe_six", bind=True, retry_policy=SIX)
+def order_six(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     return _probe(self, payload)
 
 

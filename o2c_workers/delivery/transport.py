@@ -37,6 +37,7 @@ from kombu.utils.json import dumps, loads
 from o2c_workers import keys
 from o2c_workers.delivery import scripts
 from o2c_workers.delivery.keeper import Keeper, keeper_for
+from o2c_workers.delivery.refusals import Refusals
 
 #: With several queues, a blocking wait on one of them lasts this long before the next
 #: non-blocking look over all of them (so no queue waits behind another's timeout).
@@ -102,6 +103,8 @@ class Channel(kombu_redis.Channel):
         self._scan_next = True
         self._released = False
         self._keeper: Keeper | None = None
+        #: Redis refusing writes (OOM, READONLY, MISCONF): see ``delivery.refusals``.
+        self._refusals = Refusals()
         super().__init__(*args, **kwargs)
 
     @property
@@ -148,6 +151,7 @@ class Channel(kombu_redis.Channel):
         if self._registered_queues and not self._released:
             self._released = True
             self._holding.clear()
+            self._refusals.unsettled.clear()
             self.keeper.close(self.consumer_id)
 
     # --- taking ---------------------------------------------------------------------------
@@ -157,7 +161,12 @@ class Channel(kombu_redis.Channel):
             return
         if set(queues) <= self._noack:
             return super()._brpop_start(timeout)
-        self._register(queues)
+        if self._refusals.paused or not self._refusals.settle(self._settle):
+            return None  # asked again on a later tick of the loop
+        try:
+            self._register(queues)
+        except redis.ResponseError as exc:
+            return self._refusals.refused(exc)
         if len(queues) == 1 or not self._scan_next:
             wait = (timeout or self.brpop_timeout) if len(queues) == 1 else MULTI_QUEUE_WAIT_S
             command = ["BLMOVE", self._queue_key(queues[0]), self._held_key(queues[0]),
@@ -181,10 +190,14 @@ class Channel(kombu_redis.Channel):
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
+            except redis.ResponseError as exc:
+                self._refusals.refused(exc)  # nothing was taken
+                raise Empty() from None
         finally:
             self._pending = None
             self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
+        self._refusals.accepted()
         if command == "EVAL":
             self._scan_next = reply is not None
             if reply is None:
@@ -235,6 +248,14 @@ class Channel(kombu_redis.Channel):
         queue, raw = self._holding.pop(delivery_tag, (None, None))
         if queue is None or raw is None:
             return  # already put back with the rest of the held list
+        try:
+            self._settle(queue, raw, requeue)
+        except redis.ResponseError as exc:
+            self._refusals.refused(exc)
+            # Still in the held list, so nothing is lost; settled before the next take.
+            self._refusals.unsettled.append((queue, raw, requeue))
+
+    def _settle(self, queue: str, raw: bytes, requeue: bool) -> None:
         with self.conn_or_acquire() as client:
             if requeue:
                 client.eval(scripts.REQUEUE, 2, self._held_key(queue),

@@ -340,6 +340,9 @@ class DeadLetterStore:
                                  dead_letter=e.id, task=task, resolved_by=resolved_by))
                  for e in pending]
         done = self.run(items)
+        # The fleet's own retention pass: closed entries past O2C_DLQ_RETENTION_D leave
+        # every index here too, not only when people list the queue.
+        self.prune(now=now)
         return [e.id for e, ok in zip(pending, done, strict=True) if ok]
 
     def prune(self, *, now: float | None = None, batch: int = 1000) -> int:

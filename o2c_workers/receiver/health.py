@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 
@@ -33,18 +34,27 @@ class Health:
 
 class Metrics:
     """Prometheus exposition: every gunicorn worker's counts in multiprocess mode, and the
-    fleet's stalled transactions and sweeps, read from Redis at each scrape."""
+    fleet's stalled transactions, sweeps and Redis memory, read from Redis at each scrape."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, stall_after_s: int) -> None:
         self.redis = client
         self.prefix = prefix
         self.stall_after_s = stall_after_s
-        self.stalled = metrics.StalledTransactions(self.count_stalled)
-        self.sweeps = metrics.Sweeps(self.read_sweeps)
+        self.fleet = [metrics.StalledTransactions(self.count_stalled),
+                      metrics.RedisMemoryRatio(self.memory_ratio),
+                      metrics.Sweeps(self.read_sweeps)]
 
     def __call__(self, request: Request) -> Response:
-        body, content_type = metrics.render(extra=[self.stalled, self.sweeps])
+        body, content_type = metrics.render(extra=self.fleet)
         return Response(200, body, content_type)
+
+    def memory_ratio(self) -> float | None:
+        try:
+            info: dict[str, Any] = self.redis.info("memory")  # type: ignore[assignment]
+        except redis.RedisError as exc:
+            log.warning("cannot read Redis memory: %s", exc)
+            return None
+        return metrics.memory_ratio(info)
 
     def read_sweeps(self) -> dict[str, metrics.SweepFigures] | None:
         try:

@@ -10,6 +10,7 @@ BENCHMARKS = {
     "dlq": "tests.bench.dlq",
     "limiter": "tests.bench.limiter",
     "delivery": "tests.bench.delivery",
+    "waiting": "tests.bench.waiting",
 }
 
 

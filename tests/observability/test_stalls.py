@@ -19,6 +19,7 @@ from o2c_workers.cli import cli
 from o2c_workers.dlq import DeadLetterStore, ops
 from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.replan import build_dlq
+from o2c_workers.runtime import connect
 from o2c_workers.stalls import stalled_transactions
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
@@ -188,7 +189,8 @@ def test_the_receivers_metrics_count_them_on_each_scrape(world: redis.Redis,
 def test_no_count_rather_than_a_false_zero_when_redis_is_down(redis_url: str) -> None:
     settings = load_settings(redis_url=redis_url, webhook_token=TOKEN,
                              salesforce_org_ids=[soapmsg.ORG_ID])
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    # Built as the receiver builds its own: one quick retry, not redis-py's default backoff.
+    down = connect("redis://127.0.0.1:1/0", retries=1)
     receiver = Receiver(settings, redis_client=down, celery_app=celery_app)
     assert GAUGE not in scrape(receiver)
 

@@ -1,6 +1,7 @@
 """Promise 6 with real worker processes: the ERP simulator, limits set on both sides, sees
 no more than the fleet's rate and concurrency; a killed worker's leases expire; a 429 pauses
-every worker; a task that cannot get a slot soon gives its worker back and retries later.
+every worker; a task that cannot get a slot soon gives its worker back and comes back later
+(a wait, never a spent attempt).
 
 The probe tasks (``tests.erp_probe_tasks``) call the ERP through each worker's own adapter,
 so every call passes the real limiter. Assertions read the simulator's own record.
@@ -73,9 +74,9 @@ def start_fleet(redis_url: str, workers: list[ManagedProcess], nodes: int, *, co
     return started
 
 
-def enqueue(client: redis.Redis, payloads: list[dict[str, Any]]) -> None:
+def enqueue(client: redis.Redis, payloads: list[dict[str, Any]], *, task: str = PROBE) -> None:
     factory = MessageFactory(celery_app)
-    ops = [factory.build(PROBE, args=[p], trace_key=f"probe:{p['id']}").push_op()
+    ops = [factory.build(task, args=[p], trace_key=f"probe:{p['id']}").push_op()
            for p in payloads]
     assert AtomicWriter(client).run([Item(["always"], ops)]) == [True]
 
@@ -137,7 +138,7 @@ def test_the_fleet_keeps_to_the_erp_rate_and_concurrency(redis_url, redis_client
     print(f"\n{len(calls)} calls from {len({r['pid'] for r in records})} processes in "
           f"{span_s:.1f} s: {achieved:.1f}/s against {rate}/s; peak/1 s "
           f"{stats['peak_requests_per_s']}, peak concurrency {stats['peak_concurrency']}, "
-          f"{sum(r['retries'] for r in records)} reruns")
+          f"{sum(r['waits'] + r['retries'] for r in records)} reruns")
     assert stats["faults_injected"].get("rate_limited", 0) == 0
     assert stats["faults_injected"].get("concurrency_limited", 0) == 0
     assert set(stats["calls"]["by_status"]) == {"200"}
@@ -146,7 +147,7 @@ def test_the_fleet_keeps_to_the_erp_rate_and_concurrency(redis_url, redis_client
     # top (a loaded machine makes that happen): its reads repeat, its create never does.
     assert sorted(r["id"] for r in records) == list(range(tasks))
     assert sum(c["method"] == "POST" for c in calls) == tasks
-    reruns = sum(r["retries"] for r in records)
+    reruns = sum(r["waits"] + r["retries"] for r in records)
     assert tasks * 3 <= stats["calls"]["total"] <= tasks * 3 + 2 * reruns
     assert stats["peak_requests_per_s"]["received"] <= rate
     assert 2 <= stats["peak_concurrency"] <= concurrency
@@ -218,7 +219,7 @@ def test_leases_of_a_sigkilled_worker_expire_and_the_others_proceed(
     assert limiter.usage().in_flight == 0
 
 
-def test_a_task_without_a_slot_soon_gives_back_its_worker_and_retries(
+def test_a_task_without_a_slot_soon_gives_back_its_worker_and_waits(
         redis_url, redis_client, workers, start_erp) -> None:
     erp = start_erp()
     env = fleet_env(erp, O2C_ERP_MAX_CONCURRENCY="1", O2C_MAX_COUNTDOWN_S="1")
@@ -231,21 +232,21 @@ def test_a_task_without_a_slot_soon_gives_back_its_worker_and_retries(
         wait_for(lambda: "no concurrency slot within" in worker.log_text(), timeout_s=15,
                  what="the bounded wait to give up")
         gave_up_s = time.time() - held_at
-        wait_for(lambda: "retrying in" in worker.log_text(), timeout_s=5, what="a Celery retry")
+        wait_for(lambda: "held back" in worker.log_text(), timeout_s=5, what="a wait")
         time.sleep(0.5)
     released_at = time.time()
     [record] = wait_done(redis_client, 1, timeout_s=15)
 
-    retries = [json.loads(line) for line in worker.log_lines() if "retrying in" in line]
-    countdowns = [float(re.search(r"retrying in ([\d.]+)s", r["message"]).group(1))
-                  for r in retries]
-    print(f"\ngave up after {gave_up_s:.1f} s; {len(retries)} Celery retries, countdowns "
+    waits = [json.loads(line) for line in worker.log_lines() if "held back" in line]
+    countdowns = [float(re.search(r"again in ([\d.]+)s", r["message"]).group(1))
+                  for r in waits]
+    print(f"\ngave up after {gave_up_s:.1f} s; {len(waits)} waits, countdowns "
           f"{countdowns}; done {record['finished'] - released_at:+.2f} s after the release")
     assert 4.5 <= gave_up_s < 7.0
-    assert record["retries"] >= 1
+    assert record["waits"] >= 1 and record["retries"] == 0  # waiting is not failing
     # Capped by O2C_MAX_COUNTDOWN_S, far inside the visibility timeout.
     assert countdowns and max(countdowns) <= 1.0
-    assert {r.get("reason") for r in retries} == {"limiter:concurrency"}
+    assert {r.get("reason") for r in waits} == {"limiter:concurrency"}
     assert len(api_calls(erp)) == 1 and api_calls(erp)[0]["time"] >= released_at - 0.05
 
 
@@ -268,7 +269,7 @@ def test_a_maintenance_window_pauses_every_worker_with_no_limit_configured(
     logged = [json.loads(line) for w in fleet for line in w.log_lines() if line.startswith("{")]
     warnings = [r["message"] for r in logged if r["level"] == "warning"]
     print(f"\n{len(calls)} calls, {len(refused)} refused for maintenance, "
-          f"{len(warnings)} warnings, {sum(r['retries'] for r in records)} Celery retries")
+          f"{len(warnings)} warnings, {sum(r['waits'] for r in records)} waits")
     # The first 503 pauses the fleet for its Retry-After: only calls already on their way
     # (at most one per worker process) meet the window; then nobody calls until it ends.
     assert 1 <= len(refused) <= 4
@@ -276,6 +277,6 @@ def test_a_maintenance_window_pauses_every_worker_with_no_limit_configured(
     assert not [c for c in calls if first + 0.3 < c["time"] < opened + window_s]
     assert sorted(r["id"] for r in records) == list(range(tasks))
     assert len({r["pid"] for r in records}) >= 2
-    assert sum(r["retries"] for r in records) >= 1
+    assert sum(r["waits"] for r in records) >= 1
     # A warning for each refused answer and the pause it set, none per deferred task.
     assert 2 <= len(warnings) <= 2 * len(refused), warnings
