@@ -50,8 +50,7 @@ def run(client: redis.Redis, redis_url: str, steps: int) -> dict[str, Any]:
                           include="tests.erp_probe_tasks", env=env, wait=False)
     store = DeadLetterStore(client, prefix=prefix)
     try:
-        if not worker.ready.wait(60):
-            raise RuntimeError("worker did not start:\n" + worker.output()[-3000:])
+        worker.wait_ready(timeout_s=60)
         factory = MessageFactory(celery_app)
         ops = [factory.build(TASK, args=[{"id": n}], trace_key=f"bench:{n}").push_op()
                for n in range(steps)]
@@ -62,7 +61,7 @@ def run(client: redis.Redis, redis_url: str, steps: int) -> dict[str, Any]:
             time.sleep(1.0)
         ended_s = time.monotonic() - started
         stats = requests.get(f"{erp.url}/_sandbox/stats", timeout=10).json()
-        gave_up = worker.output().count("no rate slot within")
+        gave_up = worker.log_text().count("no rate slot within")
     finally:
         worker.stop()
         erp.stop()

@@ -20,9 +20,10 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from o2c_workers import app as celery_app
 from o2c_workers import keys
 from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.dev.fleet import ManagedProcess
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
-from tests.plugins.workers import WorkerProcess, start_worker, wait_for
+from tests.plugins.workers import start_worker, wait_for
 from tests.probe_tasks import PROBE_KEY
 from tests.refusing import misconf, out_of_memory, private_redis  # noqa: F401
 
@@ -97,7 +98,7 @@ def runs(client: redis.Redis) -> list[tuple[str, str, int]]:
     return [(c["task"], c["trace_key"], c["retries"]) for c in calls]
 
 
-def start_steps(client: redis.Redis, worker: WorkerProcess, tag: str) -> None:
+def start_steps(client: redis.Redis, worker: ManagedProcess, tag: str) -> None:
     """Four steps that each write to Redis after a second, all taken before Redis refuses:
     a timeline entry, a retry, a dead letter, and the next step of a chain."""
     before = len(runs(client))
@@ -141,10 +142,10 @@ def test_a_worker_rides_out_redis_refusing_writes(private_redis, client, workers
     # MISCONF refuses even the requeue: the steps stay held by their consumer until then.
     start_steps(client, worker, "0F")
     with misconf(client, private_redis):
-        wait_for(lambda: "Redis refuses writes" in worker.output(), timeout_s=10,
+        wait_for(lambda: "Redis refuses writes" in worker.log_text(), timeout_s=10,
                  what="a refused write")
         assert worker.process.poll() is None
         assert held(client) + client.llen("order") == 4
     assert_all_done(client, store, "0F")
     assert worker.process.poll() is None
-    assert not [line for line in worker.lines if '"critical"' in line]
+    assert not [line for line in worker.log_lines() if '"critical"' in line]

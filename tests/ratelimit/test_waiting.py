@@ -50,7 +50,7 @@ def test_a_backlog_of_ten_times_the_budget_drains_without_spending_attempts(
 
     stats = sandbox(erp, "stats")
     calls = api_calls(erp)
-    gave_up = worker.output().count("no rate slot within")
+    gave_up = worker.log_text().count("no rate slot within")
     waits = [r["waits"] for r in records]
     print(f"\n{steps} steps at {rate}/s with {threads} threads: drained in {drained_s:.1f} s, "
           f"{len(calls)} calls, peak {stats['peak_requests_per_s']['received']}/s, {gave_up} "
@@ -73,5 +73,5 @@ def test_a_backlog_of_ten_times_the_budget_drains_without_spending_attempts(
     assert not [c for c in counted if b"retries" in c]
     time.sleep(0.5)
     assert sentry_sink.events() == []
-    logged = [json.loads(line) for line in worker.lines if line.startswith("{")]
+    logged = [json.loads(line) for line in worker.log_lines() if line.startswith("{")]
     assert not [r for r in logged if r["level"] in ("error", "critical")]
