@@ -86,8 +86,10 @@ def test_resolved_dead_letters_are_kept_n_days_then_leave_every_index(redis_clie
     old = store.add(worker_entry(1, failed_at=time.time() - 40 * DAY_S))
     recent = store.add(worker_entry(2))
     long_ago = time.time() - 31 * DAY_S
-    assert store.resolve(old.trace_key, resolved_by="task-1", now=long_ago) == [old.id]
-    assert store.resolve(recent.trace_key, resolved_by="task-2") == [recent.id]
+    assert store.resolve(old.trace_key, task=old.task, filed_before=long_ago,
+                         resolved_by="task-1", now=long_ago) == [old.id]
+    assert store.resolve(recent.trace_key, task=recent.task, filed_before=time.time(),
+                         resolved_by="task-2") == [recent.id]
     # The fleet's next resolution pruned the entry resolved 31 days ago, from everywhere.
     assert redis_client.exists(store.key(old.id)) == 0
     for key in redis_client.keys(f"{P}:dlq:idx:*"):
