@@ -160,6 +160,11 @@ class Fleet:
         return proc
 
     def stop(self) -> None:
+        """Stop every process at once: each gets its SIGTERM (a warm shutdown) before any is
+        waited for, so the fleet takes as long as its slowest process, not their sum."""
+        for proc in reversed(self.processes):
+            if proc.alive():
+                proc.process.send_signal(signal.SIGTERM)
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
