@@ -113,12 +113,14 @@ def test_a_node_killed_with_work_held_loses_none(redis_url, redis_client, worker
     for trace in ("LONG-1", "LONG-2"):
         enqueue(redis_client, trace, sleep_once={"customer": 300})
     wait_for(lambda: held(redis_client) == 2, what="each node to take one long step")
+    # The node that will run the dead one's step is up before the kill, so the bound below
+    # measures the redelivery, not a worker's start on a loaded machine.
+    workers.append(start_worker(redis_url, include="tests.probe_tasks", concurrency=2))
     for trace in ("QUEUED-1", "QUEUED-2"):
         enqueue(redis_client, trace)
     doomed.kill()
     killed = time.monotonic()
     workers.remove(doomed)
-    workers.append(start_worker(redis_url, include="tests.probe_tasks", concurrency=2))
     traces = ("LONG-1", "LONG-2", "QUEUED-1", "QUEUED-2")
     wait_for(lambda: sum(len(runs(redis_client, t)) for t in traces) == 5,
              timeout_s=REDELIVERY_S + SLACK_S, what="the dead node's step to run again")
