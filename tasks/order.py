@@ -16,9 +16,16 @@ def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | Non
     rt = self.runtime
     reprice = partial(pricing.validate_order, sf=rt.salesforce, erp=rt.erp,
                       max_discount_percent=rt.settings.max_discount_percent)
-    result = orders.submit_order(ChainContext.load(payload), erp=rt.erp, reprice=reprice)
+    result = lifecycle.book(ChainContext.load(payload), sf=rt.salesforce, erp=rt.erp,
+                            reprice=reprice, fields=rt.fields,
+                            cancel_on_lost=rt.settings.cancel_on_lost)
     if isinstance(result, pricing.Skipped):
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
+        self.end_chain()
+        return None
+    if isinstance(result, lifecycle.Followed):
+        # Lost while it was being booked: the order followed it; nothing to write back.
+        _followed(self, result)
         self.end_chain()
         return None
     booked = result.order
@@ -49,13 +56,16 @@ def follow_opportunity(self: O2CTask, payload: dict[str, Any]) -> None:
     """The opportunity left Closed Won (or changed stage): its ERP order follows it."""
     rt = self.runtime
     ctx = ChainContext.load(payload)
-    done = lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce, erp=rt.erp,
-                                        fields=rt.fields,
-                                        cancel_on_lost=rt.settings.cancel_on_lost)
+    _followed(self, lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce, erp=rt.erp,
+                                                 fields=rt.fields,
+                                                 cancel_on_lost=rt.settings.cancel_on_lost))
+
+
+def _followed(task: O2CTask, done: lifecycle.Followed) -> None:
     order = done.order.name if done.order else None
     if done.action == lifecycle.CANCELLED:
-        self.record("order_cancelled", outcome=timeline.CANCELLED, stage=done.stage,
+        task.record("order_cancelled", outcome=timeline.CANCELLED, stage=done.stage,
                     erp_order=order)
     else:
-        self.record("followed", closes=True, action=done.action, stage=done.stage,
+        task.record("followed", closes=True, action=done.action, stage=done.stage,
                     erp_order=order)

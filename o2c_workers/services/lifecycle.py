@@ -5,6 +5,10 @@ Still won (a late message, or won again since): nothing here, its own chain book
 and a live order nothing is invoiced or delivered against: the order is cancelled (the
 compensating action, ``O2C_CANCEL_ON_LOST``) and the status written back; invoiced or
 delivered: a dead letter for finance (``cancellation_after_invoice``), the order untouched.
+
+The order step (``book``) reads the stage once more after it has booked: an opportunity
+lost between its pricing and its order (whose own message's step found no order yet, or
+ran before a redelivered order step) is followed the same way.
 """
 
 from __future__ import annotations
@@ -12,11 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from o2c_workers.catalogue import CANCELLATION_AFTER_INVOICE, RECONCILIATION
+from o2c_workers.chain import ChainContext
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpOrder
 from o2c_workers.services.convert import WON
-from o2c_workers.services.orders import WriteBackFields, cancel_unless_downstream
+from o2c_workers.services.orders import (
+    Booked,
+    Reprice,
+    WriteBackFields,
+    cancel_unless_downstream,
+    submit_order,
+)
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.pricing import Skipped
 
 #: What ``follow_opportunity`` did.
 STILL_WON, NO_ORDER, CANCELLED, KEPT = "still_won", "no_order", "cancelled", "kept"
@@ -53,6 +65,21 @@ def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, erp: ErpAdapte
     sf.update("Opportunity", opportunity_id, {fields.order_number: cancelled.name,
                                               fields.order_status: cancelled.status})
     return Followed(CANCELLED, stage, cancelled)
+
+
+def book(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter, reprice: Reprice,
+         fields: WriteBackFields, cancel_on_lost: bool) -> Booked | Skipped | Followed:
+    """The order step: the opportunity's one live order (``submit_order``), then its stage
+    read once more. No longer won: the order follows it as a lost one's does
+    (``Followed``: cancelled, or finance's dead letter), so that a lost opportunity never
+    keeps an order booked while it was being lost. One more Salesforce read per run (a
+    linked order too: the run that booked it may have failed before its own read)."""
+    booked = submit_order(ctx, erp=erp, reprice=reprice)
+    if isinstance(booked, Skipped):
+        return booked
+    followed = follow_opportunity(ctx.trace_key, sf=sf, erp=erp, fields=fields,
+                                  cancel_on_lost=cancel_on_lost)
+    return booked if followed.action in (STILL_WON, KEPT) else followed
 
 
 def cancellation_after_invoice(order: ErpOrder, stage: str) -> BusinessError:

@@ -7,8 +7,9 @@
 * a live order that differs, with nothing invoiced or delivered: cancel it and book its
   amendment (``amended_from``, the next revision key); invoiced or delivered: refuse
   (``amendment_required``), naming what changed;
-* only cancelled orders (cancelled in the ERP, or lost and won again): book the next
-  revision as an amendment of the latest;
+* only cancelled orders (cancelled in the ERP, or lost and won again): read the
+  opportunity again (it may be lost still), then book the next revision as an amendment
+  of the latest;
 * a draft or a closed order, or two live ones: refuse (``reconciliation``), people decide.
 
 What it created or linked is checked again (a duplicate answer links whatever holds the
@@ -81,13 +82,22 @@ def submit_order(ctx: ChainContext, *, erp: ErpAdapter, reprice: Reprice,
                  now: float | None = None) -> Booked | Skipped:
     """Third step: the opportunity's one live order, as the opportunity is now."""
     now = time.time() if now is None else now
-    if ctx.pricing is None or (ctx.pricing.priced_at or 0) < now - REPRICE_AFTER_S:
+    read_again = ctx.pricing is None or (ctx.pricing.priced_at or 0) < now - REPRICE_AFTER_S
+    if read_again:
         fresh = reprice(ctx)
         if isinstance(fresh, Skipped):
             return fresh
         ctx = fresh
     for _ in range(ROUNDS):
         plan = decide(ctx, erp)
+        if plan.action == REBOOKED and not read_again:
+            # Its orders are all cancelled (in the ERP, or because it was lost meanwhile):
+            # read the opportunity again before booking it anew, however fresh the pricing.
+            fresh, read_again = reprice(ctx), True
+            if isinstance(fresh, Skipped):
+                return fresh
+            ctx = fresh
+            plan = decide(ctx, erp)
         booked = carry_out(plan, ctx, erp)
         if booked.live and not differences(ctx.need_order(), ctx.need_customer(), booked):
             return Booked(ctx.model_copy(update={"erp_order": booked}), plan.action,

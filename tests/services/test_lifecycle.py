@@ -282,3 +282,45 @@ def follow(svc, opp: str, *, cancel_on_lost: bool = True):
 def good_ones(svc, n: int) -> list[str]:
     world = svc.sandbox.world
     return [o for o in world.opportunity_ids if o not in world.expected_failures][:n]
+
+
+def book(svc, ctx):
+    return lifecycle.book(ctx, sf=svc.sf, erp=svc.erp, reprice=reprice(svc), fields=FIELDS,
+                          cancel_on_lost=True)
+
+
+def test_lost_while_its_order_is_booked_leaves_no_live_order(svc):
+    """Lost after its pricing, and its message's step ran before the order existed (or
+    before a redelivered order step): the order step reads the stage once more and cancels
+    what it booked; the same order step once finance invoiced it files finance's case."""
+    lost, invoiced = good_ones(svc, 2)
+    ctx = priced(svc, lost)
+    svc.sf.update("Opportunity", lost, {"StageName": "Closed Lost"})
+    assert follow(svc, lost).action == "no_order"
+    done = book(svc, ctx)
+    assert isinstance(done, lifecycle.Followed)
+    assert (done.action, done.stage) == ("cancelled", "Closed Lost")
+    assert live(svc, lost) == []
+    record = svc.sf.get_opportunity(lost)
+    assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
+        done.order.name, "Cancelled")
+    # Redelivered: nothing live to link, the stage is read again before booking anew.
+    assert book(svc, ctx) == pricing.Skipped("Closed Lost")
+    ctx = priced(svc, invoiced)
+    booked = book(svc, ctx)
+    assert isinstance(booked, orders.Booked) and booked.action == "created"
+    erp_sandbox(svc, f"orders/{booked.order.name}/invoice")
+    svc.sf.update("Opportunity", invoiced, {"StageName": "Negotiation/Review"})
+    with pytest.raises(BusinessError) as caught:
+        book(svc, ctx)
+    assert caught.value.category == "cancellation_after_invoice"
+    assert live(svc, invoiced) == [booked.order.name]
+
+
+def test_still_won_once_booked_the_order_step_books_as_before(svc):
+    opp = good(svc)
+    booked = book(svc, priced(svc, opp))
+    assert isinstance(booked, orders.Booked) and booked.action == "created"
+    again = book(svc, priced(svc, opp))
+    assert isinstance(again, orders.Booked)
+    assert (again.action, again.order.name) == ("linked", booked.order.name)
