@@ -29,8 +29,12 @@ demo: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/o2c chaos --opportunities 300
 
+# The suite waits on real servers more than it computes: TEST_WORKERS pytest-xdist processes
+# run its files side by side, each on a Redis database of its own.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m tests.bench

@@ -14,8 +14,21 @@ from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, with_db
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.workers"]
 
-#: The database number the tests own; set O2C_TEST_REDIS_DB to run suites side by side.
-TEST_DB = int(os.environ.get("O2C_TEST_REDIS_DB", "12"))
+
+def _test_db() -> int:
+    """The database number this test process owns: ``O2C_TEST_REDIS_DB`` (default 12) set
+    suites side by side; each pytest-xdist worker takes the next (``gw1`` the base + 1)."""
+    base = int(os.environ.get("O2C_TEST_REDIS_DB", "12"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base + int(worker.removeprefix("gw"))
+
+
+TEST_DB = _test_db()
+
+# A pytest-xdist worker runs with COLUMNS=80 in its environment, and the CLI's consoles take
+# their width from it when they are built (at import): the tests that read a table set their
+# own width per invocation, which only counts when nothing was frozen before them.
+os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(scope="session")
