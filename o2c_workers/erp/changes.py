@@ -3,13 +3,15 @@
 One DocType after the other, each with one list call a page::
 
     GET /api/resource/Sales Invoice?filters=[["modified", ">=", "2026-11-28 00:00:00.000000"],
-        ["docstatus", "in", [1]]]&order_by=modified asc, name asc
-        &limit_start=0&limit_page_length=500&fields=["name", "creation", "modified", ...]
+        ["docstatus", "in", [1]]]&order_by=modified asc, name asc&limit_page_length=500
+        &fields=["name", "creation", "modified", "docstatus", "salesforce_id", "po_no"]
 
-Paging is by key, not by offset alone: the next page starts at the last row's ``modified``
-and skips (``limit_start``) only the rows of that same instant already read. A document
-saved while the feed pages moves past the end and is read again on a later page; with a
-plain offset it would shift another document out of every page, never to be read.
+Paging is by key, not by offset (``limit_start``): the next page asks for the rows after the
+last one read, ``modified`` later, or the same with a later ``name`` (``or_filters``
+``[["modified", ">", last], ["name", ">", its name]]``). A document saved while the feed
+pages moves past the end and is read again, at its new version, on a later page; with an
+offset it would shift a document not yet read into the pages already read, never to be
+read at all.
 
 ``modified`` comes without an offset, in the site's time zone (``O2C_ERP_TIME_ZONE``).
 """
@@ -84,20 +86,24 @@ def to_stamp(epoch_s: float, zone: dt.tzinfo) -> str:
 
 @dataclass(frozen=True)
 class _Position:
+    """The DocType being read, and the key of the last row read (none: from ``after``)."""
+
     watched: int
     after: str
-    skip: int
+    name: str | None = None
 
     def dumps(self) -> str:
-        return json.dumps([self.watched, self.after, self.skip])
+        return json.dumps([self.watched, self.after, self.name])
 
     @classmethod
     def of(cls, cursor: ChangeCursor, zone: dt.tzinfo) -> _Position:
         if cursor.position is None:
-            return cls(0, to_stamp(cursor.since, zone), 0)
+            return cls(0, to_stamp(cursor.since, zone))
         try:
-            watched, after, skip = json.loads(cursor.position)
-            return cls(int(watched), str(after), int(skip))
+            watched, after, name = json.loads(cursor.position)
+            if not 0 <= int(watched) < len(WATCHED):
+                raise ValueError(watched)
+            return cls(int(watched), str(after), None if name is None else str(name))
         except (ValueError, TypeError):
             raise InvalidPayload(f"not a cursor of this feed: {cursor.position!r}") from None
 
@@ -106,12 +112,15 @@ def page(cursor: ChangeCursor, *, zone: dt.tzinfo, read: Read) -> ChangePage:
     """One page of changes from ``cursor`` (one list call), and the next cursor."""
     at = _Position.of(cursor, zone)
     watched = WATCHED[at.watched]
-    rows = read(watched.doctype, {
+    params = {
         "filters": json.dumps([["modified", ">=", at.after],
                                ["docstatus", "in", list(watched.docstatus)]]),
         "fields": json.dumps([*_META, *watched.fields]),
-        "order_by": "modified asc, name asc",
-        "limit_start": str(at.skip), "limit_page_length": str(cursor.page_size)})
+        "order_by": "modified asc, name asc", "limit_page_length": str(cursor.page_size)}
+    if at.name is not None:
+        params["or_filters"] = json.dumps([["modified", ">", at.after],
+                                           ["name", ">", at.name]])
+    rows = read(watched.doctype, params)
     changes = [change for row in rows if (change := _change(watched.doctype, row, zone))]
     return ChangePage(changes=changes, next=_next(cursor, at, rows, zone))
 
@@ -135,10 +144,8 @@ def _next(cursor: ChangeCursor, at: _Position, rows: list[dict[str, Any]],
     if len(rows) < cursor.page_size:
         if at.watched + 1 >= len(WATCHED):
             return None
-        position = _Position(at.watched + 1, to_stamp(cursor.since, zone), 0)
+        position = _Position(at.watched + 1, to_stamp(cursor.since, zone))
     else:
-        last = str(rows[-1].get("modified") or "")
-        ties = sum(1 for row in rows if row.get("modified") == last)
-        same = to_epoch(last, zone) == to_epoch(at.after, zone)
-        position = _Position(at.watched, last, at.skip + ties if same else ties)
+        last = rows[-1]
+        position = _Position(at.watched, str(last.get("modified") or ""), str(last["name"]))
     return cursor.model_copy(update={"position": position.dumps()})
