@@ -5,8 +5,11 @@ watermark moves durably; an ERP that refuses leaves it where it was and says so.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,9 @@ from o2c_workers import app as celery_app
 from o2c_workers import timeline
 from o2c_workers.celery_app import ERP_FEED_ENTRY, ERP_FEED_TASK, beat_config
 from o2c_workers.cli.report_cmd import report_table
+from o2c_workers.dev import procfile
+from o2c_workers.dev.fleet import Fleet
+from o2c_workers.dev.procfile import ProcessType
 from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.erp import build_adapter
@@ -30,7 +36,7 @@ from o2c_workers.sweeps.state import SweepBusy
 from tests.helpers import call_wsgi
 from tests.observability.conftest import samples
 from tests.plugins.inprocess import FleetInProcess, fleet_in_process  # noqa: F401
-from tests.plugins.workers import wait_for
+from tests.plugins.workers import LOG_DIR, wait_for, worker_env
 
 #: Every invoice paid in full, so each opportunity ends Paid.
 PAID = {"unpaid_ratio": 0, "partial_payment_ratio": 0}
@@ -212,3 +218,32 @@ def test_one_poll_at_a_time_and_a_beat_entry_of_its_own(
     entry = beat_config(fleet.settings)["beat_schedule"][ERP_FEED_ENTRY]
     assert entry["task"] == ERP_FEED_TASK and entry["schedule"] == 300.0
     assert entry["options"]["queue"] == "sweep"
+
+
+@pytest.mark.slow
+def test_the_beat_process_polls_the_erp_on_its_own_interval(sandbox: Any, redis_url: str,
+                                                            redis_client: Any) -> None:
+    interval_s = 1  # the subject of this test; the shipped default is 300
+    env = worker_env(redis_url, **sandbox.env(), O2C_ERP_FEED_INTERVAL_S=str(interval_s),
+                     PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    fleet = Fleet(env, log_dir=LOG_DIR / f"erp-feed-beat-{time.monotonic_ns()}")
+    try:
+        worker = fleet.start_worker("sweep", concurrency=1, name="feeder")
+        worker.wait_ready()
+        beat = procfile.load()["beat"]
+        fleet.start_process_type(ProcessType("beat", beat.command),
+                                 cwd=procfile.PROJECT_PROCFILE.parent)
+
+        def runs() -> int:
+            status = state.read_status(redis_client, "o2c").get(FEED)
+            return status.runs if status else 0
+
+        wait_for(lambda: runs() >= 3, timeout_s=45, what="the beat to poll the ERP thrice")
+        status = state.read_status(redis_client, "o2c")[FEED]
+        assert status.failures == 0 and status.api_calls == 3
+        # The Salesforce sweep keeps its own five minutes: not sent again meanwhile.
+        assert "opportunities" not in state.read_status(redis_client, "o2c") or \
+            state.read_status(redis_client, "o2c")["opportunities"].runs <= 1
+        assert redis_client.exists(f"o2c:beat:{ERP_FEED_ENTRY}") == 1
+    finally:
+        fleet.stop()
