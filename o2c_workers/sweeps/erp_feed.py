@@ -149,14 +149,17 @@ class ErpFeed:
     def take(self, changes: Sequence[ErpChange], result: SweepResult, *,
              dry_run: bool) -> None:
         """Start the task of every version not taken in yet, in one guarded write."""
-        routed = [c for c in changes if (c.doctype, c.event) in ERP_ROUTES]
+        routed = []
         for change in changes:
-            if change not in routed:
+            if (change.doctype, change.event) in ERP_ROUTES:
+                routed.append(change)
+            else:
                 result.found.append(self._found(change, "unrouted"))
-            elif change.modified_at > time.time() + _AHEAD_S:
-                log.warning("change feed: %s %s is stamped %s, ahead of this clock: is "
-                            "O2C_ERP_TIME_ZONE the ERP's?", change.doctype, change.name,
-                            change.modified)
+        ahead = [c for c in routed if c.modified_at > time.time() + _AHEAD_S]
+        if ahead:
+            log.warning("change feed: %s %s is stamped %s, ahead of this clock: is "
+                        "O2C_ERP_TIME_ZONE the ERP's?", ahead[0].doctype, ahead[0].name,
+                        ahead[0].modified)
         seen = self._taken(routed)
         fresh = [c for c, taken in zip(routed, seen, strict=True) if not taken]
         for change in (c for c, taken in zip(routed, seen, strict=True) if taken):

@@ -157,8 +157,13 @@ def test_the_watermark_moves_durably_and_shows_in_the_report_and_metrics(
         fleet_in_process: Any, feed_of: Any) -> None:  # noqa: F811
     fleet = fleet_in_process(webhooks=False, erp=PAID)
     won_and_settled(fleet, 1)
+    # A dry run lists what it would start, and starts nothing, moves nothing.
+    dry = feed_of(fleet).run(dry_run=True)
+    assert dry.counts == {"would_start": dry.seen} and dry.seen >= 3
     assert state.watermark(fleet.redis, "o2c", FEED) is None
+    assert FEED not in state.read_status(fleet.redis, "o2c")
     first = feed_of(fleet).run()
+    assert first.counts == {"started": dry.seen}
     mark = state.watermark(fleet.redis, "o2c", FEED)
     assert mark is not None and mark == first.watermark == pytest.approx(first.started_at)
     # A new feed (another worker, a restart) starts from the watermark less the overlap.
