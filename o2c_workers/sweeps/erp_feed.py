@@ -104,12 +104,8 @@ class ErpFeed:
         (or its failure) kept for ``o2c report`` and ``/metrics``."""
         with state.Lease(self.redis, self.prefix, ttl_s=self.lease_ttl_s,
                          feed=FEED) as lease:
-            result = kept(self.redis, self.prefix, FEED, lambda: self.poll(
+            return kept(self.redis, self.prefix, FEED, lambda: self.poll(
                 since=since, dry_run=dry_run, progress=progress, lease=lease))
-        log.info("change feed: %d seen, %d started, %d ERP call(s)", result.seen,
-                 result.started, result.api_calls, extra={"sweep": FEED,
-                                                           "outcomes": result.counts})
-        return result
 
     def start_from(self, since: float | None) -> tuple[float, bool]:
         """Where a poll starts, and whether it may move the durable watermark."""
