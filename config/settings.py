@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -92,6 +93,15 @@ class Settings(BaseSettings):
     sweep_first_lookback_h: int = Field(default=24, ge=0)
     #: Sweep accounts changed since the watermark too (one customer sync each).
     sweep_accounts: bool = True
+    #: How often the beat process starts the ERP change feed (invoices, payments, order
+    #: status changes modified since its watermark); the only path of an ERP without
+    #: webhooks, where a shorter interval is the latency of every write-back.
+    erp_feed_interval_s: int = Field(default=300, ge=1)
+    #: Each poll reads from this far before the feed's watermark (late commits, an ERP
+    #: clock behind ours); the dedupe absorbs the repeats.
+    erp_feed_overlap_s: int = Field(default=120, ge=0)
+    #: Documents asked for per ERP call (one page).
+    erp_feed_page_size: int = Field(default=500, ge=1, le=5000)
 
     # --- Dead-letter queue ----------------------------------------------------------------
     #: How long a closed (requeued, resolved, purged) dead letter is kept; open ones stay.
@@ -115,6 +125,9 @@ class Settings(BaseSettings):
     #: nothing where it is not. ``false`` skips the check: the unique index is then yours
     #: to vouch for (an integration user that may not read Custom Field, say).
     erp_check_unique_ids: bool = True
+    #: The ERP site's time zone (ERPNext: System Settings), an IANA name: ``modified``
+    #: comes without an offset, in it.
+    erp_time_zone: str = "UTC"
 
     # --- Salesforce -----------------------------------------------------------------------
     salesforce_instance_url: str = "https://127.0.0.1:8200"
@@ -167,6 +180,21 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("erp_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not a time zone name (IANA, e.g. Europe/Berlin): {value!r}") \
+                from None
+        return value
+
+    @property
+    def erp_zone(self) -> ZoneInfo:
+        """The ERP site's time zone (``O2C_ERP_TIME_ZONE``)."""
+        return ZoneInfo(self.erp_time_zone)
 
     @property
     def effective_broker_url(self) -> str:

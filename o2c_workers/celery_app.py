@@ -23,6 +23,9 @@ RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
 #: The periodic sweep's task and its beat entry.
 SWEEP_TASK = "o2c.sweep.run"
 SWEEP_ENTRY = "salesforce-sweep"
+#: The ERP change feed's task and its beat entry.
+ERP_FEED_TASK = "o2c.sweep.erp_feed"
+ERP_FEED_ENTRY = "erp-feed"
 #: The active beat process renews its lease every tick (at most this many seconds apart);
 #: a second beat waits, and takes over within the lease's TTL once the first is gone.
 BEAT_MAX_LOOP_INTERVAL_S = 5
@@ -42,13 +45,18 @@ def beat_config(settings: Settings) -> dict[str, Any]:
     schedule in Redis and lets only the holder of its lock send tasks
     (https://github.com/sibson/redbeat; keys in ``o2c_workers.keys``)."""
     interval = float(settings.sweep_interval_s)
+    feed_interval = float(settings.erp_feed_interval_s)
     return {
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "beat_max_loop_interval": BEAT_MAX_LOOP_INTERVAL_S,
-        "beat_schedule": {SWEEP_ENTRY: {
-            "task": SWEEP_TASK, "schedule": interval,
-            # A sweep still queued when the next is due is dropped, not piled up.
-            "options": {"queue": SWEEP_QUEUE, "expires": interval}}},
+        "beat_schedule": {
+            SWEEP_ENTRY: {
+                "task": SWEEP_TASK, "schedule": interval,
+                # A sweep still queued when the next is due is dropped, not piled up.
+                "options": {"queue": SWEEP_QUEUE, "expires": interval}},
+            ERP_FEED_ENTRY: {
+                "task": ERP_FEED_TASK, "schedule": feed_interval,
+                "options": {"queue": SWEEP_QUEUE, "expires": feed_interval}}},
         "redbeat_redis_url": settings.redis_url,
         "redbeat_redis_options": {},
         "redbeat_key_prefix": keys.beat(settings.key_prefix),

@@ -28,6 +28,13 @@ key                                         type    what, and its TTL
                                                     gives way to either, a notification
                                                     only to a sweep (versions are to the
                                                     second); TTL ``O2C_DEDUPE_TTL_H``
+``{p}:dedupe:erpdoc:{doctype}:{name}:{version}:{by}``
+                                            string  this version of an ERP document (its
+                                                    ``modified``, normalized) was taken in
+                                                    ``by`` the change feed (``fed``) or a
+                                                    webhook event (``notified``): the feed
+                                                    gives way to either, an event only to
+                                                    the feed; TTL ``O2C_DEDUPE_TTL_H``
 ``{p}:dedupe:redrive:{trace_key}:{at}``     string  a sweep re-drove the transaction
                                                     stalled since ``at`` (epoch ms);
                                                     TTL ``O2C_DEDUPE_TTL_H``
@@ -99,7 +106,8 @@ key                                         type    what, and its TTL
                                                     ``{queue key}\\n{message}`` scored by
                                                     when due (epoch ms); moved when due
 ``{p}:sweep:watermarks``                    zset    each sweep's durable watermark
-                                                    (``opportunities``, ``accounts``) by
+                                                    (``opportunities``, ``accounts``,
+                                                    ``erp_feed``) by
                                                     epoch s; only ever moved forward
                                                     (``ZADD GT``); no TTL
 ``{p}:sweep:last:{sweep}``                  hash    the last successful run of a sweep:
@@ -109,6 +117,10 @@ key                                         type    what, and its TTL
 ``{p}:sweep:lock``                          string  the running sweep's lease (its token);
                                                     TTL ``max(60, 2 x O2C_SWEEP_INTERVAL_S)``
                                                     seconds, renewed on every page
+``{p}:sweep:lock:{feed}``                   string  the running ERP change feed's lease
+                                                    (``erp_feed``); TTL ``max(60, 2 x
+                                                    O2C_ERP_FEED_INTERVAL_S)`` seconds,
+                                                    renewed on every page
 ``{p}:beat:{entry}``                        hash    a periodic task of the beat schedule
                                                     (RedBeat's definition and last run)
 ``{p}:beat::schedule``                      zset    RedBeat's entries by when next due
@@ -136,6 +148,14 @@ SWEPT, NOTIFIED = "swept", "notified"
 
 def dedupe_record(prefix: str, trace_key: str, version: str, by: str) -> str:
     return f"{prefix}:dedupe:record:{trace_key}:{version}:{by}"
+
+
+#: Who took an ERP document's version in: the change feed (or a webhook, ``NOTIFIED``).
+FED = "fed"
+
+
+def dedupe_erp_version(prefix: str, doctype: str, name: str, version: str, by: str) -> str:
+    return f"{prefix}:dedupe:erpdoc:{doctype}:{name}:{version}:{by}"
 
 
 def dedupe_redrive(prefix: str, trace_key: str, stalled_since_ms: int) -> str:
@@ -244,8 +264,9 @@ def sweep_last(prefix: str, sweep: str) -> str:
     return f"{prefix}:sweep:last:{sweep}"
 
 
-def sweep_lock(prefix: str) -> str:
-    return f"{prefix}:sweep:lock"
+def sweep_lock(prefix: str, feed: str | None = None) -> str:
+    """The Salesforce sweeps' lease, or (``feed``) an ERP change feed's own."""
+    return f"{prefix}:sweep:lock" if feed is None else f"{prefix}:sweep:lock:{feed}"
 
 
 def beat(prefix: str) -> str:

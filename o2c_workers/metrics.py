@@ -102,6 +102,10 @@ SWEEP_RUNS = Counter(
     "o2c_sweep_runs", "Runs of the catch-up sweep by outcome: ok, busy (another sweep held "
     "the lease), failed.", ["outcome"])
 
+ERP_FEED_RUNS = Counter(
+    "o2c_sweep_erp_feed_runs", "Polls of the ERP change feed by outcome: ok, busy (another "
+    "poll held the lease), failed.", ["outcome"])
+
 #: Receiver refusals by HTTP status.
 REJECT_REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                   405: "method_not_allowed", 411: "length_required", 413: "too_large",
@@ -200,7 +204,8 @@ class Sweeps(Collector):
         ("o2c_sweep_records_seen", "seen", "Records the last successful run saw."),
         ("o2c_sweep_records_started", "started", "Chains the last successful run started."),
         ("o2c_sweep_api_calls", "api_calls",
-         "Salesforce API calls (SOQL pages) of the last successful run."),
+         "API calls of the last successful run: Salesforce SOQL pages, or ERP list pages "
+         "for the erp_feed."),
         ("o2c_sweep_failing", "failing", "1 when the newest run of the sweep failed."),
     )
 
@@ -224,6 +229,10 @@ class Sweeps(Collector):
 
 def sweep_run(outcome: str) -> None:
     SWEEP_RUNS.labels(outcome).inc()
+
+
+def erp_feed_run(outcome: str) -> None:
+    ERP_FEED_RUNS.labels(outcome).inc()
 
 
 def serve(port: int, *, address: str = "0.0.0.0") -> bool:  # noqa: S104 - scraped remotely

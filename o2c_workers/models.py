@@ -182,3 +182,37 @@ class ErpPayment(Model):
     paid_amount: Amount
     #: Sales Invoice name → amount allocated to it.
     allocations: dict[str, Amount]
+
+
+class ErpChange(Model):
+    """One version of an ERP document the change feed found: what a webhook event of it
+    would have said (its ``event`` routes it), and what the event's trace key is read from."""
+
+    doctype: str
+    name: str
+    #: The webhook event this version stands for (``on_submit``, ``on_cancel``, ...).
+    event: str
+    #: Its modification time as the ERP wrote it (the version; the dedupe normalizes it).
+    modified: str
+    #: The same instant, epoch s (the ERP's time zone applied).
+    modified_at: float
+    salesforce_id: str | None = None
+    po_no: str | None = None
+
+
+class ChangeCursor(Model):
+    """Where a run of the change feed is: changes at or after ``since`` (epoch s), and the
+    adapter's own place within them (``position``, opaque to the feed)."""
+
+    since: float
+    page_size: int = Field(default=500, ge=1)
+    position: str | None = None
+
+
+class ChangePage(Model):
+    """One page of changes, and the cursor of the next (None: the feed has caught up)."""
+
+    changes: list[ErpChange]
+    next: ChangeCursor | None
+    #: ERP calls this page cost.
+    calls: int = 1

@@ -1,4 +1,5 @@
-"""The catch-up sweep, sent by the beat process every ``O2C_SWEEP_INTERVAL_S``."""
+"""The catch-up sweep, sent by the beat process every ``O2C_SWEEP_INTERVAL_S``, and the ERP
+change feed, every ``O2C_ERP_FEED_INTERVAL_S``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, cast
 from o2c_workers import app, metrics
 from o2c_workers.base_task import O2CTask
 from o2c_workers.errors import O2CError
+from o2c_workers.sweeps.erp_feed import ErpFeed
 from o2c_workers.sweeps.run import run_sweeps
 from o2c_workers.sweeps.state import SweepBusy
 from o2c_workers.sweeps.sweeper import QuerySource, Sweeper
@@ -36,3 +38,24 @@ def run(self: O2CTask) -> dict[str, Any]:
         return {"failed": type(exc).__name__}
     metrics.sweep_run("ok")
     return {"started": sum(s.started for s in result.sweeps), "api_calls": result.api_calls}
+
+
+@app.task(name="o2c.sweep.erp_feed", bind=True)
+def erp_feed(self: O2CTask) -> dict[str, Any]:
+    """Poll the ERP for changes since the feed's watermark. A failure waits for the next
+    interval, as a sweep's does (the watermark has not moved)."""
+    rt = self.runtime
+    feed = ErpFeed.build(rt.settings, redis_client=rt.redis, celery_app=self.app, erp=rt.erp)
+    try:
+        result = feed.run()
+    except SweepBusy:
+        metrics.erp_feed_run("busy")
+        log.info("another change feed poll holds the lease; this one is skipped")
+        return {"skipped": "busy"}
+    except O2CError as exc:
+        metrics.erp_feed_run("failed")
+        log.error("change feed failed, the next poll tries again: %s", exc,
+                  extra={"reason": exc.reason})
+        return {"failed": type(exc).__name__}
+    metrics.erp_feed_run("ok")
+    return {"started": result.started, "api_calls": result.api_calls}

@@ -21,7 +21,7 @@ import requests
 
 from config.settings import ConfigError, Settings
 from o2c_workers import sfid
-from o2c_workers.erp import documents, revisions
+from o2c_workers.erp import changes, documents, revisions
 from o2c_workers.erp.documents import Doc
 from o2c_workers.erp.http import ErpHttp, TokenAuth
 from o2c_workers.erp.idempotent import create_once
@@ -30,6 +30,8 @@ from o2c_workers.erp.retry import QuickRetry
 from o2c_workers.erp.unique import UniqueIds
 from o2c_workers.errors import BusinessError, InvalidPayload
 from o2c_workers.models import (
+    ChangeCursor,
+    ChangePage,
     CreditStatus,
     CustomerData,
     ErpCustomer,
@@ -70,6 +72,7 @@ class ErpNextAdapter:
             read_timeout_s=settings.erp_timeout_s, limiter=limiter,
             acquire_timeout_s=acquire_timeout_s, session=session)
         self.retry = retry or QuickRetry()
+        self.zone = settings.erp_zone
         self.customer_group = customer_group
         self.territory = territory
         #: The company whose credit limit counts; None takes the lowest limit set.
@@ -235,6 +238,10 @@ class ErpNextAdapter:
         return documents.read(documents.to_payment, self._get("Payment Entry", name),
                               "Payment Entry")
 
+    def changes_since(self, cursor: ChangeCursor) -> ChangePage:
+        """One page of the change feed (``changes.py``): one list call."""
+        return changes.page(cursor, zone=self.zone, read=self._rows)
+
     def close(self) -> None:
         self.http.close()
 
@@ -250,6 +257,10 @@ class ErpNextAdapter:
         data = self._read(resource(doctype, name)).get("data")
         return data if isinstance(data, dict) else {}
 
+    def _rows(self, doctype: str, params: dict[str, Any]) -> list[Doc]:
+        data = self._read(resource(doctype), params).get("data")
+        return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
     def _list(self, doctype: str, filters: list[list[Any]], fields: Sequence[str], *,
               order_by: str | None = None, limit: int = 0) -> list[Doc]:
         params: dict[str, Any] = {"filters": json.dumps(filters),
@@ -257,8 +268,7 @@ class ErpNextAdapter:
                                   "limit_page_length": str(limit)}
         if order_by:
             params["order_by"] = order_by
-        data = self._read(resource(doctype), params).get("data")
-        return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+        return self._rows(doctype, params)
 
     def _find(self, doctype: str, salesforce_id: str, fields: Sequence[str],
               parse: Callable[[Doc], T]) -> T | None:

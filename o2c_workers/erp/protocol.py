@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from o2c_workers.models import (
+    ChangeCursor,
+    ChangePage,
     CreditStatus,
     CustomerData,
     ErpCustomer,
@@ -74,5 +76,14 @@ class ErpAdapter(Protocol):
     def get_sales_invoice(self, name: str) -> ErpInvoice: ...
 
     def get_payment_entry(self, name: str) -> ErpPayment: ...
+
+    def changes_since(self, cursor: ChangeCursor) -> ChangePage:
+        """The change feed: one page of the documents whose webhooks the fleet routes (Sales
+        Invoices and Payment Entries submitted, Sales Order status changes and
+        cancellations) modified at or after ``cursor.since``, each as the event it stands
+        for, and the cursor of the next page (None once caught up). One ERP call a page, at
+        most ``cursor.page_size`` documents; a document changed while the feed pages is
+        found again later, never skipped. An ERP without webhooks is served by this alone.
+        """
 
     def close(self) -> None: ...

@@ -4,11 +4,18 @@ The ERP's Webhook doctype is set up to POST ``{"event", "doctype", "name", "modi
 "doc"}`` with the secret ``O2C_ERP_WEBHOOK_SECRET``. Each event is deduped on its document,
 event and modification time, and routed to its domain queue. The tasks read the document's
 current state from the ERP; the event's copy is only used for routing.
+
+The ERP change feed (``o2c_workers.sweeps.erp_feed``) plans the versions it finds here too,
+``by`` ``keys.FED``. Both mark the document's version (its ``modified``, normalized by
+``version_of`` so that ``2026-11-20 13:40:22`` and ``2026-11-20T13:40:22.000000`` are one):
+the feed gives way to any event or earlier poll of that version, an event gives way to the
+feed's mark and to its own (document, event, ``modified``) mark, never to another event's.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -57,6 +64,28 @@ def signature(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def version_of(modified: str | None) -> str | None:
+    """A document version's one form (``2026-11-20T13:40:22.123456``, no offset, as the ERP
+    writes it), or None when ``modified`` is absent or not a time."""
+    if not modified:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(modified.strip())
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def version_marks(prefix: str, event: ErpEvent) -> dict[str, str]:
+    """The dedupe keys of the event's document version by who took it in (``keys.FED``,
+    ``keys.NOTIFIED``); none when it carries no ``modified``."""
+    version = version_of(event.modified)
+    if version is None:
+        return {}
+    return {by: keys.dedupe_erp_version(prefix, event.doctype, event.name, version, by)
+            for by in (keys.FED, keys.NOTIFIED)}
+
+
 def trace_key_of(event: ErpEvent) -> str:
     """The opportunity id when the document carries it, else the document itself."""
     for candidate in (event.doc.get("salesforce_id"), event.doc.get("po_no")):
@@ -92,11 +121,13 @@ class ErpEventHandler:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise HTTPError(400, f"not an ERP event; check: {fields}") from None
 
-    def plan(self, event: ErpEvent, *, now: float) -> EventPlan:
-        """The writes for one event, its outcome, its trace key and its message."""
+    def plan(self, event: ErpEvent, *, now: float, by: str = keys.NOTIFIED) -> EventPlan:
+        """The writes for one event, its outcome, its trace key and its message; ``by``
+        the change feed (``keys.FED``), a version it found."""
         trace_key = trace_key_of(event)
         identity = f"{event.doctype}|{event.name}|{event.event}|{event.modified or ''}"
         mark = keys.dedupe_erp(self.prefix, hashlib.sha256(identity.encode()).hexdigest())
+        versions = version_marks(self.prefix, event)
         summary = {"event": event.event, "doctype": event.doctype, "name": event.name,
                    "modified": event.modified}
         task = ERP_ROUTES.get((event.doctype, event.event))
@@ -107,15 +138,27 @@ class ErpEventHandler:
                 message=f"no route for ERP event {event.doctype} {event.event}",
                 remediation=catalogue.remediation(catalogue.UNROUTED), first_failed_at=now,
                 last_failed_at=now)
-            return EventPlan(Item.unless_marked(mark, self.dead_letters.add_ops(entry)),
-                             "unrouted", trace_key)
+            return EventPlan(self._guard(mark, versions, self.dead_letters.add_ops(entry),
+                                         by=by), "unrouted", trace_key)
         payload = {**summary, "trace_key": trace_key, "received_at": now}
         msg = self.messages.build(task, args=[payload], trace_key=trace_key,
                                   argsrepr=f"<{event.doctype} {event.name} {event.event}>")
         ops: list[Op] = [msg.push_op(), *timeline.record_ops(
-            self.prefix, trace_key, "erp_event", at=now, doctype=event.doctype,
-            name=event.name, erp_event=event.event)]
-        return EventPlan(Item.unless_marked(mark, ops), "enqueued", trace_key, msg)
+            self.prefix, trace_key, "erp_fed" if by == keys.FED else "erp_event", at=now,
+            doctype=event.doctype, name=event.name, erp_event=event.event,
+            modified=event.modified)]
+        return EventPlan(self._guard(mark, versions, ops, by=by), "enqueued", trace_key, msg)
+
+    @staticmethod
+    def _guard(mark: str, versions: dict[str, str], ops: list[Op], *, by: str) -> Item:
+        if by == keys.FED:
+            if not versions:
+                raise ValueError("the change feed plans only versions it can name")
+            return Item.unless_any(list(versions.values()), ops, sets=[versions[keys.FED]])
+        if not versions:
+            return Item.unless_marked(mark, ops)
+        return Item.unless_any([mark, versions[keys.FED]], ops,
+                               sets=[mark, versions[keys.NOTIFIED]])
 
 
 class ErpEventsEndpoint:

@@ -44,6 +44,7 @@ class Sandbox:
             "O2C_ERP_API_KEY": self.erp_config.api_key,
             "O2C_ERP_API_SECRET": self.erp_config.api_secret,
             "O2C_ERP_WEBHOOK_SECRET": self.erp_config.webhook_secret,
+            "O2C_ERP_TIME_ZONE": self.erp_config.time_zone,
             "O2C_SALESFORCE_INSTANCE_URL": self.sf_url,
             "O2C_SALESFORCE_LOGIN_URL": self.sf_url,
             "O2C_SALESFORCE_API_VERSION": self.sf_config.api_version,

@@ -12,6 +12,7 @@ from typing import Any
 #:   already_started            - a notification took the same version in at that moment
 #:   running                    - its transaction is in flight (a stalled one is re-driven)
 #:   done                       - this version was taken in before and is no longer in flight
+#:                                  (the ERP change feed: taken in by a webhook or a poll)
 #:   dead_lettered              - it has an open dead letter: people decide, not the sweep
 #:   invalid / unrouted         - it fails validation, or no route takes it
 #:   redriven / would_redrive   - a stalled transaction started again from its first step

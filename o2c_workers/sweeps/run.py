@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
+from redis import Redis
+
 from o2c_workers.sweeps import redrive, state
 from o2c_workers.sweeps.results import RunResult, SweepResult
 from o2c_workers.sweeps.sweeper import Progress, Sweeper
@@ -24,25 +26,26 @@ def run_sweeps(sweeper: Sweeper, *, since: float | None = None, dry_run: bool = 
     result = RunResult()
     with state.Lease(sweeper.redis, sweeper.prefix, ttl_s=sweeper.lease_ttl_s) as lease:
         for spec in sweeper.specs():
-            result.sweeps.append(_kept(sweeper, spec.name, partial(
+            result.sweeps.append(kept(sweeper.redis, sweeper.prefix, spec.name, partial(
                 sweeper.sweep, spec, since=since, dry_run=dry_run, progress=progress,
                 lease=lease)))
-        result.sweeps.append(_kept(sweeper, "stalled", partial(
+        result.sweeps.append(kept(sweeper.redis, sweeper.prefix, "stalled", partial(
             redrive.redrive, sweeper, dry_run=dry_run, progress=progress)))
     result.api_usage = sweeper.salesforce.api_usage()
     return result
 
 
-def _kept(sweeper: Sweeper, sweep: str, action: Callable[[], SweepResult]) -> SweepResult:
-    """Run one sweep and keep its figures (or its failure, then raise)."""
+def kept(client: Redis, prefix: str, sweep: str, action: Callable[[], SweepResult]
+         ) -> SweepResult:
+    """Run one sweep (or poll of the change feed) and keep its figures (or its failure,
+    then raise)."""
     try:
         outcome = action()
     except Exception as exc:
-        state.record_failure(sweeper.redis, sweeper.prefix, sweep,
-                             f"{type(exc).__name__}: {exc}")
+        state.record_failure(client, prefix, sweep, f"{type(exc).__name__}: {exc}")
         raise
     if not outcome.dry_run:
-        state.record_success(sweeper.redis, sweeper.prefix, outcome)
+        state.record_success(client, prefix, outcome)
     log.info("sweep %s: %d seen, %d started, %d API call(s)", sweep, outcome.seen,
              outcome.started, outcome.api_calls,
              extra={"sweep": sweep, "outcomes": outcome.counts})

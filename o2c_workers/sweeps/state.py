@@ -15,8 +15,9 @@ from o2c_workers.atomic import Op
 from o2c_workers.errors import O2CError
 from o2c_workers.sweeps.results import OUTCOMES, SweepResult
 
-#: The sweeps whose figures are kept, in the order a run makes them.
-SWEEPS = ("opportunities", "accounts", "stalled")
+#: The sweeps whose figures are kept, in the order a run makes them, and the ERP change
+#: feed's (``erp_feed``), which runs on its own schedule under its own lease.
+SWEEPS = ("opportunities", "accounts", "stalled", "erp_feed")
 #: Fields of a failed run, dropped again by the next success.
 _FAILURE_FIELDS = ("failed_at", "error")
 
@@ -141,16 +142,18 @@ class Lease:
     """One sweep at a time for the whole fleet: a token in Redis with a TTL, renewed as
     the sweep goes, released (only by its holder) at the end."""
 
-    def __init__(self, client: redis.Redis, prefix: str, *, ttl_s: float) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, *, ttl_s: float,
+                 feed: str | None = None) -> None:
         self.client = client
-        self.key = keys.sweep_lock(prefix)
+        self.key = keys.sweep_lock(prefix, feed)
+        self.what = "sweep" if feed is None else "change feed"
         self.ttl_ms = int(ttl_s * 1000)
         self.token = uuid.uuid4().hex
 
     def acquire(self) -> None:
         if not self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            raise SweepBusy("another sweep is running (its lease is held); try again later",
-                            reason="busy")
+            raise SweepBusy(f"another {self.what} is running (its lease is held); try again "
+                            "later", reason="busy")
 
     def renew(self) -> None:
         self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms)

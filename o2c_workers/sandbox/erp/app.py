@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -66,7 +67,7 @@ class ErpSimulator:
     def __init__(self, seed: ErpSeed, config: ErpConfig) -> None:
         self.seed = seed
         self.config = config
-        self.store = DocumentStore(seed=config.seed)
+        self.store = DocumentStore(seed=config.seed, zone=ZoneInfo(config.time_zone))
         masters.seed_store(self.store, seed)
         customfields.seed(self.store, non_unique=config.non_unique_salesforce_id)
         self.stats = Stats()

@@ -48,6 +48,9 @@ class ErpConfig:
     #: Where document events are POSTed; ``None`` keeps them in the record only.
     webhook_url: str | None = None
     webhook_secret: str = "sandbox-webhook-secret"  # noqa: S105
+    #: The site's time zone (an IANA name): ``creation`` and ``modified`` are written in it,
+    #: without an offset, as Frappe writes them.
+    time_zone: str = "UTC"
     #: Seconds from a submitted Sales Order to its Sales Invoice.
     invoice_delay_s: float = 2.0
     #: Seconds from a submitted Sales Invoice to its Payment Entry.

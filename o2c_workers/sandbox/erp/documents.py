@@ -68,9 +68,10 @@ DOCTYPES: dict[str, DocTypeMeta] = {m.name: m for m in (
 )}
 
 
-def now() -> str:
-    """A timestamp as Frappe writes one: ``2026-11-20 13:40:22.123456``."""
-    return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+def now(zone: dt.tzinfo = dt.UTC) -> str:
+    """A timestamp as Frappe writes one, in the site's time zone and without it:
+    ``2026-11-20 13:40:22.123456``."""
+    return dt.datetime.now(zone).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def meta_of(doctype: str) -> DocTypeMeta:
@@ -83,8 +84,10 @@ def meta_of(doctype: str) -> DocTypeMeta:
 class DocumentStore:
     """Documents by DocType and name, with the unique index on ``salesforce_id``."""
 
-    def __init__(self, *, seed: int) -> None:
+    def __init__(self, *, seed: int, zone: dt.tzinfo = dt.UTC) -> None:
         self.lock = threading.RLock()
+        #: The site's time zone (System Settings): ``creation`` and ``modified`` are in it.
+        self.zone = zone
         self._docs: dict[str, dict[str, Doc]] = {name: {} for name in DOCTYPES}
         self._series: Counter[str] = Counter()
         self._unique: dict[tuple[str, str, str], str] = {}
@@ -171,7 +174,7 @@ class DocumentStore:
             if name in self._docs[meta.name]:
                 raise FrappeError(409, "DuplicateEntryError",
                                   f"{meta.name} {name} already exists", title="Duplicate Name")
-            stamp = now()
+            stamp = now(self.zone)
             # Frappe answers with the standard fields first.
             head = {"name": name, "owner": user, "creation": stamp, "modified": stamp,
                     "modified_by": user, "docstatus": int(doc.get("docstatus") or 0),
@@ -192,7 +195,7 @@ class DocumentStore:
             self.get(meta.name, doc["name"])
             self.check_unique(doc, name=doc["name"])
             self._unindex(meta, doc["name"])
-            doc.update(modified=now(), modified_by=user)
+            doc.update(modified=now(self.zone), modified_by=user)
             self._stamp_children(meta, doc)
             self._docs[meta.name][doc["name"]] = doc
             self._index(meta, doc)

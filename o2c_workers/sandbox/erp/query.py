@@ -4,10 +4,16 @@ Filters come as JSON: a list of ``[field, op, value]`` (or ``[doctype, field, op
 or a dict of ``{field: value}`` / ``{field: [op, value]}``. Operators: ``=``, ``!=``, ``<``,
 ``>``, ``<=``, ``>=``, ``in``, ``not in``, ``like``, ``not like``, ``between``, ``is``
 (``set`` / ``not set``). ``or_filters`` takes the same forms, any one matching.
+
+``creation`` and ``modified`` compare as datetimes, as the database compares them
+(``2026-11-20 13:40:22``, ``2026-11-20T13:40:22.5``, ``2026-11-20``); a value that is not
+one answers 417. ``order_by`` takes several fields (``modified asc, name asc``); paging is
+``limit_start`` and ``limit_page_length`` (``0``: every row).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -19,6 +25,9 @@ from o2c_workers.sandbox.erp.errors import loads, validation
 
 Doc = dict[str, Any]
 Condition = tuple[str, str, Any]
+
+#: Fields of every DocType that hold a datetime.
+DATETIME_FIELDS = frozenset({"creation", "modified"})
 
 #: Frappe's default page length for list calls.
 DEFAULT_PAGE_LENGTH = 20
@@ -193,7 +202,27 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 
 def _matches(doc: Doc, condition: Condition) -> bool:
     fieldname, op, value = condition
+    if fieldname in DATETIME_FIELDS and op not in ("is", "like", "not like"):
+        stamp = doc.get(fieldname)
+        return _OPERATORS[op](None if stamp is None else _datetime(stamp), _datetimes(value))
     return _OPERATORS[op](doc.get(fieldname), value)
+
+
+def _datetimes(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_datetime(v) for v in value]
+    if isinstance(value, str) and "," in value:
+        return [_datetime(v.strip()) for v in value.split(",")]
+    return _datetime(value)
+
+
+def _datetime(value: Any) -> str:
+    """A datetime in one sortable form (``2026-11-20T13:40:22.000000``); 417 if not one."""
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise validation(f"Invalid datetime: {value!r}") from None
+    return parsed.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
