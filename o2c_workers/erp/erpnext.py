@@ -251,7 +251,8 @@ class ErpNextAdapter:
             rows = self._list("Sales Order", filters, documents.ORDER_FIELDS,
                               order_by="modified asc, name asc", limit=page_length,
                               start=start)
-            yield [documents.read(documents.to_order, row, "Sales Order") for row in rows]
+            if rows:
+                yield [documents.read(documents.to_order, row, "Sales Order") for row in rows]
             if len(rows) < page_length:
                 return
             start += page_length

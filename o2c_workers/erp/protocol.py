@@ -80,7 +80,7 @@ class ErpAdapter(Protocol):
     def sales_orders_modified_since(self, since: float, *,
                                     page_length: int = 500) -> Iterator[list[ErpOrder]]:
         """Every Sales Order carrying a Salesforce id modified at or after ``since``
-        (epoch s), oldest first, one list call a page (no item rows)."""
+        (epoch s), oldest first, one list call a page (no item rows; no empty page)."""
 
     def sales_orders_of_many(self, opportunity_ids: Sequence[str]) -> list[ErpOrder]:
         """Every order (each revision, any state) of these opportunities, in few list calls
