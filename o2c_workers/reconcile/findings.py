@@ -10,7 +10,7 @@ from typing import Any
 #: The kinds of disagreement, in the order the report lists them.
 WON_WITHOUT_ORDER = "won_without_order"
 ORDER_WITHOUT_WON = "order_without_won"
-DUPLICATE = "duplicate"
+DUPLICATE = "duplicate_orders"
 AMOUNT_MISMATCH = "amount_mismatch"
 LINE_MISMATCH = "line_mismatch"
 STALE_WRITE_BACK = "stale_write_back"

@@ -5,9 +5,11 @@ opportunities, amounts to the cent with currencies, and the written-back fields.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from o2c_workers.models import ErpInvoice, ErpOrder, ErpOrderLine
+from o2c_workers.reconcile import KINDS
 from o2c_workers.reconcile.check import check
 from o2c_workers.reconcile.read import Snapshot
 from o2c_workers.services.orders import WriteBackFields
@@ -90,7 +92,7 @@ def test_a_lost_opportunity_with_a_live_order_is_an_order_without_a_won_one() ->
 def test_two_live_orders_are_a_duplicate_for_people() -> None:
     [found] = check(snap(opportunity(), [order("SO-1"), order("SO-2", key=f"{OPP}-1")]),
                     FIELDS)
-    assert (found.kind, found.orders, found.repair) == ("duplicate", ["SO-1", "SO-2"], None)
+    assert (found.kind, found.orders, found.repair) == ("duplicate_orders", ["SO-1", "SO-2"], None)
 
 
 def test_won_with_only_cancelled_orders_is_not_started_again_by_fix() -> None:
@@ -140,3 +142,10 @@ def test_payment_status_none_yet_reads_as_unpaid_but_not_as_paid() -> None:
     [stale] = check(snap(opportunity(), [order()], [paid]), FIELDS)
     assert stale.fields == {"Invoice_Status__c": {"salesforce": "Unpaid", "erp": "Paid"},
                             "Payment_Status__c": {"salesforce": None, "erp": "Paid"}}
+
+
+def test_the_readme_explains_every_kind_of_finding() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Reconcile"):readme.index("## Operating it")]
+    for kind in KINDS:
+        assert f"| `{kind}` |" in section, f"the README's reconcile table lacks {kind}"
