@@ -21,6 +21,7 @@ from config import get_settings
 from o2c_workers import app as celery_app
 from o2c_workers import timeline
 from o2c_workers.cli import cli
+from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.receiver.app import Receiver
 from tests.helpers import call_wsgi
 from tests.plugins.inprocess import FleetInProcess, fleet_in_process  # noqa: F401
@@ -232,3 +233,13 @@ def test_a_bad_since_is_refused_and_nothing_is_read(since: str, sandbox: Any,
 def test_dry_run_without_fix_is_a_usage_error() -> None:
     status, report, err = reconcile("--dry-run")
     assert status == 2 and report is None and "--fix" in err
+
+
+def test_an_unreachable_erp_is_exit_status_2_with_a_clear_message(
+        sandbox: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**sandbox.env(), "O2C_REDIS_URL": redis_url,
+                        "O2C_ERP_BASE_URL": f"http://127.0.0.1:{free_port()}"}.items():
+        monkeypatch.setenv(name, value)
+    status, report, err = reconcile("--since", "1d")
+    assert status == 2 and report is None
+    assert "could not read both systems" in err and "nothing was changed" in err
