@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis
 
-from config import Settings
+from config import ConfigError, Settings
 from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import parse_since
 from o2c_workers.errors import O2CError
@@ -56,7 +56,12 @@ class AdminReconcile:
         if since is None or since > now:
             raise HTTPError(400, f"since={value!r} is in the future")
         try:
-            report = self.reconciler().run(since)
+            reconciler = self.reconciler()
+        except ConfigError as exc:
+            log.error("reconcile is not configured: %s", exc)
+            raise HTTPError(503, f"reconcile is not configured on this receiver: {exc}") from None
+        try:
+            report = reconciler.run(since)
         except redis.RedisError as exc:
             log.error("reconcile: Redis unavailable: %s", exc)
             raise HTTPError(503, "the state store is unavailable") from None

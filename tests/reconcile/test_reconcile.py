@@ -17,7 +17,7 @@ import requests
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from config import get_settings
+from config import get_settings, load_settings
 from o2c_workers import app as celery_app
 from o2c_workers import timeline
 from o2c_workers.cli import cli
@@ -243,3 +243,15 @@ def test_an_unreachable_erp_is_exit_status_2_with_a_clear_message(
     status, report, err = reconcile("--since", "1d")
     assert status == 2 and report is None
     assert "could not read both systems" in err and "nothing was changed" in err
+
+
+def test_the_admin_endpoint_without_credentials_says_what_is_missing(redis_client: Any) -> None:
+    settings = load_settings(redis_url="redis://127.0.0.1:1/0", webhook_token="t",
+                             salesforce_org_ids=["00D000000000001"], admin_token=ADMIN)
+    receiver = Receiver(settings, redis_client=redis_client, celery_app=celery_app)
+    code, _, body = call_wsgi(receiver, "GET", "/admin/reconcile",
+                              headers={"Authorization": f"Bearer {ADMIN}"})
+    assert code == 503 and b"not configured" in body and b"missing required setting" in body
+    code, _, _ = call_wsgi(receiver, "POST", "/admin/reconcile",
+                           headers={"Authorization": f"Bearer {ADMIN}"})
+    assert code == 405
