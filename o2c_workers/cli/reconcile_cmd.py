@@ -65,7 +65,9 @@ def reconcile(
         "--dry-run", help="With --fix: show what it would start, change nothing.")] = False,
 ) -> None:
     """Compare Salesforce with the ERP: won opportunities without an order, orders without a
-    won opportunity, amounts, lines, written-back fields, duplicates."""
+    won opportunity, amounts, lines, written-back fields, duplicates.
+
+    Exit status: 0 they agree, 1 they do not, 2 it could not tell (nothing changed)."""
     if dry_run and not fix:
         raise typer.BadParameter("--dry-run shows what --fix would do: give both",
                                  param_hint="--dry-run")
