@@ -104,6 +104,12 @@ def test_reconcile_names_each_disagreement_and_fix_repairs_the_safe_ones(
     assert report["cost"]["salesforce_calls"] == 2  # one page of opportunities, one of lines
     assert report["cost"]["erp_calls"] >= 4
 
+    # One built to fail is won: its dead letter explains why it has no order.
+    held = next(o for o, c in fleet.world.expected_failures.items() if c == "credit_hold")
+    fleet.win(held)
+    wait_for(lambda: fleet.dead_letters.ids(trace_key=held), timeout_s=30,
+             what="the credit hold dead-lettered")
+
     # Behind the fleet's back (Salesforce holds its notifications from now on):
     fleet.sandbox.salesforce.simulator.sender.set_endpoint(None)
     # the ERP's order of D is cancelled and amended with one more item, and its new total;
@@ -124,7 +130,8 @@ def test_reconcile_names_each_disagreement_and_fix_repairs_the_safe_ones(
                                                            po_no=keyed))
     # and another won opportunity reaches nobody.
 
-    expected = {("amount_mismatch", d), ("line_mismatch", d), ("stale_write_back", a),
+    expected = {("won_without_order", held),
+                ("amount_mismatch", d), ("line_mismatch", d), ("stale_write_back", a),
                 ("amount_mismatch", keyed), ("line_mismatch", keyed),
                 ("stale_write_back", keyed), ("won_without_order", unbooked)}
 
@@ -149,6 +156,8 @@ def test_reconcile_names_each_disagreement_and_fix_repairs_the_safe_ones(
     assert by[("stale_write_back", keyed)]["repair"] is None, "a wrong order is not confirmed"
     assert by[("won_without_order", unbooked)]["repair"] == "start_chain"
     assert by[("won_without_order", unbooked)]["explanation"] is None
+    assert by[("won_without_order", held)]["explanation"].startswith(
+        "open dead letter: credit_hold")
     assert report["cost"]["salesforce_calls"] >= 2
 
     # The table says the same to people (and the progress goes to stderr).
@@ -167,6 +176,7 @@ def test_reconcile_names_each_disagreement_and_fix_repairs_the_safe_ones(
     planned = {(r["opportunity_id"], r["action"]): r["outcome"] for r in dry["repairs"]}
     assert planned[(a, "write_back")] == "would_start"
     assert planned[(unbooked, "start_chain")] == "would_start"
+    assert planned[(held, "start_chain")] == "left: it has an open dead letter"
     assert timeline.read(fleet.redis, "o2c", unbooked) == []
     assert fleet.sf_record("Opportunity", a)["ERP_Order_Status__c"] == "Closed"
 
@@ -179,6 +189,7 @@ def test_reconcile_names_each_disagreement_and_fix_repairs_the_safe_ones(
     assert started[(unbooked, "start_chain")] == "started"
     assert f"amount_mismatch:{d}" in fixed["for_people"]
     assert f"amount_mismatch:{keyed}" in fixed["for_people"]
+    assert f"won_without_order:{held}" in fixed["for_people"]
 
     def repaired() -> dict[str, Any] | None:
         _, report, _ = reconcile("--since", "1h")
