@@ -20,19 +20,10 @@ from o2c_workers.reconcile.explain import explain
 from o2c_workers.reconcile.findings import Report
 from o2c_workers.reconcile.fix import Fixer
 from o2c_workers.reconcile.read import Progress, QuerySource, Reader
+from o2c_workers.runtime import write_back_fields
 from o2c_workers.salesforce import SalesforceClient, build_salesforce
 from o2c_workers.services.convert import WON
-from o2c_workers.services.orders import WriteBackFields
 from o2c_workers.sweeps.sweeper import Sweeper
-
-
-def write_back_fields(settings: Settings) -> WriteBackFields:
-    return WriteBackFields(
-        customer_number=settings.sf_field_customer_number,
-        order_number=settings.sf_field_order_number,
-        order_status=settings.sf_field_order_status,
-        invoice_status=settings.sf_field_invoice_status,
-        payment_status=settings.sf_field_payment_status)
 
 
 @dataclass
