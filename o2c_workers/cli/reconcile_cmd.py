@@ -47,6 +47,7 @@ def summary_table(report: Report) -> Table:
         table.add_row(LABELS[kind], str(count))
     table.add_row("Salesforce API calls", str(report.salesforce_calls))
     table.add_row("ERP calls", str(report.erp_calls))
+    table.add_row("took", f"{report.took_s:.1f} s")
     table.add_row("verdict", f"[green]{report.verdict()}[/]" if report.agrees
                   else f"[red]{report.verdict()}[/]")
     return table

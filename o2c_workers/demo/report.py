@@ -78,7 +78,8 @@ def reconcile_row(table: Table, report: Report | str,
     if isinstance(report, str):
         table.add_row("reconcile (Salesforce ↔ ERP)", "not run", _check(False, report))
         return
-    note = f"{report.salesforce_calls} Salesforce + {report.erp_calls} ERP calls"
+    note = f"{report.salesforce_calls} Salesforce + {report.erp_calls} ERP calls, " \
+        f"{report.took_s:.1f} s"
     if report.agrees:
         table.add_row("reconcile (Salesforce ↔ ERP)", "agrees", _check(True, note))
         return

@@ -67,6 +67,8 @@ class Repair:
 class Report:
     since: float
     checked_at: float = field(default_factory=time.time)
+    #: Seconds the run took (reading both systems, comparing, repairing).
+    took_s: float = 0.0
     opportunities: int = 0
     won: int = 0
     orders: int = 0
@@ -103,7 +105,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "since": self.since, "checked_at": self.checked_at, "agrees": self.agrees,
+            "since": self.since, "checked_at": self.checked_at,
+            "took_s": round(self.took_s, 3), "agrees": self.agrees,
             "verdict": self.verdict(),
             "checked": {"opportunities": self.opportunities, "won": self.won,
                         "orders": self.orders, "invoices": self.invoices},

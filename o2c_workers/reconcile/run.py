@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ class Reconciler:
             progress: Progress | None = None) -> Report:
         settings = self.settings
         fields = write_back_fields(settings)
-        calls_before = self.erp_calls
+        calls_before, started = self.erp_calls, time.monotonic()
         snap = Reader(settings, self.salesforce, self.erp, progress=progress).read(since)
         found = check(snap, fields)
         states = explain(self.redis, settings.key_prefix, found,
@@ -74,6 +75,7 @@ class Reconciler:
         if fix:
             report.repairs = self.fixer().repair(snap, found, states, dry_run=dry_run)
         report.erp_calls = self.erp_calls - calls_before
+        report.took_s = time.monotonic() - started
         return report
 
     def fixer(self) -> Fixer:
