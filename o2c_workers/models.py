@@ -173,6 +173,11 @@ class ErpInvoice(Model):
     net_total: Amount
     grand_total: Amount
     outstanding: Amount
+    #: 0 draft, 1 submitted, 2 cancelled.
+    docstatus: int = 1
+    #: The opportunity it bills, as the ERP copied it from its order (``po_no``).
+    opportunity_id: str | None = None
+    customer: str | None = None
 
 
 class ErpPayment(Model):

@@ -58,11 +58,15 @@ class Runtime:
 
     @property
     def fields(self) -> WriteBackFields:
-        s = self.settings
-        return WriteBackFields(
-            customer_number=s.sf_field_customer_number, order_number=s.sf_field_order_number,
-            order_status=s.sf_field_order_status, invoice_status=s.sf_field_invoice_status,
-            payment_status=s.sf_field_payment_status)
+        return write_back_fields(self.settings)
+
+
+def write_back_fields(s: Settings) -> WriteBackFields:
+    """The Salesforce fields the fleet writes, as the settings name them."""
+    return WriteBackFields(
+        customer_number=s.sf_field_customer_number, order_number=s.sf_field_order_number,
+        order_status=s.sf_field_order_status, invoice_status=s.sf_field_invoice_status,
+        payment_status=s.sf_field_payment_status)
 
 
 def check_erp_at_start(runtime: Runtime) -> threading.Thread | None:

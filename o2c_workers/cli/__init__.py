@@ -1,4 +1,5 @@
-"""The ``o2c`` command: sandbox, demo, chaos run, dead letters, status, reports, resync."""
+"""The ``o2c`` command: sandbox, demo, chaos run, dead letters, status, reports, resync and
+reconcile."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from o2c_workers.cli import (
     chaos_cmd,
     demo_cmd,
     dlq_cmd,
+    reconcile_cmd,
     report_cmd,
     resync_cmd,
     sandbox_cmd,
@@ -35,6 +37,7 @@ cli.command("chaos")(chaos_cmd.chaos)
 cli.command("status")(status_cmd.status)
 cli.command("report")(report_cmd.report)
 cli.command("resync")(resync_cmd.resync)
+cli.command("reconcile")(reconcile_cmd.reconcile)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from o2c_workers.demo.report import summary_table
-from o2c_workers.demo.run import DemoOptions, Running, running, watch
+from o2c_workers.demo.run import DemoOptions, Running, reconcile, running, watch
 
 
 def demo(
@@ -57,6 +57,7 @@ def demo(
         console.print(f"receiver {run.receiver_url}  ERP {sandbox.erp_url}  "
                       f"Salesforce {sandbox.sf_url}  Flower {run.flower_url}")
         session = sandbox.salesforce.session()
+        won_at = time.time()
         won = session.post(f"{sandbox.sf_url}/_sandbox/opportunities/win",
                            json={"ids": "all"}, timeout=60)
         won.raise_for_status()
@@ -65,8 +66,11 @@ def demo(
         snap = watch(run, opts, console)
         erp_stats = requests.get(f"{sandbox.erp_url}/_sandbox/stats", timeout=10).json()
         sf_stats = session.get(f"{sandbox.sf_url}/_sandbox/stats", timeout=10).json()
+        console.print("reconciling Salesforce with the ERP (o2c reconcile)")
+        reconciled = reconcile(run, since=won_at - 60)
         console.print(summary_table(snap, expected_failures=sandbox.world.expected_failures,
-                                    erp_stats=erp_stats, sf_stats=sf_stats))
+                                    erp_stats=erp_stats, sf_stats=sf_stats,
+                                    reconciled=reconciled))
         _hint(run, console)
         if keep_running:
             _hold(run, console)

@@ -8,6 +8,8 @@ from typing import Any
 from rich.table import Table
 
 from o2c_workers.demo.progress import Snapshot
+from o2c_workers.reconcile import Report
+from o2c_workers.reconcile.findings import WON_WITHOUT_ORDER
 
 
 def _ms(value: float | None) -> str:
@@ -15,7 +17,8 @@ def _ms(value: float | None) -> str:
 
 
 def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
-                  erp_stats: dict[str, Any], sf_stats: dict[str, Any]) -> Table:
+                  erp_stats: dict[str, Any], sf_stats: dict[str, Any],
+                  reconciled: Report | str | None = None) -> Table:
     table = Table(title="o2c demo: opportunity to cash", show_lines=False)
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -56,7 +59,35 @@ def summary_table(snap: Snapshot, *, expected_failures: dict[str, str],
     if api.get("used") is not None:
         table.add_row("Salesforce API calls", f"{api['used']:,} of {api.get('allocation', '?'):,}",
                       "")
+    if reconciled is not None:
+        reconcile_row(table, reconciled, expected_failures)
     return table
+
+
+def designed(report: Report, expected_failures: dict[str, str]) -> bool:
+    """Whether the disagreements are exactly the failures built into the org: each a won
+    opportunity with no order, explained by its open dead letter."""
+    return ({f.opportunity_id for f in report.findings} == set(expected_failures)
+            and all(f.kind == WON_WITHOUT_ORDER and f.explanation
+                    and f.explanation.startswith("open dead letter") for f in report.findings))
+
+
+def reconcile_row(table: Table, report: Report | str,
+                  expected_failures: dict[str, str]) -> None:
+    """The last row: ``o2c reconcile``'s verdict on Salesforce against the ERP."""
+    if isinstance(report, str):
+        table.add_row("reconcile (Salesforce ↔ ERP)", "not run", _check(False, report))
+        return
+    note = f"{report.salesforce_calls} Salesforce + {report.erp_calls} ERP calls, " \
+        f"{report.took_s:.1f} s"
+    if report.agrees:
+        table.add_row("reconcile (Salesforce ↔ ERP)", "agrees", _check(True, note))
+        return
+    ok = designed(report, expected_failures)
+    label = f"only the designed failures, each in the DLQ; {note}" if ok else \
+        f"{report.verdict()}; see o2c reconcile"
+    table.add_row("reconcile (Salesforce ↔ ERP)", f"{len(report.findings)} disagreement(s)",
+                  _check(ok, label))
 
 
 def _check(ok: bool, note: str) -> str:

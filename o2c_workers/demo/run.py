@@ -16,9 +16,12 @@ import requests
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from config import load_settings
 from o2c_workers.demo.progress import STAGES, Snapshot, snapshot
 from o2c_workers.dev.fleet import Fleet
 from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, free_port, with_db
+from o2c_workers.errors import O2CError
+from o2c_workers.reconcile import Reconciler, Report
 from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
@@ -135,3 +138,18 @@ def watch(run: Running, opts: DemoOptions, console: Console) -> Snapshot:
             time.sleep(0.5)
     console.print(f"[yellow]stopped watching after {opts.timeout_s:.0f}s[/]")
     return snapshot(client, "o2c")
+
+
+def reconcile(run: Running, *, since: float) -> Report | str:
+    """``o2c reconcile`` over the run (the fleet's settings); what stopped it, if it failed."""
+    settings = load_settings(**{k.removeprefix("O2C_").lower(): v for k, v in run.env.items()
+                                if k.startswith("O2C_")})
+    client = redis.Redis.from_url(settings.redis_url)
+    reconciler = Reconciler.build(settings, redis_client=client)
+    try:
+        return reconciler.run(since)
+    except (O2CError, redis.RedisError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        reconciler.close()
+        client.close()

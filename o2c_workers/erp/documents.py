@@ -36,6 +36,10 @@ CUSTOMER_FIELDS = ("name", "salesforce_id", "is_frozen", "country")
 ORDER_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
                 "total_taxes_and_charges", "grand_total", "customer", "per_billed",
                 "per_delivered", "amended_from")
+#: Fields read when Sales Invoices are listed (top-level: the order is in the item rows,
+#: the opportunity in ``po_no``).
+INVOICE_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
+                  "grand_total", "outstanding_amount", "po_no", "customer")
 
 
 def money(value: Any) -> Decimal:
@@ -155,7 +159,9 @@ def to_invoice(doc: Doc) -> ErpInvoice:
         salesforce_id=doc.get("salesforce_id") or None, status=str(doc.get("status") or ""),
         currency=str(doc.get("currency") or ""), net_total=money(doc.get("net_total")),
         grand_total=money(doc.get("grand_total")),
-        outstanding=money(doc.get("outstanding_amount")))
+        outstanding=money(doc.get("outstanding_amount")),
+        docstatus=int(doc["docstatus"]) if doc.get("docstatus") is not None else 1,
+        opportunity_id=doc.get("po_no") or None, customer=doc.get("customer") or None)
 
 
 def to_payment(doc: Doc) -> ErpPayment:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -48,6 +48,9 @@ OUTSTANDING_METHOD = "erpnext.selling.doctype.customer.customer.get_customer_out
 CANCEL_METHOD = "frappe.client.cancel"
 #: How long a found selling Price List is remembered per currency, in seconds.
 PRICE_LIST_TTL_S = 300.0
+#: Rows a listing asks for per page, and opportunities per lookup call.
+LIST_PAGE = 500
+BATCH_IDS = 50
 
 
 def resource(doctype: str, name: str | None = None) -> str:
@@ -242,6 +245,67 @@ class ErpNextAdapter:
         """One page of the change feed (``changes.py``): one list call."""
         return changes.page(cursor, zone=self.zone, read=self._rows)
 
+    # --- listings (``o2c reconcile``) ---------------------------------------------------
+
+    def sales_orders_modified_since(self, since: float, *,
+                                    page_length: int = LIST_PAGE) -> Iterator[list[ErpOrder]]:
+        """Orders carrying a Salesforce id modified at or after ``since``, page by page
+        (``modified`` is the ERP's local time: this process's time zone must be the ERP's)."""
+        filters = [["salesforce_id", "is", "set"],
+                   ["modified", ">=", _frappe_time(since)]]
+        start = 0
+        while True:
+            rows = self._list("Sales Order", filters, documents.ORDER_FIELDS,
+                              order_by="modified asc, name asc", limit=page_length,
+                              start=start)
+            if rows:
+                yield [documents.read(documents.to_order, row, "Sales Order") for row in rows]
+            if len(rows) < page_length:
+                return
+            start += page_length
+
+    def sales_orders_of_many(self, opportunity_ids: Sequence[str]) -> list[ErpOrder]:
+        """Every revision of these opportunities' orders, ``BATCH_IDS`` opportunities a
+        call (their ids in both forms, or their amendments' keys)."""
+        found: list[ErpOrder] = []
+        ids = sorted({sfid.to18(i) for i in opportunity_ids})
+        for batch in _batches(ids, BATCH_IDS):
+            conditions: list[list[Any]] = [
+                ["salesforce_id", "in", sorted({f for i in batch for f in _id_forms(i)})]]
+            conditions += [["salesforce_id", "like", f"{i}-%"] for i in batch]
+            params: dict[str, Any] = {
+                "fields": json.dumps(list(documents.ORDER_FIELDS)), "limit_page_length": "0",
+                "or_filters": json.dumps(conditions)}
+            data = self._read(resource("Sales Order"), params).get("data")
+            rows = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+            orders = [documents.read(documents.to_order, row, "Sales Order") for row in rows]
+            wanted = set(batch)
+            found += [o for o in orders if _opportunity(o) in wanted]
+        return found
+
+    def sales_invoices_of_many(self, opportunity_ids: Sequence[str]) -> list[ErpInvoice]:
+        """Invoices whose ``po_no`` (copied from the order) names one of the opportunities."""
+        found: list[ErpInvoice] = []
+        ids = sorted({sfid.to18(i) for i in opportunity_ids})
+        for batch in _batches(ids, BATCH_IDS):
+            forms = sorted({f for i in batch for f in _id_forms(i)})
+            rows = self._list("Sales Invoice", [["po_no", "in", forms]],
+                              documents.INVOICE_FIELDS, order_by="creation asc")
+            found += [documents.read(documents.to_invoice, row, "Sales Invoice")
+                      for row in rows]
+        return found
+
+    def payment_entries_of(self, invoice: ErpInvoice) -> list[ErpPayment]:
+        """The customer's submitted receipts, read in full, that allocate to ``invoice``
+        (the allocations are child rows a list call does not return)."""
+        if not invoice.customer:
+            return []
+        rows = self._list("Payment Entry", [["party", "=", invoice.customer],
+                                            ["docstatus", "=", 1]], ["name"],
+                          order_by="creation asc")
+        payments = [self.get_payment_entry(str(row["name"])) for row in rows]
+        return [p for p in payments if invoice.name in p.allocations]
+
     def close(self) -> None:
         self.http.close()
 
@@ -262,10 +326,12 @@ class ErpNextAdapter:
         return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
 
     def _list(self, doctype: str, filters: list[list[Any]], fields: Sequence[str], *,
-              order_by: str | None = None, limit: int = 0) -> list[Doc]:
+              order_by: str | None = None, limit: int = 0, start: int = 0) -> list[Doc]:
         params: dict[str, Any] = {"filters": json.dumps(filters),
                                   "fields": json.dumps(list(fields)),
                                   "limit_page_length": str(limit)}
+        if start:
+            params["limit_start"] = str(start)
         if order_by:
             params["order_by"] = order_by
         return self._rows(doctype, params)
@@ -291,6 +357,23 @@ def _of(order: ErpOrder, opportunity_id: str) -> bool:
         return revisions.parse(order.salesforce_id).opportunity_id == sfid.to18(opportunity_id)
     except InvalidPayload:
         return False
+
+
+def _opportunity(order: ErpOrder) -> str | None:
+    try:
+        return revisions.parse(order.salesforce_id).opportunity_id
+    except InvalidPayload:
+        return None
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _frappe_time(epoch_s: float) -> str:
+    """An epoch time as Frappe stores ``modified``: local time, to the microsecond."""
+    return dt.datetime.fromtimestamp(epoch_s).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _id_forms(salesforce_id: str) -> list[str]:

@@ -7,7 +7,7 @@ create is idempotent on the record's Salesforce id: calling it twice yields one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -85,5 +85,23 @@ class ErpAdapter(Protocol):
         most ``cursor.page_size`` documents; a document changed while the feed pages is
         found again later, never skipped. An ERP without webhooks is served by this alone.
         """
+
+    # --- listings (``o2c reconcile``) -------------------------------------------------------
+
+    def sales_orders_modified_since(self, since: float, *,
+                                    page_length: int = 500) -> Iterator[list[ErpOrder]]:
+        """Every Sales Order carrying a Salesforce id modified at or after ``since``
+        (epoch s), oldest first, one list call a page (no item rows; no empty page)."""
+
+    def sales_orders_of_many(self, opportunity_ids: Sequence[str]) -> list[ErpOrder]:
+        """Every order (each revision, any state) of these opportunities, in few list calls
+        (no item rows)."""
+
+    def sales_invoices_of_many(self, opportunity_ids: Sequence[str]) -> list[ErpInvoice]:
+        """Every Sales Invoice billed for these opportunities (``opportunity_id`` set from
+        the order's customer reference), in few list calls."""
+
+    def payment_entries_of(self, invoice: ErpInvoice) -> list[ErpPayment]:
+        """The submitted Payment Entries that allocate to ``invoice``."""
 
     def close(self) -> None: ...

@@ -28,6 +28,7 @@ from o2c_workers.receiver.http import (
     StartResponse,
 )
 from o2c_workers.receiver.outbound import OutboundEndpoint, OutboundHandler
+from o2c_workers.receiver.reconcile import ADMIN_RECONCILE, AdminReconcile
 from o2c_workers.receiver.replan import Replanner
 from o2c_workers.receiver.transactions import TRANSACTIONS, Transactions
 
@@ -80,6 +81,8 @@ class Receiver:
         dlq = ops.Dlq(dead_letters, replanner, actor="admin-api")
         self.add_prefix_route(ADMIN_DLQ, AdminDlq(dlq, token=token,
                                                   max_body=settings.max_body_bytes))
+        self.add_prefix_route(ADMIN_RECONCILE, AdminReconcile(
+            settings, redis_client=redis_client, token=token))
         self.add_prefix_route(TRANSACTIONS, Transactions(
             redis_client, prefix=settings.key_prefix, token=token,
             stall_after_s=settings.stall_after_s))

@@ -32,6 +32,15 @@ def differences(order: OrderData, customer: ErpCustomer, erp_order: ErpOrder) ->
         found.append(f"customer {erp_order.customer} → {customer.name}")
     if erp_order.currency != order.currency:
         found.append(f"currency {erp_order.currency} → {order.currency}")
+    found.extend(line_differences(order, erp_order))
+    if cents(erp_order.net_total) != order.net_total:
+        found.append(f"net total {cents(erp_order.net_total)} → {order.net_total}")
+    return found
+
+
+def line_differences(order: OrderData, erp_order: ErpOrder) -> list[str]:
+    """What differs line by line (item, quantity, rates, discount, amount), in order."""
+    found = []
     theirs, ours = list(erp_order.lines), list(order.lines)
     for n, (their, our) in enumerate(zip(theirs, ours, strict=False), start=1):
         changes = _line_changes(their, our)
@@ -41,8 +50,6 @@ def differences(order: OrderData, customer: ErpCustomer, erp_order: ErpOrder) ->
                  for n, line in enumerate(theirs[len(ours):], start=len(ours) + 1))
     found.extend(f"line {n} ({line.item_code} x {_plain(line.quantity)}) added"
                  for n, line in enumerate(ours[len(theirs):], start=len(theirs) + 1))
-    if cents(erp_order.net_total) != order.net_total:
-        found.append(f"net total {cents(erp_order.net_total)} → {order.net_total}")
     return found
 
 

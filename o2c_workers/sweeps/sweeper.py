@@ -129,6 +129,16 @@ class Sweeper:
         result.finished_at = time.time()
         return result
 
+    def start_records(self, spec: Spec, records: Sequence[dict[str, Any]], *,
+                      dry_run: bool = False) -> SweepResult:
+        """Start the chains of ``records`` (rows of ``spec``'s query) as a page of the
+        sweep would, under the same marks, moving no watermark (``o2c reconcile --fix``)."""
+        result = SweepResult(spec.name, None, dry_run=dry_run)
+        candidates = [c for c in (self.candidate(spec, r, result) for r in records) if c]
+        self._take(candidates, result, dry_run=dry_run, watermark=None, spec=spec)
+        result.finished_at = time.time()
+        return result
+
     def candidate(self, spec: Spec, raw: dict[str, Any], result: SweepResult
                    ) -> Candidate | None:
         fields = {k: v for k, v in raw.items() if k != "attributes" and v is not None}

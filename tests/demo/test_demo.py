@@ -27,4 +27,6 @@ def test_the_demo_runs_end_to_end_and_checks_out(redis_server, redis_url, tmp_pa
     assert "✗" not in output, output[-3000:]
     assert "✓ expected 9" in output
     assert output.count("✓ designed 1") == 3
+    assert "reconcile (Salesforce ↔ ERP)" in output
+    assert "only the designed failures" in output
     assert "stopped cleanly" in output

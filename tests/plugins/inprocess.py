@@ -118,7 +118,7 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
 
     def start(*, erp: dict[str, Any] | None = None, sf: dict[str, Any] | None = None,
               webhooks: bool = True) -> FleetInProcess:
-        erp_config = ErpConfig(invoice_delay_s=0.2, payment_delay_s=0.2, **(erp or {}))
+        erp_config = ErpConfig(**{"invoice_delay_s": 0.2, "payment_delay_s": 0.2, **(erp or {})})
         receiver_settings = load_settings(
             redis_url=redis_url, webhook_token=TOKEN, salesforce_org_ids=[world.org_id],
             erp_webhook_secret=erp_config.webhook_secret)

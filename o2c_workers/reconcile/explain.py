@@ -1,0 +1,53 @@
+"""What our own records say of a disagreement: a chain in flight, a stalled one, or an
+open dead letter that people are already asked to fix. Read only for the findings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from o2c_workers import keys
+from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.dlq.query import age_text
+from o2c_workers.reconcile.findings import Finding
+from o2c_workers.stalls import is_stalled
+
+RUNNING, STALLED, DEAD_LETTERED = "running", "stalled", "dead_lettered"
+
+
+@dataclass(frozen=True)
+class State:
+    #: ``running``, ``stalled``, ``dead_lettered`` or None (nothing of ours explains it).
+    state: str | None
+    text: str | None
+
+
+def explain(client: redis.Redis, prefix: str, findings: list[Finding], *,
+            stall_after_s: float, now: float | None = None) -> dict[str, State]:
+    """The state of each finding's transaction, and its ``explanation`` filled in."""
+    now = time.time() if now is None else now
+    store = DeadLetterStore(client, prefix=prefix)
+    ids = sorted({finding.opportunity_id for finding in findings})
+    pipe = client.pipeline(transaction=False)
+    for trace_key in ids:
+        pipe.zscore(keys.transaction_index_active(prefix), trace_key)
+    scores = dict(zip(ids, pipe.execute(), strict=True))
+    states: dict[str, State] = {}
+    for trace_key in ids:
+        letters = store.many(store.ids(trace_key=trace_key))
+        score = scores[trace_key]
+        if letters:
+            listed = ", ".join(f"{e.category} ({e.id})" for e in letters)
+            states[trace_key] = State(DEAD_LETTERED, f"open dead letter: {listed}")
+        elif score is not None and is_stalled(score, closed=False, open_dead_letters=0,
+                                              stall_after_s=stall_after_s, now=now):
+            states[trace_key] = State(STALLED, f"chain stalled for {age_text(now - score)}")
+        elif score is not None:
+            states[trace_key] = State(RUNNING, "chain running")
+        else:
+            states[trace_key] = State(None, None)
+    for finding in findings:
+        finding.explanation = states[finding.opportunity_id].text
+    return states
