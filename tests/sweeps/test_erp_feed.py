@@ -5,6 +5,7 @@ watermark moves durably; an ERP that refuses leaves it where it was and says so.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -15,11 +16,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from rich.console import Console
+from typer.testing import CliRunner
 
 from config import Settings
 from o2c_workers import app as celery_app
 from o2c_workers import timeline
 from o2c_workers.celery_app import ERP_FEED_ENTRY, ERP_FEED_TASK, beat_config
+from o2c_workers.cli import cli
 from o2c_workers.cli.report_cmd import report_table
 from o2c_workers.dev import procfile
 from o2c_workers.dev.fleet import Fleet
@@ -252,3 +255,36 @@ def test_the_beat_process_polls_the_erp_on_its_own_interval(sandbox: Any, redis_
         assert redis_client.exists(f"o2c:beat:{ERP_FEED_ENTRY}") == 1
     finally:
         fleet.stop()
+
+
+def test_resync_polls_the_erp_feed_from_its_since(fleet_in_process: Any) -> None:  # noqa: F811
+    dead = f"http://127.0.0.1:{free_port()}/erp/events"
+    fleet = fleet_in_process(webhooks=False, erp={
+        **PAID, "webhook_url": dead, "webhook_retry_base_s": 0.05, "webhook_retry_cap_s": 0.1,
+        "webhook_max_attempts": 3})
+    opportunities = won_and_settled(fleet, 2)
+    runner = CliRunner()
+
+    def resync(*args: str) -> Any:
+        result = runner.invoke(cli, ["resync", "--since", "1h", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    assert resync("--no-erp-feed")["erp_feed"] is None
+    dry = resync("--dry-run")["erp_feed"]
+    assert dry["outcomes"].keys() == {"would_start"} and dry["dry_run"]
+    assert {r["outcome"] for r in dry["records"]} == {"would_start"}
+    assert state.watermark(fleet.redis, "o2c", FEED) is None, "a dry run moves nothing"
+    assert not any(fleet.sf_record("Opportunity", o).get("Invoice_Status__c")
+                   for o in opportunities)
+
+    fed = resync()["erp_feed"]
+    assert fed["started"] == sum(dry["outcomes"].values()) and fed["api_calls"] == 3
+    assert state.watermark(fleet.redis, "o2c", FEED) is not None
+    fleet_idle(fleet)
+    for opportunity in opportunities:
+        record = fleet.sf_record("Opportunity", opportunity)
+        assert (record["Invoice_Status__c"], record["Payment_Status__c"]) == ("Paid", "Paid")
+    table = runner.invoke(cli, ["resync", "--since", "1h"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "erp_feed" in table.stdout and "ERP call(s)" in table.stdout
