@@ -26,6 +26,7 @@ from config import ConfigError, load_settings
 from o2c_workers.dlq import ops
 from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import Filter, age_text, iso
+from o2c_workers.infrastructure import is_infrastructure
 from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.redact import redact_text
 
@@ -73,6 +74,15 @@ def _connected() -> Iterator[ops.Dlq]:
         yield dlq
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         err.print(f"[red]error:[/] cannot reach Redis at {where} (O2C_REDIS_URL): {exc}")
+        raise typer.Exit(2) from None
+    except redis.RedisError as exc:
+        if not is_infrastructure(exc):
+            raise
+        # Out of memory, a replica, a failed save: each entry's change is one script, so
+        # the refused one is unchanged, and running the command again finishes the rest.
+        err.print(f"[red]error:[/] Redis at {where} refuses writes now "
+                  f"({type(exc).__name__}: {exc}); the command stopped at the change it "
+                  "refused, which was not made: run it again once Redis takes writes")
         raise typer.Exit(2) from None
     except DlqError as exc:
         err.print(f"[red]error:[/] {exc.message}")

@@ -6,11 +6,15 @@ import json
 import sys
 
 import pytest
+import redis
 from typer.testing import CliRunner
 
+from config import load_settings
 from o2c_workers.cli import cli
 from o2c_workers.dlq import Status
+from o2c_workers.receiver.replan import build_dlq
 from tests.dlq.conftest import worker_entry
+from tests.refusing import out_of_memory, private_redis  # noqa: F401
 
 
 @pytest.fixture
@@ -154,3 +158,20 @@ def test_unreachable_redis_is_a_clear_error(run):
     result = run("list", O2C_REDIS_URL="redis://127.0.0.1:1/0")
     assert result.exit_code == 2
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.stderr
+
+
+@pytest.mark.slow
+def test_redis_refusing_writes_is_a_clear_error_and_changes_nothing(
+        run, private_redis) -> None:  # noqa: F811
+    client = redis.Redis.from_url(private_redis.url)
+    store = build_dlq(load_settings(redis_url=private_redis.url), client=client,
+                      actor="test").store
+    entry = store.add(worker_entry(1))
+    with out_of_memory(client):
+        result = run("edit", entry.id, "--set", "StageName=Closed Won",
+                     O2C_REDIS_URL=private_redis.url)
+    assert result.exit_code == 2, result.output
+    assert "refuses writes" in result.stderr and "OutOfMemoryError" in result.stderr
+    assert "Traceback" not in result.output
+    assert store.get(entry.id).rev == entry.rev
+    client.close()
