@@ -279,7 +279,7 @@ class Channel(kombu_redis.Channel):
             # The reply may hold a message: it is in our held list, which goes back below.
             try:
                 self.client.parse_response(self.client.connection, self._pending[0])
-            except Exception:  # noqa: S110 - the connection may be gone; nothing to read
+            except (redis.RedisError, OSError):  # the connection may be gone: nothing to read
                 pass
             self._pending = None
             self._in_poll = None  # type: ignore[assignment]
