@@ -22,11 +22,11 @@ from o2c_workers import app as celery_app
 from o2c_workers import keys
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.delivery.census import census
-from o2c_workers.dev.redis_runtime import free_port, start_private
 from o2c_workers.enqueue import MessageFactory
 from tests.plugins.workers import ROOT, start_worker, wait_for, worker_env
 from tests.probe_tasks import PROBE_KEY
 from tests.proxy import CuttingProxy
+from tests.restartable import restartable_redis  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -157,17 +157,13 @@ def test_a_retry_countdown_waits_in_redis_not_in_the_worker(redis_url, redis_cli
     assert redis_client.zcard(delayed) == 0
 
 
-def test_redis_killed_with_work_held_and_parked_loses_nothing(tmp_path, workers):
+def test_redis_killed_with_work_held_and_parked_loses_nothing(restartable_redis, workers):  # noqa: F811
     """Redis (append-only file) is SIGKILLed while one step runs, one is held by a busy
     worker and a retry is parked, then restarted 2 s later: each runs to the end, with the
     default visibility timeout, long before it could have mattered."""
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    handle = start_private(port=port, workdir=data, persistent=True)
-    client = redis.Redis.from_url(handle.url)
+    server, client = restartable_redis, restartable_redis.client
     try:
-        workers.append(start_worker(handle.url, include="tests.probe_tasks", concurrency=2))
+        workers.append(start_worker(server.url, include="tests.probe_tasks", concurrency=2))
         enqueue(client, "PARKED", task="o2c.customer.probe_countdown")
         enqueue(client, "RUNNING", sleep_once={"customer": 8})
         enqueue(client, "HELD", sleep_once={"customer": 8})
@@ -177,11 +173,9 @@ def test_redis_killed_with_work_held_and_parked_loses_nothing(tmp_path, workers)
                  what="two steps running and a retry parked")
         assert client.llen("customer") == 1
         time.sleep(1.5)  # past the append-only file's once-a-second fsync
-        handle.process.send_signal(signal.SIGKILL)
-        handle.process.wait()
+        server.kill()
         time.sleep(2)
-        handle = start_private(port=port, workdir=data, persistent=True)
-        client = redis.Redis.from_url(handle.url)
+        client = server.start()
         restarted = time.monotonic()
         wait_for(lambda: runs(client, "WAITING") and len(runs(client, "PARKED")) == 2
                  and held(client) == 0 and client.llen("customer") == 0,
@@ -194,8 +188,6 @@ def test_redis_killed_with_work_held_and_parked_loses_nothing(tmp_path, workers)
         assert 1 <= len(runs(client, "RUNNING")) <= 2 and 1 <= len(runs(client, "HELD")) <= 2
         assert held(client) == 0
     finally:
-        client.close()
         for worker in workers:
             worker.stop()
         workers.clear()
-        handle.stop()

@@ -8,17 +8,16 @@ import sys
 import time
 
 import pytest
-import redis
 
 from o2c_workers import app as celery_app
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.delivery.census import census
-from o2c_workers.dev.redis_runtime import free_port, start_private
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
 from tests.helpers import queued
 from tests.plugins.workers import ROOT, start_worker, wait_for, worker_env
 from tests.probe_tasks import PROBE_KEY
+from tests.restartable import restartable_redis  # noqa: F401
 
 CHAIN = ("o2c.customer.probe_step", "o2c.pricing.probe_step", "o2c.order.probe_step")
 TRACE = "0065g0000000001AAA"
@@ -85,32 +84,25 @@ def test_retries_exhausted_dead_letter_with_attempt_count(redis_url, redis_clien
 
 
 @pytest.mark.slow
-def test_a_redis_restart_mid_task_loses_nothing(tmp_path, workers):
+def test_a_redis_restart_mid_task_loses_nothing(restartable_redis, workers):  # noqa: F811
     """Redis (with its append-only file) stops while a step runs and comes back: the
     retry publishes once Redis answers again, and the chain completes."""
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    handle = start_private(port=port, workdir=data, persistent=True)
-    client = redis.Redis.from_url(handle.url)
+    server, client = restartable_redis, restartable_redis.client
     try:
-        workers.append(start_worker(handle.url, include="tests.probe_tasks"))
+        workers.append(start_worker(server.url, include="tests.probe_tasks"))
         enqueue(client, {"sleep": {"customer": 3}, "fail": {"customer": 1}})
         wait_for(lambda: calls(client), what="the first step to start")
-        handle.stop(keep_data=True)
+        server.stop()
         time.sleep(2)
-        handle = start_private(port=port, workdir=data, persistent=True)
-        client = redis.Redis.from_url(handle.url)
+        client = server.start()
         done = wait_for(lambda: [c for c in calls(client) if c["task"] == CHAIN[2]],
                         timeout_s=60, what="the chain to complete after the restart")
         assert len(done) == 1
         assert {c["trace_key"] for c in calls(client)} == {TRACE}
     finally:
-        client.close()
         for worker in workers:
             worker.stop()
         workers.clear()
-        handle.stop()
 
 
 @pytest.mark.slow
@@ -143,31 +135,25 @@ print("published", flush=True)
 
 
 @pytest.mark.slow
-def test_a_publish_while_redis_is_down_waits_and_lands_once_it_is_back(tmp_path):
+def test_a_publish_while_redis_is_down_waits_and_lands_once_it_is_back(restartable_redis):  # noqa: F811
     """The publish retry policy rides out a Redis restart instead of losing the message."""
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    handle = start_private(port=port, workdir=data, persistent=True)
+    server = restartable_redis
     publisher = subprocess.Popen(
-        [sys.executable, "-c", PUBLISHER], cwd=ROOT, env=worker_env(handle.url),
+        [sys.executable, "-c", PUBLISHER], cwd=ROOT, env=worker_env(server.url),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert publisher.stdout is not None and publisher.stdin is not None
         assert publisher.stdout.readline().strip() == "published"
-        handle.stop(keep_data=True)
+        server.stop()
         publisher.stdin.write("go\n")
         publisher.stdin.flush()
         time.sleep(2)
         assert publisher.poll() is None, "the publish gave up while Redis was down"
-        handle = start_private(port=port, workdir=data, persistent=True)
+        client = server.start()
         out, err = publisher.communicate(timeout=30)
         assert publisher.returncode == 0, err[-2000:]
         assert out.strip() == "published"
-        client = redis.Redis.from_url(handle.url)
         assert sorted(m["args"][0]["n"] for m in queued(client, "customer")) == [1, 2]
-        client.close()
     finally:
         publisher.kill()
         publisher.communicate()  # reaps it and closes its pipes
-        handle.stop()
