@@ -12,7 +12,7 @@ import requests
 from config.settings import Settings, load_settings
 from o2c_workers.erp import ErpNextAdapter, QuickRetry
 from o2c_workers.models import CustomerData, OrderData, OrderLine
-from o2c_workers.sandbox.erp import ErpConfig, RunningErp, serve_erp
+from o2c_workers.sandbox.erp import RunningErp
 from o2c_workers.sandbox.world import World
 
 API_KEY, API_SECRET = "sandbox-key", "sandbox-secret"
@@ -72,20 +72,15 @@ def failing(world: World, category: str) -> str:
 
 
 @pytest.fixture
-def start_erp(world: World) -> Iterator[Callable[..., RunningErp]]:
-    """Start ERP simulators on the world's seed (free ports); all stop after the test."""
-    running: list[RunningErp] = []
+def start_erp(world: World, erp_factory: Callable[..., RunningErp]
+              ) -> Callable[..., RunningErp]:
+    """Start ERP simulators on the world's seed (``erp_factory``: free ports, stopped after
+    the test)."""
 
     def start(*, faults: dict[str, Any] | None = None, **config: Any) -> RunningErp:
-        config.setdefault("invoice_delay_s", 60.0)
-        config.setdefault("payment_delay_s", 60.0)
-        erp = serve_erp(world.erp, ErpConfig(faults=faults or {}, **config), port=0)
-        running.append(erp)
-        return erp
+        return erp_factory(world.erp, faults=faults or {}, **config)
 
-    yield start
-    for erp in running:
-        erp.stop()
+    return start
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import requests
 
+from o2c_workers.sandbox.erp import ErpConfig, RunningErp, serve_erp
 from o2c_workers.sandbox.http import RunningServer, serve
 from o2c_workers.sandbox.salesforce import SalesforceConfig, SalesforceServer, serve_salesforce
-from o2c_workers.sandbox.world import World, generate_world
+from o2c_workers.sandbox.world import ErpSeed, World, generate_world
 
 ACK = (b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
        b'<soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
@@ -83,6 +84,25 @@ def salesforce_factory(world: World) -> Iterator[Callable[..., SalesforceServer]
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def erp_factory() -> Iterator[Callable[..., RunningErp]]:
+    """Start ERP simulators on a seed with a config (free ports); all stop after the test.
+    Unless told otherwise their invoices and payments wait a minute, so that a test sees an
+    order before what follows it."""
+    started: list[RunningErp] = []
+
+    def start(seed: ErpSeed, **config: Any) -> RunningErp:
+        config.setdefault("invoice_delay_s", 60.0)
+        config.setdefault("payment_delay_s", 60.0)
+        erp = serve_erp(seed, ErpConfig(**config), port=0)
+        started.append(erp)
+        return erp
+
+    yield start
+    for erp in started:
+        erp.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from o2c_workers.sandbox.erp import ErpConfig, RunningErp, serve_erp
+from o2c_workers.sandbox.erp import RunningErp
 from o2c_workers.sandbox.world import ErpSeed, ItemSeed
 
 ACC_OK = "001000000000001AAA"
@@ -84,33 +83,20 @@ def message_of(response: requests.Response) -> str:
     return str(json.loads(messages[0])["message"])
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout_s: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 @pytest.fixture
-def start_erp() -> Iterator[Callable[..., tuple[RunningErp, Client]]]:
-    running: list[tuple[RunningErp, Client]] = []
+def start_erp(erp_factory: Callable[..., RunningErp]
+              ) -> Iterator[Callable[..., tuple[RunningErp, Client]]]:
+    """An ERP simulator on the small seed (``erp_factory``) and a client of it."""
+    clients: list[Client] = []
 
     def start(**config: Any) -> tuple[RunningErp, Client]:
-        config.setdefault("invoice_delay_s", 60.0)
-        config.setdefault("payment_delay_s", 60.0)
-        erp = serve_erp(make_seed(), ErpConfig(**config), port=0)
-        client = Client(erp.url)
-        running.append((erp, client))
-        return erp, client
+        erp = erp_factory(make_seed(), **config)
+        clients.append(Client(erp.url))
+        return erp, clients[-1]
 
     yield start
-    for erp, client in running:
+    for client in clients:
         client.close()
-        erp.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from o2c_workers.sandbox.http import RunningServer, serve
-from tests.sandbox.erp_support import ACC_OK, erp_client, start_erp, wait_for
+from tests.plugins.workers import wait_for
+from tests.sandbox.erp_support import ACC_OK, erp_client, start_erp
 
 __all__ = ["erp_client", "start_erp"]
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.sandbox.erp_support import ACC_OK, Client, erp_client, message_of, start_erp, wait_for
+from tests.plugins.workers import wait_for
+from tests.sandbox.erp_support import ACC_OK, Client, erp_client, message_of, start_erp
 from tests.sandbox.test_erp_lifecycle import SECRET, receiver_factory
 
 __all__ = ["erp_client", "receiver_factory", "start_erp"]
