@@ -4,6 +4,7 @@ change feed, every ``O2C_ERP_FEED_INTERVAL_S``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 from o2c_workers import app, metrics
@@ -25,19 +26,13 @@ def run(self: O2CTask) -> dict[str, Any]:
     rt = self.runtime
     sweeper = Sweeper.build(rt.settings, redis_client=rt.redis, celery_app=self.app,
                             salesforce=cast(QuerySource, rt.salesforce))
-    try:
+
+    def sweep() -> dict[str, Any]:
         result = run_sweeps(sweeper)
-    except SweepBusy:
-        metrics.sweep_run("busy")
-        log.info("another sweep holds the lease; this run is skipped")
-        return {"skipped": "busy"}
-    except O2CError as exc:
-        metrics.sweep_run("failed")
-        log.error("sweep failed, the next run tries again: %s", exc,
-                  extra={"reason": exc.reason})
-        return {"failed": type(exc).__name__}
-    metrics.sweep_run("ok")
-    return {"started": sum(s.started for s in result.sweeps), "api_calls": result.api_calls}
+        return {"started": sum(s.started for s in result.sweeps),
+                "api_calls": result.api_calls}
+
+    return _periodic("sweep", metrics.sweep_run, sweep)
 
 
 @app.task(name="o2c.sweep.erp_feed", bind=True)
@@ -46,16 +41,28 @@ def erp_feed(self: O2CTask) -> dict[str, Any]:
     interval, as a sweep's does (the watermark has not moved)."""
     rt = self.runtime
     feed = ErpFeed.build(rt.settings, redis_client=rt.redis, celery_app=self.app, erp=rt.erp)
-    try:
+
+    def poll() -> dict[str, Any]:
         result = feed.run()
+        return {"started": result.started, "api_calls": result.api_calls}
+
+    return _periodic("change feed poll", metrics.erp_feed_run, poll)
+
+
+def _periodic(what: str, count: Callable[[str], None],
+              job: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One periodic job, its outcome counted (``ok``, ``busy``, ``failed``): skipped while
+    another holds its lease; a failure logged and left to the next interval."""
+    try:
+        answer = job()
     except SweepBusy:
-        metrics.erp_feed_run("busy")
-        log.info("another change feed poll holds the lease; this one is skipped")
+        count("busy")
+        log.info("another %s holds the lease; this one is skipped", what)
         return {"skipped": "busy"}
     except O2CError as exc:
-        metrics.erp_feed_run("failed")
-        log.error("change feed failed, the next poll tries again: %s", exc,
+        count("failed")
+        log.error("%s failed, the next one tries again: %s", what, exc,
                   extra={"reason": exc.reason})
         return {"failed": type(exc).__name__}
-    metrics.erp_feed_run("ok")
-    return {"started": result.started, "api_calls": result.api_calls}
+    count("ok")
+    return answer
