@@ -250,9 +250,9 @@ class ErpNextAdapter:
     def sales_orders_modified_since(self, since: float, *,
                                     page_length: int = LIST_PAGE) -> Iterator[list[ErpOrder]]:
         """Orders carrying a Salesforce id modified at or after ``since``, page by page
-        (``modified`` is the ERP's local time: this process's time zone must be the ERP's)."""
+        (``modified`` is in the site's time zone, ``O2C_ERP_TIME_ZONE``)."""
         filters = [["salesforce_id", "is", "set"],
-                   ["modified", ">=", _frappe_time(since)]]
+                   ["modified", ">=", changes.to_stamp(since, self.zone)]]
         start = 0
         while True:
             rows = self._list("Sales Order", filters, documents.ORDER_FIELDS,
@@ -369,11 +369,6 @@ def _opportunity(order: ErpOrder) -> str | None:
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _frappe_time(epoch_s: float) -> str:
-    """An epoch time as Frappe stores ``modified``: local time, to the microsecond."""
-    return dt.datetime.fromtimestamp(epoch_s).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _id_forms(salesforce_id: str) -> list[str]:

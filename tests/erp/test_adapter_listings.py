@@ -62,3 +62,15 @@ def test_listings_page_by_page_and_by_many_opportunities(world, start_erp, make_
         time.sleep(0.1)
     [payment] = adapter.payment_entries_of(invoice)
     assert payment.allocations == {invoice.name: invoice.grand_total}
+
+
+def test_orders_modified_since_are_asked_in_the_sites_time_zone(world, start_erp, make_adapter):
+    erp = start_erp(time_zone="America/New_York")
+    adapter = make_adapter(settings_for(erp, erp_time_zone="America/New_York"))
+    before = time.time() - 1
+    order = order_of(world, good_opportunities(world)[0])
+    adapter.submit_sales_order(order, adapter.ensure_customer(customer_of(world, order.account_id)))
+    [[found]] = list(adapter.sales_orders_modified_since(before))
+    assert found.salesforce_id == order.opportunity_id
+    # From just after now in the site's zone, nothing: in UTC it would still find the order.
+    assert list(adapter.sales_orders_modified_since(time.time() + 1)) == []
