@@ -33,15 +33,16 @@ def erp_documents(erp_url: str, doctype: str) -> list[dict[str, Any]]:
     return list(answer.json()["data"])
 
 
-def dead_letters(env: dict[str, str]) -> list[dict[str, Any]] | None:
-    """Every dead letter (any status), as ``o2c dlq list --json`` gives them with the
-    fleet's ``env``; None when the command could not answer (Redis down)."""
+def dead_letters(env: dict[str, str], *where: str) -> list[dict[str, Any]] | None:
+    """Every dead letter (any status; ``where``: more of the command's filters), as ``o2c
+    dlq list --json`` gives them with the fleet's ``env``; None when the command could not
+    answer (Redis down)."""
     entries: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
         done = subprocess.run(
             [sys.executable, "-m", "o2c_workers.cli", "dlq", "list", "--json", "--status",
-             "all", "--limit", "1000", "--offset", str(offset)],
+             "all", "--limit", "1000", "--offset", str(offset), *where],
             env=env, capture_output=True,
             text=True, timeout=60, check=False)
         if done.returncode != 0:
@@ -98,6 +99,8 @@ class Records:
     erp_stats: dict[str, Any]
     sf_stats: dict[str, Any]
     sf_deliveries: list[dict[str, Any]]
+    #: Salesforce's product lines (what a churned opportunity's order must match).
+    line_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 def designed_failures(sf: requests.Session, sf_url: str) -> dict[str, str]:
@@ -117,4 +120,5 @@ def collect(sf: requests.Session, sf_url: str, erp_url: str, env: dict[str, str]
         dead_letters=letters if letters is not None else [],
         erp_stats=requests.get(f"{erp_url}/_sandbox/stats", timeout=10).json(),
         sf_stats=sf.get(f"{sf_url}/_sandbox/stats", timeout=10).json(),
-        sf_deliveries=list(deliveries.get("attempts_log", [])))
+        sf_deliveries=list(deliveries.get("attempts_log", [])),
+        line_items=sf.get(f"{sf_url}/_sandbox/records/OpportunityLineItem", timeout=30).json())
