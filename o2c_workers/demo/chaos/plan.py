@@ -82,7 +82,8 @@ class ChaosOptions:
         """50 opportunities, a shorter phase, every fault kind at least once."""
         small = cls(opportunities=50, accounts=20, chaos_s=40.0, erp_lost_answer_rate=0.08,
                     erp_rate_limit_per_s=30.0, maintenance_s=6.0, pool_kill_every_s=(3.0, 5.0),
-                    node_kills=1, settle_s=60.0, churn_share=0.16, replay_s=45.0)
+                    node_kills=1, settle_s=60.0, churn_share=0.16, churn_invoiced_share=0.15,
+                    replay_s=45.0)
         return replace(small, **changes)  # type: ignore[arg-type]
 
 
@@ -169,9 +170,9 @@ def _churn(opts: ChaosOptions, candidates: list[str], total: int) -> list[Churn]
     # while it is, or after), the rest once Salesforce shows it booked.
     return [Churn(opp, n < invoiced, n < invoiced or n % 2 == 0,
                   round(rng.uniform(low, high) * opts.chaos_s, 2),
-                  lost_s=round(rng.uniform(2.0, 6.0), 2),
-                  edit_after_s=round(rng.uniform(0.5, 2.0), 2),
-                  win_after_s=round(rng.uniform(0.5, 2.0), 2), add_qty=rng.randint(1, 3))
+                  lost_s=round(rng.uniform(1.5, 4.0), 2),
+                  edit_after_s=round(rng.uniform(0.5, 1.5), 2),
+                  win_after_s=round(rng.uniform(0.5, 1.5), 2), add_qty=rng.randint(1, 3))
             for n, opp in enumerate(chosen)]
 
 

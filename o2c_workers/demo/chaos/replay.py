@@ -21,7 +21,7 @@ from o2c_workers.demo.chaos.observe import dead_letters
 FAULTS_OFF = {"error_rate": 0.0, "timeout_after_commit_rate": 0.0, "rate_limit_per_s": None,
               "latency_ms": 0.0, "latency_jitter_ms": 0.0, "maintenance_for_s": 0}
 #: How often the replay's dead letters are read, seconds.
-POLL_S = 3.0
+POLL_S = 2.0
 
 
 @dataclass(frozen=True)
