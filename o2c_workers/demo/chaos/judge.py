@@ -7,7 +7,8 @@
   run stopped waiting. Must be 0.
 - **designed failures**: each opportunity built to fail has an open dead letter of its
   category, and no ERP order.
-- **unexpected dead letters**: open dead letters of opportunities built to succeed.
+- **unexpected dead letters**: open dead letters of opportunities built to succeed (but
+  those ``allowed``: finance's, for the churned ones invoiced before their loss).
 - **latency**: p95 of won → booked (Salesforce shows the order number, read every second)
   over the opportunities won after the last fault; one not booked counts as infinite.
 """
