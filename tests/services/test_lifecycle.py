@@ -353,3 +353,20 @@ def test_a_cancel_answered_after_the_opportunity_was_won_again_writes_back_its_a
     record = svc.sf.get_opportunity(opp)
     assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
         amended.need_erp_order().name, "To Deliver and Bill")
+
+
+def test_a_redelivered_order_step_priced_before_an_edit_never_replaces_the_newer_order(svc):
+    """The first chain's order step, priced at 2 seats, is redelivered (its worker was
+    killed) after the opportunity was lost, edited to 3 seats and won again, and after the
+    newer chain booked the 3 seats. Its pricing is seconds old, not stale: it must read the
+    opportunity again before replacing the newer order, and link it."""
+    opp = good(svc)
+    set_line(svc, opp, Quantity=2)
+    stale = priced(svc, opp)
+    set_line(svc, opp, Quantity=3)
+    newer = submit(svc, priced(svc, opp)).need_erp_order()
+    late = orders.submit_order(stale, erp=svc.erp, reprice=reprice(svc))
+    assert isinstance(late, orders.Booked)
+    assert (late.action, late.order.name) == ("linked", newer.name)
+    assert live(svc, opp) == [newer.name]
+    assert late.order.lines[0].qty == Decimal(3)
