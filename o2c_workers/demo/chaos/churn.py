@@ -3,8 +3,8 @@ HTTP routes: a sales rep loses, re-opens, edits and wins opportunities again in 
 (each a save, so the org's outbound rule sends its messages); a clerk invoices booked orders
 in the ERP.
 
-One thread reads the ERP's orders once a second (``/_sandbox/documents``, outside its faults)
-and moves each churned opportunity on when its time has come:
+One thread reads the churned opportunities' ERP orders once a second
+(``/_sandbox/documents``, outside its faults) and moves each on when its time has come:
 
 1. **lose** at its seeded time; one to be invoiced first waits until it is booked and the
    ERP shows its order invoiced;
@@ -14,8 +14,9 @@ and moves each churned opportunity on when its time has come:
    deadline at most (a loss the fleet saw only once it was won again would prove nothing);
 3. **edit** a product line (more seats) while it is open, then **win** it again.
 
-The clerk invoices each order Salesforce shows as booked, but for the churned opportunities
-meant to be compensated: their orders stay uninvoiced, so that cancelling them is allowed.
+The clerk invoices each order Salesforce shows as booked (read every second by the run's
+``WriteBackWatch``), but for the churned opportunities meant to be compensated: their
+orders stay uninvoiced, so that cancelling them is allowed.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from o2c_workers.demo.chaos.plan import Churn
 #: How often the ERP's orders are read and the churn moved on, seconds.
 TICK_S = 1.0
 #: How often finance's dead letters are read while an invoiced one is lost, seconds.
-LETTERS_EVERY_S = 3.0
+LETTERS_EVERY_S = 6.0
 PENDING, LOST, REOPENED, EDITED, DONE, GAVE_UP = (
     "pending", "lost", "reopened", "edited", "done", "gave_up")
 
@@ -88,8 +89,9 @@ class Churner:
     """The churn and the billing clerk, on one thread; ``played`` is the record."""
 
     def __init__(self, churn: list[Churn], *, sf: requests.Session, sf_url: str,
-                 erp_url: str, env: dict[str, str], booked: Callable[[], set[str]]) -> None:
-        self.sf, self.sf_url, self.erp_url, self.booked = sf, sf_url, erp_url, booked
+                 erp_url: str, env: dict[str, str],
+                 shown: Callable[[], dict[str, str]]) -> None:
+        self.sf, self.sf_url, self.erp_url, self.shown = sf, sf_url, erp_url, shown
         self.env = env
         self.played = {c.opportunity: Played(c) for c in churn}
         #: Orders of these opportunities are never invoiced by the clerk.
@@ -121,33 +123,37 @@ class Churner:
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
+            shown = self.shown()
             try:
-                orders = erp_documents(self.erp_url, "Sales Order")
+                self._bill(shown)
+                orders = self._orders()
             except (requests.RequestException, ValueError):
                 continue
-            by_opp: dict[str, list[dict[str, Any]]] = {}
-            for order in orders:
-                by_opp.setdefault(opportunity_of(order), []).append(order)
-            self._bill(by_opp)
             self._read_letters()
             for played in self.played.values():
                 try:
-                    self._step(played, by_opp.get(played.plan.opportunity, []))
+                    self._step(played, orders.get(played.plan.opportunity, []), shown)
                 except requests.RequestException as exc:
                     played.note = f"will try again: {exc}"
 
-    def _bill(self, by_opp: dict[str, list[dict[str, Any]]]) -> None:
-        """Invoice every live, uninvoiced order of a booked opportunity not held back."""
-        booked = self.booked()
-        for opp, orders in by_opp.items():
-            if opp in self.held or opp not in booked:
+    def _orders(self) -> dict[str, list[dict[str, Any]]]:
+        """The ERP orders of the churned opportunities still on their way."""
+        going = [p.plan.opportunity for p in self.played.values()
+                 if p.state not in (DONE, GAVE_UP)]
+        by_opp: dict[str, list[dict[str, Any]]] = {}
+        if going:
+            for order in erp_documents(self.erp_url, "Sales Order", {"po_no": ",".join(going)}):
+                by_opp.setdefault(opportunity_of(order), []).append(order)
+        return by_opp
+
+    def _bill(self, shown: dict[str, str]) -> None:
+        """Invoice each order Salesforce shows booked, but those held back, once."""
+        for opp, name in shown.items():
+            if opp in self.held or name in self._invoiced:
                 continue
-            for order in orders:
-                if live(order) and not invoiced(order) and order["name"] not in self._invoiced:
-                    answer = requests.post(f"{self.erp_url}/_sandbox/orders/"
-                                           f"{order['name']}/invoice", timeout=30)
-                    self._invoiced.add(order["name"])
-                    self.invoices += answer.ok
+            self._invoiced.add(name)
+            answer = requests.post(f"{self.erp_url}/_sandbox/orders/{name}/invoice", timeout=30)
+            self.invoices += answer.ok
 
     def _read_letters(self) -> None:
         """Finance's dead letters of a loss, every few seconds while an invoiced one is
@@ -160,13 +166,14 @@ class Churner:
         self._letters |= {sfid.to18(e["trace_key"]) for e in found or []
                           if sfid.is_valid(str(e["trace_key"]))}
 
-    def _step(self, played: Played, orders: list[dict[str, Any]]) -> None:
+    def _step(self, played: Played, orders: list[dict[str, Any]],
+              shown: dict[str, str]) -> None:
         plan, now = played.plan, time.monotonic()
         alive = [o for o in orders if live(o)]
         if played.state in (PENDING, LOST) and now > self.deadline:
             played.note, played.state = f"gave up while {played.state}", GAVE_UP
         elif played.state == PENDING and now - self.started >= plan.lose_at_s:
-            booked = plan.opportunity in self.booked()
+            booked = plan.opportunity in shown
             if (plan.after_booking and not booked) or (plan.invoiced and not (
                     alive and all(invoiced(o) for o in alive))):
                 return

@@ -27,8 +27,12 @@ def opportunities(sf: requests.Session, sf_url: str) -> dict[str, dict[str, Any]
     return {sfid.to18(r["Id"]): r for r in answer.json()}
 
 
-def erp_documents(erp_url: str, doctype: str) -> list[dict[str, Any]]:
-    answer = requests.get(f"{erp_url}/_sandbox/documents/{doctype}", timeout=30)
+def erp_documents(erp_url: str, doctype: str,
+                  where: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every document of ``doctype`` (``where``: those whose field holds one of the
+    comma-separated values)."""
+    answer = requests.get(f"{erp_url}/_sandbox/documents/{doctype}", params=where,
+                          timeout=30)
     answer.raise_for_status()
     return list(answer.json()["data"])
 
@@ -61,6 +65,8 @@ class WriteBackWatch:
     sf: requests.Session
     sf_url: str
     first_seen: dict[str, float] = field(default_factory=dict)
+    #: The ERP order number each opportunity shows now.
+    shown: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -86,6 +92,8 @@ class WriteBackWatch:
         for opp_id, record in records.items():
             if record.get(ORDER_FIELD) and opp_id not in self.first_seen:
                 self.first_seen[opp_id] = moment
+            if record.get(ORDER_FIELD):
+                self.shown[opp_id] = str(record[ORDER_FIELD])
 
 
 @dataclass(frozen=True)
