@@ -39,6 +39,10 @@ def chaos(
                                         "later.", FAULTS)] = True,
     receiver_kill: Annotated[bool, _opt("SIGKILL one gunicorn worker mid-delivery.",
                                         FAULTS)] = True,
+    churn_share: Annotated[float | None, _opt(
+        "Share of the opportunities lost, re-opened, edited and won again during the run "
+        f"(0: none; default {D.churn_share:g}, {ChaosOptions.smoke().churn_share:g} with "
+        "--smoke).", FAULTS, "--churn-share")] = None,
     settle_s: Annotated[float | None, _opt("Longest wait after the last fault for every "
                                            "opportunity to be booked or dead-lettered, s.",
                                            JUDGE)] = None,
@@ -63,24 +67,31 @@ def chaos(
     are won in waves: a pool process SIGKILLed every few seconds; whole worker
     nodes SIGKILLed and restarted 1 s later; Redis SIGKILLed and restarted 2 s
     later from its AOF; one receiver worker SIGKILLed mid-delivery; an ERP
-    maintenance window. After the last fault the rest are won.
+    maintenance window. After the last fault the rest are won. Churn: a share of
+    the opportunities is lost, re-opened, edited and won again, some after their
+    order was invoiced (the designed cancellation_after_invoice).
 
     Judged from the simulators' records, Salesforce's fields and `o2c dlq list`
     alone: no duplicate order; none lost or stalled (booked or dead-lettered
     within --settle-s of the last fault); the designed failures dead-lettered
-    with their category; p95 won → booked after the last fault within
-    --latency-bound-s; every fault kind seen. Exit status 1 when any fails.
+    with their category; each churned one's order cancelled and amended (or
+    dead-lettered when invoiced); p95 won → booked after the last fault within
+    --latency-bound-s; every fault kind seen. Then the faults go off and every
+    open dead letter is requeued: all booked but the designed failures. Exit
+    status 1 when any fails.
     Figures and how to read them: docs/reliability.md.
     """
     from o2c_workers.demo.chaos.report import as_json as outcome_json
     from o2c_workers.demo.chaos.report import tables
     from o2c_workers.demo.chaos.run import run
 
+    if churn_share is not None and not 0 <= churn_share <= 1:
+        raise typer.BadParameter("a share between 0 and 1", param_hint="--churn-share")
     base = ChaosOptions.smoke() if smoke else ChaosOptions()
     changes: dict[str, Any] = {
         "opportunities": opportunities if opportunities != D.opportunities else None,
         "chaos_s": chaos_s, "node_kills": node_kills, "maintenance_s": maintenance_s,
-        "settle_s": settle_s}
+        "settle_s": settle_s, "churn_share": churn_share}
     opts = replace(base, seed=seed, redis_restart=redis_restart, receiver_kill=receiver_kill,
                    latency_bound_s=latency_bound_s, run_dir=run_dir,
                    **{k: v for k, v in changes.items() if v is not None})

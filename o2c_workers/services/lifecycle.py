@@ -3,7 +3,8 @@
 The message only says that something changed: the opportunity is read again, and the ERP.
 Still won (a late message, or won again since): nothing here, its own chain books. Not won
 and a live order nothing is invoiced or delivered against: the order is cancelled (the
-compensating action, ``O2C_CANCEL_ON_LOST``) and the status written back; invoiced or
+compensating action, ``O2C_CANCEL_ON_LOST``) and the opportunity's current order written
+back (the cancelled one, unless it was won again and amended meanwhile); invoiced or
 delivered: a dead letter for finance (``cancellation_after_invoice``), the order untouched.
 
 The order step (``book``) reads the stage once more after it has booked: an opportunity
@@ -25,6 +26,7 @@ from o2c_workers.services.orders import (
     Reprice,
     WriteBackFields,
     cancel_unless_downstream,
+    current_order,
     submit_order,
 )
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
@@ -62,8 +64,12 @@ def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, erp: ErpAdapte
         return Followed(KEPT, stage, order)
     cancelled = cancel_unless_downstream(erp, order,
                                          lambda now: cancellation_after_invoice(now, stage))
-    sf.update("Opportunity", opportunity_id, {fields.order_number: cancelled.name,
-                                              fields.order_status: cancelled.status})
+    # The opportunity's current order, read after the cancel: a cancel answered late (a
+    # lost answer, retried) may come after the opportunity was won again and its
+    # amendment written back, which the cancelled order must not overwrite.
+    current = current_order(erp.find_sales_orders(opportunity_id)) or cancelled
+    sf.update("Opportunity", opportunity_id, {fields.order_number: current.name,
+                                              fields.order_status: current.status})
     return Followed(CANCELLED, stage, cancelled)
 
 

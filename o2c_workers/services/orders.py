@@ -4,9 +4,10 @@
 
 * no order yet: create the first (keyed by the opportunity id);
 * a live order (submitted, not closed) that agrees in full: link it;
-* a live order that differs, with nothing invoiced or delivered: cancel it and book its
-  amendment (``amended_from``, the next revision key); invoiced or delivered: refuse
-  (``amendment_required``), naming what changed;
+* a live order that differs: read the opportunity again (the order may be a newer chain's,
+  booked from what the opportunity is now); still different, with nothing invoiced or
+  delivered: cancel it and book its amendment (``amended_from``, the next revision key);
+  invoiced or delivered: refuse (``amendment_required``), naming what changed;
 * only cancelled orders (cancelled in the ERP, or lost and won again): read the
   opportunity again (it may be lost still), then book the next revision as an amendment
   of the latest;
@@ -90,9 +91,12 @@ def submit_order(ctx: ChainContext, *, erp: ErpAdapter, reprice: Reprice,
         ctx = fresh
     for _ in range(ROUNDS):
         plan = decide(ctx, erp)
-        if plan.action == REBOOKED and not read_again:
-            # Its orders are all cancelled (in the ERP, or because it was lost meanwhile):
-            # read the opportunity again before booking it anew, however fresh the pricing.
+        if plan.action in (REBOOKED, AMENDED) and not read_again:
+            # Its orders are all cancelled (in the ERP, or because it was lost meanwhile), or
+            # its live order differs (a newer chain may have booked the opportunity as it is
+            # now, and this step is a redelivery of an older one): read the opportunity
+            # again before booking it anew or replacing that order, however fresh the
+            # pricing.
             fresh, read_again = reprice(ctx), True
             if isinstance(fresh, Skipped):
                 return fresh

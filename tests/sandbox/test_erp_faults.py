@@ -150,14 +150,22 @@ def test_call_record_filters_and_reset(erp_client: Client) -> None:
 def test_documents_are_read_outside_the_faults_and_limits(start_erp) -> None:
     _, client = start_erp(faults={"rate_limit_per_s": 1})
     created = client.customer("Acme", ACC_OK)
+    time.sleep(1.0)  # the ERP's own limit of one call a second
+    other = client.customer("Globex", "0015L00000Globex")
     client.sandbox("faults", {"error_rate": 1.0, "maintenance_for_s": 60})
     assert client.get("/api/resource/Customer").status_code == 503
     calls = client.sandbox("stats")["calls"]["total"]
     for _ in range(3):
         docs = client.sandbox("documents/Customer")["data"]
         assert [(d["name"], d["salesforce_id"]) for d in docs] == [
-            (created["name"], ACC_OK)]
+            (created["name"], ACC_OK), (other["name"], "0015L00000Globex")]
     assert client.sandbox("documents/Sales Order")["data"] == []
+    both = f"{created['name']},{other['name']}"
+    assert [d["name"] for d in client.sandbox(f"documents/Customer?name={both}")["data"]] \
+        == [created["name"], other["name"]]
+    assert [d["name"] for d in client.sandbox(f"documents/Customer?name={other['name']}")
+            ["data"]] == [other["name"]]
+    assert client.sandbox("documents/Customer?name=Nobody")["data"] == []
     assert client.sandbox("stats")["calls"]["total"] == calls
     unknown = requests.get(f"{client.url}/_sandbox/documents/Spaceship", timeout=5)
     assert unknown.status_code == 400

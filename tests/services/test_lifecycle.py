@@ -324,3 +324,49 @@ def test_still_won_once_booked_the_order_step_books_as_before(svc):
     again = book(svc, priced(svc, opp))
     assert isinstance(again, orders.Booked)
     assert (again.action, again.order.name) == ("linked", booked.order.name)
+
+
+def test_a_cancel_answered_after_the_opportunity_was_won_again_writes_back_its_amendment(svc):
+    """Lost, its follow step cancels the order but the answer is lost; meanwhile the
+    opportunity is won again and its amendment booked and written back. The step's retry
+    finds the order cancelled already and must not write it over the amendment."""
+    opp = good(svc)
+    first = submit(svc, priced(svc, opp)).need_erp_order()
+    svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    faults = f"{svc.sandbox.erp_url}/_sandbox/faults"
+    requests.post(faults, json={"timeout_after_commit_rate": 1.0, "timeout_hang_s": 5.0},
+                  timeout=10).raise_for_status()
+    done: list[lifecycle.Followed] = []
+    step = threading.Thread(target=lambda: done.append(follow(svc, opp)))
+    step.start()
+    deadline = time.monotonic() + 10
+    while live(svc, opp) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    requests.post(faults, json={"timeout_after_commit_rate": 0.0}, timeout=10)
+    assert live(svc, opp) == [], "the cancel was committed while its answer hangs"
+    set_line(svc, opp, Quantity=7)
+    amended = submit(svc, priced(svc, opp))
+    orders.write_back(amended, sf=svc.sf, fields=FIELDS)
+    assert step.is_alive(), "the amendment was booked while the cancel's answer hung"
+    step.join(timeout=60)
+    assert done[0].action == "cancelled" and done[0].order.name == first.name
+    record = svc.sf.get_opportunity(opp)
+    assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
+        amended.need_erp_order().name, "To Deliver and Bill")
+
+
+def test_a_redelivered_order_step_priced_before_an_edit_never_replaces_the_newer_order(svc):
+    """The first chain's order step, priced at 2 seats, is redelivered (its worker was
+    killed) after the opportunity was lost, edited to 3 seats and won again, and after the
+    newer chain booked the 3 seats. Its pricing is seconds old, not stale: it must read the
+    opportunity again before replacing the newer order, and link it."""
+    opp = good(svc)
+    set_line(svc, opp, Quantity=2)
+    stale = priced(svc, opp)
+    set_line(svc, opp, Quantity=3)
+    newer = submit(svc, priced(svc, opp)).need_erp_order()
+    late = orders.submit_order(stale, erp=svc.erp, reprice=reprice(svc))
+    assert isinstance(late, orders.Booked)
+    assert (late.action, late.order.name) == ("linked", newer.name)
+    assert live(svc, opp) == [newer.name]
+    assert late.order.lines[0].qty == Decimal(3)

@@ -7,7 +7,8 @@
   run stopped waiting. Must be 0.
 - **designed failures**: each opportunity built to fail has an open dead letter of its
   category, and no ERP order.
-- **unexpected dead letters**: open dead letters of opportunities built to succeed.
+- **unexpected dead letters**: open dead letters of opportunities built to succeed (but
+  those ``allowed``: finance's, for the churned ones invoiced before their loss).
 - **latency**: p95 of won → booked (Salesforce shows the order number, read every second)
   over the opportunities won after the last fault; one not booked counts as infinite.
 """
@@ -91,7 +92,10 @@ def latencies(cohort: Cohort, ids: list[str]) -> list[float]:
             for i in ids]
 
 
-def verdicts(records: Records, cohort: Cohort, *, latency_bound_s: float) -> list[Verdict]:
+def verdicts(records: Records, cohort: Cohort, *, latency_bound_s: float,
+             allowed: dict[str, frozenset[str]] | None = None) -> list[Verdict]:
+    """The delivery verdicts; ``allowed`` names the open dead letters (by category) that
+    are no surprise for an opportunity not built to fail (the churn's designed ones)."""
     won = set(cohort.won_at)
     done = booked(records)
     dead = open_dead_letters(records)
@@ -103,7 +107,7 @@ def verdicts(records: Records, cohort: Cohort, *, latency_bound_s: float) -> lis
                 [f"{o}: {[x['name'] for x in orders[o]]}" for o in dupes[:SAMPLE]]),
         Verdict("lost or stalled", not lost, str(len(lost)), "0", _why_lost(lost, orders)),
         _designed(records, dead, orders),
-        _unexpected(records, dead),
+        _unexpected(records, dead, allowed or {}),
         _wrong_write_backs(records, orders),
         _latency(cohort, records, latency_bound_s),
     ]
@@ -129,8 +133,10 @@ def _designed(records: Records, dead: dict[str, list[dict[str, Any]]],
                    f"{right} of {len(records.designed)}", str(len(records.designed)), wrong)
 
 
-def _unexpected(records: Records, dead: dict[str, list[dict[str, Any]]]) -> Verdict:
-    extra = [e for opp, found in dead.items() if opp not in records.designed for e in found]
+def _unexpected(records: Records, dead: dict[str, list[dict[str, Any]]],
+                allowed: dict[str, frozenset[str]]) -> Verdict:
+    extra = [e for opp, found in dead.items() if opp not in records.designed for e in found
+             if e["category"] not in allowed.get(opp, frozenset())]
     by_category = Counter(e["category"] for e in extra)
     return Verdict("unexpected open dead letters", not extra, str(len(extra)), "0",
                    [f"{k}: {n}" for k, n in sorted(by_category.items())]

@@ -27,21 +27,26 @@ def opportunities(sf: requests.Session, sf_url: str) -> dict[str, dict[str, Any]
     return {sfid.to18(r["Id"]): r for r in answer.json()}
 
 
-def erp_documents(erp_url: str, doctype: str) -> list[dict[str, Any]]:
-    answer = requests.get(f"{erp_url}/_sandbox/documents/{doctype}", timeout=30)
+def erp_documents(erp_url: str, doctype: str,
+                  where: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every document of ``doctype`` (``where``: those whose field holds one of the
+    comma-separated values)."""
+    answer = requests.get(f"{erp_url}/_sandbox/documents/{doctype}", params=where,
+                          timeout=30)
     answer.raise_for_status()
     return list(answer.json()["data"])
 
 
-def dead_letters(env: dict[str, str]) -> list[dict[str, Any]] | None:
-    """Every dead letter (any status), as ``o2c dlq list --json`` gives them with the
-    fleet's ``env``; None when the command could not answer (Redis down)."""
+def dead_letters(env: dict[str, str], *where: str) -> list[dict[str, Any]] | None:
+    """Every dead letter (any status; ``where``: more of the command's filters), as ``o2c
+    dlq list --json`` gives them with the fleet's ``env``; None when the command could not
+    answer (Redis down)."""
     entries: list[dict[str, Any]] = []
     offset: int | None = 0
     while offset is not None:
         done = subprocess.run(
             [sys.executable, "-m", "o2c_workers.cli", "dlq", "list", "--json", "--status",
-             "all", "--limit", "1000", "--offset", str(offset)],
+             "all", "--limit", "1000", "--offset", str(offset), *where],
             env=env, capture_output=True,
             text=True, timeout=60, check=False)
         if done.returncode != 0:
@@ -60,6 +65,8 @@ class WriteBackWatch:
     sf: requests.Session
     sf_url: str
     first_seen: dict[str, float] = field(default_factory=dict)
+    #: The ERP order number each opportunity shows now.
+    shown: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -85,6 +92,8 @@ class WriteBackWatch:
         for opp_id, record in records.items():
             if record.get(ORDER_FIELD) and opp_id not in self.first_seen:
                 self.first_seen[opp_id] = moment
+            if record.get(ORDER_FIELD):
+                self.shown[opp_id] = str(record[ORDER_FIELD])
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ class Records:
     erp_stats: dict[str, Any]
     sf_stats: dict[str, Any]
     sf_deliveries: list[dict[str, Any]]
+    #: Salesforce's product lines (what a churned opportunity's order must match).
+    line_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 def designed_failures(sf: requests.Session, sf_url: str) -> dict[str, str]:
@@ -117,4 +128,5 @@ def collect(sf: requests.Session, sf_url: str, erp_url: str, env: dict[str, str]
         dead_letters=letters if letters is not None else [],
         erp_stats=requests.get(f"{erp_url}/_sandbox/stats", timeout=10).json(),
         sf_stats=sf.get(f"{sf_url}/_sandbox/stats", timeout=10).json(),
-        sf_deliveries=list(deliveries.get("attempts_log", [])))
+        sf_deliveries=list(deliveries.get("attempts_log", [])),
+        line_items=sf.get(f"{sf_url}/_sandbox/records/OpportunityLineItem", timeout=30).json())

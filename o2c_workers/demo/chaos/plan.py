@@ -8,6 +8,10 @@ window. The background faults (ERP 5xx, a 429 rate limit, answers lost after the
 Salesforce's duplicate and reordered deliveries) last the whole run, as a flaky world does.
 After the **last fault** the remaining opportunities are won at a steady pace: their
 latency is the one held to the bound.
+
+**Churn**: a seeded share of the chaos cohort is lost, re-opened, edited and won again at
+seeded times (``churn.py`` plays it); some of them are invoiced before they are lost, the
+designed business failure.
 """
 
 from __future__ import annotations
@@ -57,6 +61,20 @@ class ChaosOptions:
     settle_s: float = 180.0
     #: Bound on the p95 of won → booked for the opportunities won after the last fault.
     latency_bound_s: float = 60.0
+    #: Share of the opportunities lost, re-opened, edited and won again during the run
+    #: (taken from the chaos cohort, never one built to fail); 0 turns churn off.
+    churn_share: float = 0.1
+    #: Share of the churned ones invoiced in the ERP before they are lost (the designed
+    #: ``cancellation_after_invoice``, then ``amendment_required``).
+    churn_invoiced_share: float = 0.3
+    #: When, as shares of the chaos phase, churned opportunities are lost (once booked
+    #: and invoiced, for those to be invoiced first).
+    churn_lose_within: tuple[float, float] = (0.2, 0.6)
+    #: The ERP invoices no order by itself (its delay is past any run): the run's billing
+    #: clerk invoices each booked order, but the churned ones to be compensated.
+    erp_invoice_delay_s: float = 86_400.0
+    #: Longest wait, with faults off, for the requeued dead letters to settle, seconds.
+    replay_s: float = 90.0
     run_dir: Path = Path(".o2c/chaos")
 
     @classmethod
@@ -64,7 +82,8 @@ class ChaosOptions:
         """50 opportunities, a shorter phase, every fault kind at least once."""
         small = cls(opportunities=50, accounts=20, chaos_s=40.0, erp_lost_answer_rate=0.08,
                     erp_rate_limit_per_s=30.0, maintenance_s=6.0, pool_kill_every_s=(3.0, 5.0),
-                    node_kills=1, settle_s=60.0)
+                    node_kills=1, settle_s=60.0, churn_share=0.16, churn_invoiced_share=0.15,
+                    replay_s=45.0)
         return replace(small, **changes)  # type: ignore[arg-type]
 
 
@@ -88,15 +107,35 @@ class Schedule:
     calm_ids: list[str]
     #: The calm cohort in waves of one a second, at the chaos phase's pace.
     calm_waves: list[tuple[str, ...]]
+    churn: list[Churn] = field(default_factory=list)
 
     @property
     def faults(self) -> list[Event]:
         return [e for e in self.events if e.kind != "win"]
 
 
-def build_schedule(opts: ChaosOptions, opportunity_ids: list[str],
-                   workers: list[str]) -> Schedule:
-    """Waves of wins and the disruptive faults, every choice drawn from ``opts.seed``."""
+@dataclass(frozen=True)
+class Churn:
+    """One opportunity's second life: lost at ``lose_at_s`` into the chaos phase (once
+    booked, when ``after_booking``; and invoiced, when ``invoiced``), kept lost ``lost_s``
+    at least and until the fleet has handled the loss, re-opened, its line ``line`` given
+    ``add_qty`` more, and won again."""
+
+    opportunity: str
+    invoiced: bool
+    after_booking: bool
+    lose_at_s: float
+    lost_s: float
+    edit_after_s: float
+    win_after_s: float
+    line: int = 1
+    add_qty: int = 1
+
+
+def build_schedule(opts: ChaosOptions, opportunity_ids: list[str], workers: list[str],
+                   *, designed: frozenset[str] = frozenset()) -> Schedule:
+    """Waves of wins and the disruptive faults, every choice drawn from ``opts.seed``; the
+    churn from a generator of its own, so that it leaves the faults' draws as they were."""
     rng = random.Random(opts.seed)
     ids = list(opportunity_ids)
     rng.shuffle(ids)
@@ -108,8 +147,33 @@ def build_schedule(opts: ChaosOptions, opportunity_ids: list[str],
     wins = [Event(float(n), "win", ids=wave)
             for n, wave in enumerate(_waves(chaos_ids[burst:], rush))]
     events = [*wins, *_kills(opts, rng, workers), *_singles(opts, rng, tuple(chaos_ids[:burst]))]
+    churn = _churn(opts, [i for i in chaos_ids[burst:] if i not in designed], len(ids))
     return Schedule(sorted(events), chaos_ids, calm_ids,
-                    _waves(calm_ids, max(1, math.ceil(len(calm_ids) / opts.calm_per_s))))
+                    _waves(calm_ids, max(1, math.ceil(len(calm_ids) / opts.calm_per_s))),
+                    churn)
+
+
+def _churn(opts: ChaosOptions, candidates: list[str], total: int) -> list[Churn]:
+    """``churn_share`` of all the opportunities, from ``candidates`` (in the order they are
+    won); at least one invoiced and one not when there are two or more. The invoiced ones
+    are lost once booked, so they come from the first quarter won."""
+    count = min(len(candidates), round(total * opts.churn_share))
+    if count < 1:
+        return []
+    rng = random.Random(f"{opts.seed}:churn")
+    invoiced = min(count - 1, max(1, round(count * opts.churn_invoiced_share))) \
+        if count > 1 else 0
+    first = rng.sample(candidates[:max(invoiced, len(candidates) // 4)], invoiced)
+    chosen = first + rng.sample([c for c in candidates if c not in first], count - invoiced)
+    low, high = opts.churn_lose_within
+    # Those not invoiced: every other one is lost whatever its state (before it is booked,
+    # while it is, or after), the rest once Salesforce shows it booked.
+    return [Churn(opp, n < invoiced, n < invoiced or n % 2 == 0,
+                  round(rng.uniform(low, high) * opts.chaos_s, 2),
+                  lost_s=round(rng.uniform(1.5, 4.0), 2),
+                  edit_after_s=round(rng.uniform(0.5, 1.5), 2),
+                  win_after_s=round(rng.uniform(0.5, 1.5), 2), add_qty=rng.randint(1, 3))
+            for n, opp in enumerate(chosen)]
 
 
 def _waves(ids: list[str], count: int) -> list[tuple[str, ...]]:

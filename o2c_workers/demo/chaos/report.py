@@ -48,7 +48,17 @@ def figures_table(outcome: Outcome) -> Table:
              ("settled after the last fault", _s(f["settled_after_last_fault_s"])
               if f["settled_after_last_fault_s"] is not None else "never (gave up)"),
              ("ERP calls", f["erp_calls"]),
-             ("Salesforce notifications acknowledged", f["salesforce_notifications_acked"])]
+             ("Salesforce notifications acknowledged", f["salesforce_notifications_acked"]),
+             ("churned: lost, re-opened, edited, won again", f["churned"]),
+             ("  of them invoiced before the loss (designed to fail)", f["churned_invoiced"]),
+             ("  of them lost before they were booked", f["churned_lost_before_booked"]),
+             ("  of them won again", f["churned_won_again"]),
+             ("orders invoiced by the billing clerk", f["orders_invoiced_by_the_clerk"]),
+             ("replay (faults off): dead letters requeued", f["replay_requeued"]),
+             ("  resolved / failed again / refused",
+              f"{f['replay_resolved']} / {f['replay_failed_again']} / {f['replay_refused']}"),
+             ("  settled in", _s(f["replay_settled_s"]) if f["replay_settled_s"] is not None
+              else "never (gave up)")]
     for name, value in rows:
         table.add_row(name, str(value))
     return table

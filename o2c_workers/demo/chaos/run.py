@@ -13,7 +13,8 @@ from typing import Any
 import requests
 from rich.console import Console
 
-from o2c_workers.demo.chaos import evidence, judge
+from o2c_workers.demo.chaos import churn_judge, evidence, judge
+from o2c_workers.demo.chaos.churn import Churner
 from o2c_workers.demo.chaos.drive import Timeline, play, win
 from o2c_workers.demo.chaos.faults import Injected, Injector
 from o2c_workers.demo.chaos.observe import (
@@ -25,6 +26,7 @@ from o2c_workers.demo.chaos.observe import (
     opportunities,
 )
 from o2c_workers.demo.chaos.plan import ChaosOptions, build_schedule
+from o2c_workers.demo.chaos.replay import Replay, replay
 from o2c_workers.demo.chaos.stack import Stack, started, worker_names
 
 #: How often the settle loop asks the ``o2c`` command for dead letters, seconds.
@@ -51,34 +53,69 @@ def run(opts: ChaosOptions, console: Console) -> Outcome:
                   f"logs in {run_dir / 'logs'}")
     with started(opts, run_dir) as stack:
         sf = stack.sf_session()
-        schedule = build_schedule(opts, sorted(opportunities(sf, stack.sf_url)), worker_names())
+        designed = frozenset(designed_failures(sf, stack.sf_url))
+        schedule = build_schedule(opts, sorted(opportunities(sf, stack.sf_url)), worker_names(),
+                                  designed=designed)
         console.print(f"chaos phase: {len(schedule.chaos_ids)} opportunities won in waves over "
-                      f"{opts.chaos_s:g} s, {len(schedule.faults)} faults scheduled")
+                      f"{opts.chaos_s:g} s, {len(schedule.faults)} faults scheduled, "
+                      f"{len(schedule.churn)} to be lost, re-opened, edited and won again "
+                      f"({sum(c.invoiced for c in schedule.churn)} invoiced before the loss)")
         timeline = Timeline(started=time.monotonic())
         injector = Injector(stack, opts, sf, win=lambda ids: timeline.record(
             ids, win(sf, stack.sf_url, ids)))
         watch = WriteBackWatch(sf, stack.sf_url)
+        churner = Churner(schedule.churn, sf=sf, sf_url=stack.sf_url, erp_url=stack.erp_url,
+                          env=stack.fleet.env, shown=lambda: dict(watch.shown))
         watch.start()
+        churner.start()
         try:
             play(schedule, injector, timeline, sf, stack.sf_url, console)
-            settled_in = _settle(stack, watch, timeline, opts, console)
+            churner.deadline = timeline.last_fault_at + opts.settle_s
+            settled_in = _settle(stack, watch, timeline, opts, console, churner)
         finally:
+            churner.stop()
             watch.stop()
         watch.read_once()
         records = collect(sf, stack.sf_url, stack.erp_url, stack.fleet.env)
-        _keep(run_dir, records, stack)
+        played = list(churner.played.values())
+        console.print("the faults off: every open dead letter requeued (o2c dlq requeue --all)")
+        replayed = replay(stack.fleet.env, stack.erp_url, wait_s=opts.replay_s,
+                          done=lambda: churn_judge.replay_verdict(
+                              collect(sf, stack.sf_url, stack.erp_url, stack.fleet.env),
+                              played, 0).ok)
+        after = collect(sf, stack.sf_url, stack.erp_url, stack.fleet.env)
+        _keep(run_dir, records, stack, after, churner)
     cohort = judge.Cohort(timeline.won_at, timeline.calm_ids, dict(watch.first_seen))
     counts = evidence.fault_counts(records, injector.log, reorder=opts.sf_reorder)
-    found = [*judge.verdicts(records, cohort, latency_bound_s=opts.latency_bound_s),
+    found = [*judge.verdicts(records, cohort, latency_bound_s=opts.latency_bound_s,
+                             allowed=churn_judge.allowed_letters(played)),
+             *churn_judge.churn_verdicts(records, played),
+             churn_judge.replay_verdict(after, played, len(replayed.requeued)),
              evidence.exercised(counts)]
-    figures = _figures(records, cohort, timeline, settled_in)
+    figures = {**_figures(records, cohort, timeline, settled_in),
+               **_churn_figures(churner, replayed)}
     return Outcome(opts, str(run_dir), found, counts, injector.log, figures)
 
 
+def _churn_figures(churner: Churner, replayed: Replay) -> dict[str, Any]:
+    played = list(churner.played.values())
+    return {
+        "churned": len(played), "churned_invoiced": sum(p.plan.invoiced for p in played),
+        "churned_lost_before_booked": sum(1 for p in played
+                                          if p.lost_at is not None and not p.live_at_loss),
+        "churned_won_again": sum(1 for p in played if p.rewon_at is not None),
+        "orders_invoiced_by_the_clerk": churner.invoices,
+        "replay_requeued": len(replayed.requeued), "replay_resolved": replayed.resolved,
+        "replay_failed_again": replayed.failed_again, "replay_refused": replayed.refused,
+        "replay_settled_s": replayed.settled_in_s,
+    }
+
+
 def _settle(stack: Stack, watch: WriteBackWatch, timeline: Timeline, opts: ChaosOptions,
-            console: Console) -> float | None:
-    """Wait until every won opportunity is booked or dead-lettered, at most ``settle_s``
-    after the last fault; how long it took after the last fault, None if it never did."""
+            console: Console, churner: Churner) -> float | None:
+    """Wait until every won opportunity is booked or dead-lettered and the churn has ended
+    as it must, at most ``settle_s`` after the last fault; how long it took after the last
+    fault, None if it never did."""
     deadline = timeline.last_fault_at + opts.settle_s
     designed = designed_failures(stack.sf_session(), stack.sf_url)
     won = set(timeline.won_at)
@@ -89,7 +126,7 @@ def _settle(stack: Stack, watch: WriteBackWatch, timeline: Timeline, opts: Chaos
         if len(left) <= len(designed) + len(won) // 10:
             letters = dead_letters(stack.fleet.env) or []
             parked = {judge.id18(e["trace_key"]) for e in letters if e["status"] == "open"}
-            if left <= parked:
+            if left <= parked and churner.finished and _churn_ended(stack, churner):
                 return round(time.monotonic() - timeline.last_fault_at, 1)
         time.sleep(DLQ_POLL_S)
     left = won - set(watch.first_seen)
@@ -97,9 +134,21 @@ def _settle(stack: Stack, watch: WriteBackWatch, timeline: Timeline, opts: Chaos
     return None
 
 
-def _keep(run_dir: Path, records: Records, stack: Stack) -> None:
-    """The records judged, and the ERP's record of calls, for a post-mortem."""
+def _churn_ended(stack: Stack, churner: Churner) -> bool:
+    """Whether every churned opportunity ends as it must (its verdicts on records now)."""
+    records = collect(stack.sf_session(), stack.sf_url, stack.erp_url, stack.fleet.env)
+    found = churn_judge.churn_verdicts(records, list(churner.played.values()))
+    return all(v.ok for v in found)
+
+
+def _keep(run_dir: Path, records: Records, stack: Stack, after: Records,
+          churner: Churner) -> None:
+    """The records judged (before and after the replay), the churn's log, and the ERP's
+    record of calls, for a post-mortem."""
     (run_dir / "records.json").write_text(json.dumps(asdict(records), default=str))
+    (run_dir / "records-after-replay.json").write_text(json.dumps(asdict(after), default=str))
+    (run_dir / "churn.json").write_text(json.dumps(
+        [p.as_dict() for p in churner.played.values()], default=str))
     calls = requests.get(f"{stack.erp_url}/_sandbox/calls", timeout=60).json()
     (run_dir / "erp-calls.json").write_text(json.dumps(calls))
 

@@ -86,7 +86,8 @@ def _sandbox_argv(opts: ChaosOptions, *, erp_port: int, sf_port: int, receiver: 
             "--rate-limit-per-s", str(opts.erp_rate_limit_per_s),
             "--latency-ms", str(opts.erp_latency_ms),
             "--latency-jitter-ms", str(opts.erp_latency_jitter_ms),
-            "--duplicate-rate", str(opts.sf_duplicate_rate)]
+            "--duplicate-rate", str(opts.sf_duplicate_rate),
+            "--invoice-delay-s", str(opts.erp_invoice_delay_s)]
     return [*argv, "--reorder"] if opts.sf_reorder else argv
 
 

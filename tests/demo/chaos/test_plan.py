@@ -55,3 +55,24 @@ def test_faults_can_be_left_out() -> None:
                               node_kills=0)
     kinds = {e.kind for e in build_schedule(opts, IDS[:50], WORKERS).faults}
     assert kinds == {POOL_KILL}
+
+
+def test_churn_takes_its_share_of_the_chaos_cohort_and_leaves_the_faults_as_they_were() -> None:
+    designed = frozenset(IDS[:40])
+    opts = ChaosOptions()
+    schedule = build_schedule(opts, IDS, WORKERS, designed=designed)
+    churned = [c.opportunity for c in schedule.churn]
+    assert len(churned) == len(set(churned)) == 30
+    assert sum(c.invoiced for c in schedule.churn) == 9
+    assert set(churned) <= set(schedule.chaos_ids) - designed
+    burst = {i for e in schedule.faults for i in e.ids}
+    assert not set(churned) & burst
+    low, high = opts.churn_lose_within
+    assert all(low * opts.chaos_s <= c.lose_at_s <= high * opts.chaos_s and c.add_qty >= 1
+               for c in schedule.churn)
+    assert all(c.after_booking for c in schedule.churn if c.invoiced)
+    assert build_schedule(opts, IDS, WORKERS, designed=designed) == schedule
+    none = build_schedule(ChaosOptions(churn_share=0.0), IDS, WORKERS, designed=designed)
+    assert none.churn == [] and none.events == schedule.events
+    smoke = build_schedule(ChaosOptions.smoke(), IDS[:50], WORKERS)
+    assert (len(smoke.churn), sum(c.invoiced for c in smoke.churn)) == (8, 1)

@@ -37,7 +37,18 @@ def test_no_order_lost_stalled_or_booked_twice_under_chaos(tmp_path: Path) -> No
     assert verdicts["designed failures dead-lettered with their category"]["value"] == "6 of 6"
     faults = {f["fault"]: f["count"] for f in outcome["faults"]}
     assert faults["receiver workers SIGKILLed"] == faults["Redis restarted from its AOF"] == 1
-    assert outcome["figures"]["won"] == 50
+    figures = outcome["figures"]
+    assert figures["won"] == 50
+    # Churn: 8 lost, re-opened, edited and won again, 1 of them invoiced before the loss;
+    # each ends as it must, and the replay with the faults off books all but the designed.
+    assert (figures["churned"], figures["churned_invoiced"]) == (8, 1)
+    assert figures["churned_won_again"] == 8
+    for name in ("churned, lost: order cancelled, or dead-lettered when invoiced",
+                 "churned, edited and won again: order amended, or dead-lettered when "
+                 "invoiced"):
+        assert verdicts[name]["value"] == "8 of 8"
+    assert figures["replay_requeued"] >= 6 + 1
+    assert figures["replay_settled_s"] is not None
 
 
 def run_to_the_end(argv: list[str], *, env: dict[str, str],
