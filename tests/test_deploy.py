@@ -88,7 +88,12 @@ def test_deploy_files_run_one_beat_and_consume_the_sweep_queue(commands):
 def test_systemd_has_a_beat_unit_and_names_the_sweep_worker():
     argvs = systemd_commands()
     assert Path(argvs["o2c-beat"][0]).name == "celery" and argvs["o2c-beat"][3] == "beat"
-    # The worker template takes its queue from the instance name: o2c-worker@sweep.
-    assert _queues(argvs["o2c-worker@"]) == ["%i"]
+    # The worker template takes its queue from the instance name; the customer instance's
+    # drop-in adds the sweep's queue, as the Procfile's customer process does.
+    assert _queues(argvs["o2c-worker@"]) == ["${O2C_WORKER_QUEUES}"]
+    assert "Environment=O2C_WORKER_QUEUES=%i" in (
+        ROOT / "deploy" / "systemd" / "o2c-worker@.service").read_text()
+    dropin = ROOT / "deploy" / "systemd" / "o2c-worker@customer.service.d" / "procfile.conf"
+    assert "Environment=O2C_WORKER_QUEUES=customer,sweep" in dropin.read_text()
     text = (ROOT / "deploy" / "systemd" / "o2c-beat.service").read_text()
-    assert "o2c-worker@sweep" in text
+    assert "o2c-worker@customer" in text
