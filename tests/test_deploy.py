@@ -57,7 +57,7 @@ def compose_commands() -> dict[str, list[str]]:
 
 def k8s_commands() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+    for path in sorted((ROOT / "deploy" / "k8s" / "base").glob("*.yaml")):
         out.update(_command_lists(path))
     return out
 
