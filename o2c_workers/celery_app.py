@@ -15,6 +15,7 @@ from kombu.entity import Exchange, Queue
 from config import Settings, get_settings
 from o2c_workers import keys, signals
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
+from o2c_workers.flower_auth import check_flower_start
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
 
@@ -145,5 +146,9 @@ def create_app() -> Celery:
 
 @lru_cache(maxsize=1)
 def get_app() -> Celery:
-    """The process's app (``celery -A o2c_workers`` finds it as ``o2c_workers.app``)."""
+    """The process's app (``celery -A o2c_workers`` finds it as ``o2c_workers.app``).
+
+    Under ``celery -A o2c_workers flower`` it first checks that Flower will ask for
+    credentials (``o2c_workers.flower_auth``), and exits if not."""
+    check_flower_start()
     return create_app()
