@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo chaos test bench lint clean
+.PHONY: setup demo chaos test bench lint constraints clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check o2c_workers tasks config tests
 	$(VENV)/bin/mypy
+
+# The image's pins (deploy/Dockerfile installs the dependencies from it): the venv's
+# versions, the project itself left out. Run after a change to pyproject.toml's dependencies.
+constraints: $(STAMP)
+	@(echo "# Written by make constraints (pip freeze of .venv, the project left out)."; \
+	  $(PY) -m pip freeze --exclude-editable --exclude o2c-workers) > deploy/constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

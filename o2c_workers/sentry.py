@@ -13,16 +13,15 @@ What is sent, and what is not:
 - Every event, transaction and breadcrumb passes through ``scrub`` (``o2c_workers.redact``:
   secret and personal fields by name, secrets and e-mail addresses in text); local
   variables, request bodies and task arguments are never collected.
+
+``sentry-sdk`` is an optional extra (``o2c-workers[sentry]``): it is imported only when
+``O2C_SENTRY_DSN`` is set, so an install without it runs with Sentry off.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, cast
-
-import sentry_sdk
-from sentry_sdk.integrations.celery import CeleryIntegration
-from sentry_sdk.integrations.logging import LoggingIntegration
 
 from o2c_workers import catalogue
 from o2c_workers.redact import MASK, redact
@@ -47,6 +46,14 @@ def init(settings: Settings, *, component: str) -> bool:
     global _enabled
     if settings.sentry_dsn is None or not settings.sentry_dsn.get_secret_value():
         return False
+    try:
+        import sentry_sdk
+        from sentry_sdk.integrations.celery import CeleryIntegration
+        from sentry_sdk.integrations.logging import LoggingIntegration
+    except ImportError as exc:
+        raise RuntimeError(
+            "O2C_SENTRY_DSN is set but sentry-sdk is not installed: "
+            "install the extra, pip install 'o2c-workers[sentry]'") from exc
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.sentry_environment,
@@ -91,6 +98,7 @@ def tag_task(*, trace_key: str | None, task_name: str | None) -> None:
     """Tag every event of the running task (the Celery integration scopes them per task)."""
     if not _enabled:
         return
+    import sentry_sdk
     if trace_key:
         sentry_sdk.set_tag("trace_key", trace_key)
     if task_name:
@@ -112,6 +120,7 @@ def report_dead_letter(exc: BaseException, *, trace_key: str, domain: str, categ
     the others by domain, category and error class."""
     if not _enabled:
         return
+    import sentry_sdk
     sentry_sdk.set_tag("error_category", category)
     sentry_sdk.set_tag("dead_letter", dead_letter)
     if is_business(category) and not report_business:
@@ -131,6 +140,7 @@ def report_receiver_dead_letter(*, trace_key: str, category: str, message: str,
     """A notification the receiver dead-lettered (invalid or unrouted): business-like."""
     if not _enabled or not report_business:
         return
+    import sentry_sdk
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("trace_key", trace_key)
         scope.set_tag("domain", "receiver")
@@ -142,6 +152,7 @@ def report_receiver_dead_letter(*, trace_key: str, category: str, message: str,
 def capture_receiver_error(exc: BaseException, *, path: str) -> None:
     if not _enabled:
         return
+    import sentry_sdk
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("domain", "receiver")
         scope.set_tag("path", path)
