@@ -13,16 +13,23 @@ from tests.helpers import queued
 from tests.plugins.workers import ROOT, worker_env
 
 PUBLISHER = """
-import json, threading, time
+import json, sys, threading, time
 from o2c_workers import app
 from tasks.customer import ensure_customer
 
 seen = []
 
 def listen():
-    with app.connection_for_read() as conn:
-        app.events.Receiver(conn, handlers={"task-sent": seen.append}).capture(
-            limit=None, timeout=None, wakeup=False)
+    # The harness's own subscription: a connection error would end the thread unseen and
+    # leave nothing to judge, so it says so on stderr and subscribes again.
+    while True:
+        try:
+            with app.connection_for_read() as conn:
+                app.events.Receiver(conn, handlers={"task-sent": seen.append}).capture(
+                    limit=None, timeout=None, wakeup=False)
+        except Exception as exc:
+            print(f"listener: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            time.sleep(0.2)
 
 threading.Thread(target=listen, daemon=True).start()
 payload = {"trace_key": "0065g0000000001AAA", "contact": {"Email": "jane.doe@example.com"}}
@@ -42,7 +49,7 @@ def test_sent_events_and_messages_show_no_payload(redis_url, redis_client):
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     events = json.loads(done.stdout)
-    assert events, "no task-sent event arrived"
+    assert events, f"no task-sent event arrived: {done.stderr[-2000:]}"
     assert {(e["args"], e["kwargs"]) for e in events} <= {
         ("<o2c.customer.ensure_customer 0065g0000000001AAA>", "{}"),
         ("<o2c.customer.ensure_customer>", "{}")}
