@@ -31,6 +31,7 @@ from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.redact import redact_text
 
 dlq_app = typer.Typer(name="dlq", no_args_is_help=True, add_completion=False,
+                      rich_markup_mode="markdown",
                       help="List, inspect, edit, requeue, purge and export dead letters.")
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
