@@ -51,13 +51,14 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PATTERNS = (
     # Authorization: token key:secret / Bearer abc / Basic abc
     (re.compile(r"(?i)\b(token|bearer|basic)\s+[A-Za-z0-9._~+/=:-]{6,}"), r"\1 " + MASK),
-    # token=..., password=..., secret=... in URLs and text
-    (re.compile(r"(?i)\b(token|password|secret|api_key|sig|signature)=([^&\s\"']+)"),
+    # token=..., password=..., client_secret=... in URLs and text
+    (re.compile(r"(?i)\b((?:[a-z0-9]+_)*(?:token|password|secret|api_key|sig|signature))="
+                r"([^&\s\"']+)"),
      r"\1=" + MASK),
     # <SessionId>...</SessionId> in outbound messages
     (re.compile(r"(?i)(<(?:\w+:)?SessionId[^>]*>)[^<]+(</)"), r"\1" + MASK + r"\2"),
-    # user:password@ in URLs
-    (re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@"), r"\1:" + MASK + "@"),
+    # user:password@ and :password@ (no user name) in URLs
+    (re.compile(r"(?<=://)([^:/@\s]*):([^@/\s]+)@"), r"\1:" + MASK + "@"),
     # personal fields inside XML (a stored outbound message): <sf:Email>a@b.c</sf:Email>
     (re.compile(r"(?i)(<(?:\w+:)?(?:Email|PersonEmail|Phone|MobilePhone|HomePhone|OtherPhone|"
                 r"AssistantPhone|Fax|Birthdate)(?:\s[^>]*)?>)[^<]+(</)"),
