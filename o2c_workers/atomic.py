@@ -117,7 +117,12 @@ class AtomicWriter:
 
     def _new_connection(self) -> Connection:
         pool = self.client.connection_pool
-        return cast(Connection, pool.connection_class(**pool.connection_kwargs))
+        conn = cast(Connection, pool.connection_class(**pool.connection_kwargs))
+        # Connect through the class's own ``connect``: a Sentinel-managed connection asks
+        # the sentinels for the master there. redis-py's lazy connect on first send skips
+        # it and would open the default address (localhost:6379) instead.
+        conn.connect()  # type: ignore[no-untyped-call]
+        return conn
 
     def _take(self) -> Connection:
         if self._pid != os.getpid():
