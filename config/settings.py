@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from o2c_workers.catalogue import UNEXPECTED
 from o2c_workers.errors import O2CError
+from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 ENV_PREFIX = "O2C_"
 
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # --- Redis and the broker -------------------------------------------------------------
+    #: A Redis server (``redis://``, ``rediss://``, ``unix://``), or the master Redis Sentinel
+    #: names: ``sentinel://[:password@]host:26379[,host:26379...][/db]?master=NAME``
+    #: (``&sentinel_password=`` when the sentinels ask for one); see o2c_workers.redis_urls.
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Defaults to ``redis_url``. A ``amqp://`` URL moves the queues to RabbitMQ.
     broker_url: str | None = None
@@ -180,6 +184,13 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _sentinel(cls, value: str | None) -> str | None:
+        if value is not None and is_sentinel(value):
+            SentinelUrl.parse(value)  # its ValueError says what is wrong
+        return value
 
     @field_validator("erp_time_zone")
     @classmethod

@@ -16,11 +16,13 @@ from config import Settings, get_settings
 from o2c_workers import keys, signals
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
 from o2c_workers.flower_auth import check_flower_start
+from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
 
-#: The fleet's Redis transport (``o2c_workers.delivery``).
+#: The fleet's Redis transport (``o2c_workers.delivery``), and the same behind Sentinel.
 RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
+RELIABLE_SENTINEL_TRANSPORT = "o2c_workers.delivery.transport:SentinelTransport"
 #: The periodic sweep's task and its beat entry.
 SWEEP_TASK = "o2c.sweep.run"
 SWEEP_ENTRY = "salesforce-sweep"
@@ -36,9 +38,37 @@ BEAT_LOCK_TIMEOUT_S = 30
 def broker_transport(settings: Settings) -> str | None:
     """Our reliable transport for a Redis broker (unless turned off), else the URL's own."""
     url = settings.effective_broker_url
+    if is_sentinel(url):
+        return RELIABLE_SENTINEL_TRANSPORT if settings.reliable_delivery else "sentinel"
     if settings.reliable_delivery and url.startswith("redis://"):
         return RELIABLE_TRANSPORT
     return None
+
+
+def broker_url(settings: Settings) -> str:
+    """The broker URL in kombu's terms (a Sentinel URL becomes kombu's list of them)."""
+    url = settings.effective_broker_url
+    return SentinelUrl.parse(url).kombu_url() if is_sentinel(url) else url
+
+
+def sentinel_options(url: str) -> dict[str, Any]:
+    """kombu's transport options for a Sentinel URL (none for a server's)."""
+    return SentinelUrl.parse(url).kombu_options() if is_sentinel(url) else {}
+
+
+def redbeat_redis(url: str) -> dict[str, Any]:
+    """RedBeat's URL and client options for the state Redis (a server's URL as it is)."""
+    if not is_sentinel(url):
+        return {"redbeat_redis_url": url, "redbeat_redis_options": {}}
+    where = SentinelUrl.parse(url)
+    options: dict[str, Any] = {
+        "sentinels": list(where.sentinels), "service_name": where.master, "db": where.db,
+        "password": where.password, "socket_timeout": 5.0}
+    if where.username:
+        options["username"] = where.username
+    if where.sentinel_kwargs():
+        options["sentinel_kwargs"] = where.sentinel_kwargs()
+    return {"redbeat_redis_url": "redis-sentinel://", "redbeat_redis_options": options}
 
 
 def beat_config(settings: Settings) -> dict[str, Any]:
@@ -58,8 +88,7 @@ def beat_config(settings: Settings) -> dict[str, Any]:
             ERP_FEED_ENTRY: {
                 "task": ERP_FEED_TASK, "schedule": feed_interval,
                 "options": {"queue": SWEEP_QUEUE, "expires": feed_interval}}},
-        "redbeat_redis_url": settings.redis_url,
-        "redbeat_redis_options": {},
+        **redbeat_redis(settings.redis_url),
         "redbeat_key_prefix": keys.beat(settings.key_prefix),
         "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
     }
@@ -73,6 +102,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # consumer's held work comes back.
         "o2c_prefix": settings.key_prefix,
         "redelivery_after_s": settings.redelivery_after_s,
+        # A Sentinel broker: the master's name and how to sign in at the sentinels.
+        **sentinel_options(settings.effective_broker_url),
         # Stock transport only: an unacked message returns to its queue after this long.
         # Every countdown is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
         "visibility_timeout": visibility,
@@ -83,7 +114,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_throttle": 1,
     }
     return {
-        "broker_url": settings.effective_broker_url,
+        "broker_url": broker_url(settings),
         "broker_transport": broker_transport(settings),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": visibility},

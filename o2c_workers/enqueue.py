@@ -94,4 +94,4 @@ class MessageFactory:
 
 
 def is_redis_broker(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "unix://"))
+    return url.startswith(("redis://", "rediss://", "unix://", "sentinel://"))

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from config import Settings, get_settings
 from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 from o2c_workers.services.orders import WriteBackFields
 
 if TYPE_CHECKING:
@@ -88,13 +90,27 @@ def connect(url: str, *, retries: int = 3) -> redis.Redis:
     """A Redis client with explicit timeouts and a short, capped retry on connection loss.
 
     The receiver uses ``retries=1``: when Redis is down it answers 503 at once and
-    Salesforce resends, rather than holding the request through a long backoff.
+    Salesforce resends, rather than holding the request through a long backoff. A
+    ``sentinel://`` URL gives a client of the master the sentinels name now, asked again
+    whenever a connection is made (``o2c_workers.redis_urls``).
     """
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-    )
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 2.0, "socket_timeout": 5.0, "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+    if not is_sentinel(url):
+        return redis.Redis.from_url(url, **options)
+    # The sentinels name the master; after a failover a new connection asks them again.
+    where = SentinelUrl.parse(url)
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]
+        list(where.sentinels), sentinel_kwargs={
+            "socket_connect_timeout": 2.0, "socket_timeout": 2.0,
+            **(where.sentinel_kwargs() or {})})
+    client: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+        where.master, db=where.db, username=where.username, password=where.password,
+        **options)
+    return client
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from queue import Empty
 from time import monotonic, time
@@ -44,6 +45,8 @@ from o2c_workers.delivery.refusals import Refusals
 MULTI_QUEUE_WAIT_S = 0.1
 #: A message due less than this far ahead goes straight to its queue.
 PARK_AFTER_S = 1.0
+#: The keeper's connections: it heartbeats every second and must never hang.
+KEEPER_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 
 def due_ms(message: dict[str, Any]) -> int | None:
@@ -127,16 +130,24 @@ class Channel(kombu_redis.Channel):
     @property
     def keeper(self) -> Keeper:
         if self._keeper is None:
-            params = {**self._connparams(asynchronous=False), "socket_timeout": 5.0,
-                      "socket_connect_timeout": 2.0}
-            where = f"{params.get('host')}:{params.get('port')}:{params.get('path')}:" \
-                    f"{params.get('db')}"
             self._keeper = keeper_for(
-                where, prefix=self.o2c_prefix, queue_prefix=self.global_keyprefix,
+                self._keeper_where(), prefix=self.o2c_prefix,
+                queue_prefix=self.global_keyprefix,
                 redelivery_after_s=float(self.redelivery_after_s),
-                client_factory=lambda: redis.Redis(connection_pool=redis.ConnectionPool(
-                    **params)))
+                client_factory=self._keeper_clients())
         return self._keeper
+
+    def _keeper_where(self) -> str:
+        """The Redis the keeper serves: one keeper per process and Redis."""
+        params = self._connparams(asynchronous=False)
+        return f"{params.get('host')}:{params.get('port')}:{params.get('path')}:" \
+               f"{params.get('db')}"
+
+    def _keeper_clients(self) -> Callable[[], redis.Redis]:
+        """New clients for the keeper, each with a pool of its own and timeouts: it must
+        never hang on a dead Redis. Read from the channel now: the keeper outlives it."""
+        params = {**self._connparams(asynchronous=False), **KEEPER_TIMEOUTS}
+        return lambda: redis.Redis(connection_pool=redis.ConnectionPool(**params))
 
     def _register(self, queues: list[str]) -> None:
         """Make sure the keeper knows every queue before anything is taken from it."""
@@ -296,3 +307,34 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
     driver_type = "redis"
     driver_name = "redis"
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The same take-and-hold on the master that Redis Sentinel names (kombu's Sentinel
+    channel finds it, and finds it again after a failover)."""
+
+    master_name: str | None = None
+    #: Both parents' options: ours (prefix, redelivery) and Sentinel's (master_name, ...).
+    from_transport_options = tuple(dict.fromkeys((  # type: ignore[assignment]
+        *Channel.from_transport_options, *kombu_redis.SentinelChannel.from_transport_options)))
+
+    def _keeper_where(self) -> str:
+        return f"sentinel:{self.master_name}:{self._connparams(asynchronous=False)['db']}"
+
+    def _keeper_clients(self) -> Callable[[], redis.Redis]:
+        # kombu keeps the Sentinel it builds to close its connections with the channel's;
+        # the keeper's outlives the channel, so the channel's own is put back.
+        channel_sentinels = getattr(self, "_sentinel_manager", None)
+        pool = self._sentinel_managed_pool(asynchronous=False)
+        self._sentinel_manager = channel_sentinels
+        pool.connection_kwargs.update(KEEPER_TIMEOUTS)
+        # The pool asks the sentinels for the master on every new connection.
+        return lambda: redis.Redis(connection_pool=pool)
+
+
+class SentinelTransport(Transport):
+    """``broker_transport = "o2c_workers.delivery.transport:SentinelTransport"`` with kombu's
+    ``sentinel://host:port;sentinel://...`` URL and the ``master_name`` transport option."""
+
+    Channel = SentinelChannel
+    default_port = kombu_redis.SentinelTransport.default_port  # type: ignore[assignment]
