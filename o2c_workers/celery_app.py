@@ -15,7 +15,7 @@ from kombu.entity import Exchange, Queue
 from config import Settings, get_settings
 from o2c_workers import keys, signals
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
-from o2c_workers.flower_auth import check_flower_start
+from o2c_workers.flower_auth import check_flower_start, running_flower
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
@@ -35,14 +35,18 @@ BEAT_MAX_LOOP_INTERVAL_S = 5
 BEAT_LOCK_TIMEOUT_S = 30
 
 
-def broker_transport(settings: Settings) -> str | None:
-    """Our reliable transport for a Redis broker (unless turned off), else the URL's own."""
+def broker_transport(settings: Settings, *, monitor: bool = False) -> str | None:
+    """Our reliable transport for a Redis broker (unless turned off), else the URL's own.
+
+    A ``monitor`` (Flower) takes no task from a queue; it keeps kombu's stock transport,
+    named by the URL's scheme, because Flower reads queue lengths only for the schemes it
+    knows (``redis``, ``sentinel``) and takes our class path for an unknown one."""
     url = settings.effective_broker_url
+    if monitor or not settings.reliable_delivery:
+        return None
     if is_sentinel(url):
-        return RELIABLE_SENTINEL_TRANSPORT if settings.reliable_delivery else "sentinel"
-    if settings.reliable_delivery and url.startswith("redis://"):
-        return RELIABLE_TRANSPORT
-    return None
+        return RELIABLE_SENTINEL_TRANSPORT
+    return RELIABLE_TRANSPORT if url.startswith("redis://") else None
 
 
 def broker_url(settings: Settings) -> str:
@@ -94,8 +98,8 @@ def beat_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery settings of the fleet, derived from ours."""
+def celery_config(settings: Settings, *, monitor: bool = False) -> dict[str, Any]:
+    """The Celery settings of the fleet, derived from ours (``monitor``: for Flower)."""
     visibility = settings.visibility_timeout_s
     transport: dict[str, Any] = {
         # Read by the reliable transport: where its keys live and how soon a dead
@@ -115,7 +119,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": broker_url(settings),
-        "broker_transport": broker_transport(settings),
+        "broker_transport": broker_transport(settings, monitor=monitor),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "visibility_timeout": visibility,
@@ -162,8 +166,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app() -> Celery:
-    """A new app of the fleet, its signal handlers wired; nothing connects until used."""
+def create_app(*, monitor: bool = False) -> Celery:
+    """A new app of the fleet, its signal handlers wired; nothing connects until used.
+    ``monitor``: the app of a Flower process (see ``broker_transport``)."""
     signals.connect()
     app = Celery(
         "o2c_workers",
@@ -171,7 +176,7 @@ def create_app() -> Celery:
         task_cls="o2c_workers.base_task:O2CTask",
         include=[*TASK_MODULES, SWEEP_TASK_MODULE],
     )
-    app.add_defaults(lambda: celery_config(get_settings()))
+    app.add_defaults(lambda: celery_config(get_settings(), monitor=monitor))
     return app
 
 
@@ -182,4 +187,4 @@ def get_app() -> Celery:
     Under ``celery -A o2c_workers flower`` it first checks that Flower will ask for
     credentials (``o2c_workers.flower_auth``), and exits if not."""
     check_flower_start()
-    return create_app()
+    return create_app(monitor=running_flower())

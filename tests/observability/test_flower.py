@@ -155,3 +155,23 @@ def test_a_dead_lettered_task_ends_failed_with_its_category_and_its_requeue_is_a
         assert again["args"] == f"<requeue of dead letter {entry_id}>"
         assert requeued != failed["uuid"]
         assert ended("FAILURE", failed["uuid"])
+
+
+@pytest.mark.slow
+def test_flower_shows_how_many_messages_wait_on_each_queue(redis_url, redis_client, tmp_path):
+    """Flower's broker view reads the queues' lengths: it knows ``redis://`` brokers, not
+    the class path of the fleet's transport, so Flower runs kombu's own (it takes no task)."""
+    with flower_and_worker(redis_url, redis_client, tmp_path) as (url, _):
+        for n in range(6):  # two run (concurrency 2) for 20 s, four wait on "customer"
+            enqueue(redis_client, f"0065g00000000Q{n}AAA",
+                    {"sleep": {"customer": 20}}, f"<Opportunity {n}>")
+
+        def waiting() -> dict | None:
+            answer = requests.get(f"{url}/api/queues/length", auth=AUTH, timeout=10)
+            assert answer.status_code == 200, answer.text
+            lengths = {q["name"]: q["messages"] for q in answer.json()["active_queues"]}
+            return lengths if lengths.get("customer") == 4 else None
+
+        lengths = wait_for(waiting, timeout_s=20, interval_s=0.5,
+                           what="Flower to count the waiting messages")
+    assert lengths == {"customer": 4, "pricing": 0, "order": 0}
