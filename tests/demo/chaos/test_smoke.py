@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from o2c_workers.demo.chaos.faults import RECEIVER_TRIES
+
 ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.slow
@@ -36,7 +38,10 @@ def test_no_order_lost_stalled_or_booked_twice_under_chaos(tmp_path: Path) -> No
     assert verdicts["lost or stalled"]["value"] == "0"
     assert verdicts["designed failures dead-lettered with their category"]["value"] == "6 of 6"
     faults = {f["fault"]: f["count"] for f in outcome["faults"]}
-    assert faults["receiver workers SIGKILLed"] == faults["Redis restarted from its AOF"] == 1
+    assert faults["Redis restarted from its AOF"] == 1
+    # One receiver kill is scheduled; a kill that cut no delivery of Salesforce's is tried
+    # again on the next, up to RECEIVER_TRIES kills in all (more on a loaded machine).
+    assert 1 <= faults["receiver workers SIGKILLed"] <= RECEIVER_TRIES
     figures = outcome["figures"]
     assert figures["won"] == 50
     # Churn: 8 lost, re-opened, edited and won again, 1 of them invoiced before the loss;
