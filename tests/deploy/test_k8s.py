@@ -280,3 +280,26 @@ def test_the_secret_is_a_template():
         if key not in ("O2C_SALESFORCE_ORG_IDS", "FLOWER_SCRAPE_USER", "KEDA_REDIS_ADDRESS",
                        "KEDA_REDIS_USERNAME", "KEDA_REDIS_TLS"):
             assert "CHANGE-ME" in value, key
+
+
+def secret_refs(node: Any) -> list[tuple[str, str]]:
+    """Every (Secret name, key) an object reads: env valueFrom, a ServiceMonitor's basicAuth,
+    a TriggerAuthentication's secretTargetRef (each a map with just ``name`` and ``key``,
+    a ``parameter`` or an ``optional``)."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in secret_refs(item)]
+    if not isinstance(node, dict):
+        return []
+    if {"name", "key"} <= node.keys() <= {"name", "key", "parameter", "optional"}:
+        return [(node["name"], node["key"])]
+    return [ref for value in node.values() for ref in secret_refs(value)]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_key_a_manifest_reads_is_in_the_template(overlay):
+    docs = resolve(overlay)
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in docs if d["kind"] == "Secret"}
+    refs = [ref for doc in docs if doc["kind"] != "Secret" for ref in secret_refs(doc)]
+    assert len(refs) >= (6 if overlay == "redis" else 3)
+    for name, key in refs:
+        assert key in secrets[name], f"{overlay}: Secret {name} has no key {key}"
