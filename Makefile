@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo chaos test bench lint constraints clean
+.PHONY: setup demo chaos test bench lint constraints crd-schemas clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,14 @@ lint: $(STAMP)
 constraints: $(STAMP)
 	@(echo "# Written by make constraints (pip freeze of .venv, the project left out)."; \
 	  $(PY) -m pip freeze --exclude-editable --exclude o2c-workers) > deploy/constraints.txt
+
+# The JSON Schemas of the CRD kinds in deploy/k8s (tests/deploy/schemas/README.md), written from
+# generated models of the CRDs in a throwaway venv: neither the project nor its tests need them.
+crd-schemas:
+	@venv=$$(mktemp -d /tmp/o2c-crd-schemas.XXXXXX) && trap 'rm -rf "$$venv"' EXIT && \
+	  $(PYTHON) -m venv "$$venv" && \
+	  "$$venv/bin/python" -m pip install --quiet -r tests/deploy/schemas/requirements-crd.txt && \
+	  "$$venv/bin/python" tests/deploy/schemas/generate_crd_schemas.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -79,6 +79,13 @@ def test_every_service_runs_the_procfiles_command():
         assert services[name]["command"] == expected[name], name
 
 
+def test_the_images_command_is_the_procfiles_web_line_with_its_defaults():
+    text = dockerfile().replace("\\\n", " ")
+    (cmd,) = re.findall(r"^CMD (\[.*\])$", text, re.M)
+    defaults = [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", arg) for arg in procfile()["web"]]
+    assert json.loads(cmd) == defaults
+
+
 def test_every_service_has_a_healthcheck_and_waits_for_a_healthy_redis():
     services = compose()["services"]
     for name, service in services.items():

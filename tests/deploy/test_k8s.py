@@ -1,10 +1,7 @@
-"""The Kubernetes manifests (deploy/k8s/): valid against Kubernetes' own schemas, both overlays
-render, every container runs its Procfile line, and every workload is locked down, probed,
-memory-limited and (workers) given more than the hard time limit to stop.
-
-Strict validation uses kubernetes-validate's bundled schemas (offline). The CRD kinds
-(ServiceMonitor, KEDA's ScaledObject) have no schema there: they are skipped in strict
-validation and checked here for the fields we rely on instead.
+"""The Kubernetes manifests (deploy/k8s/): valid against Kubernetes' own schemas and, for the
+CRD kinds, against the CRDs' schemas vendored in schemas/; both overlays render, every
+container runs its Procfile line, and every workload is locked down, probed, memory-limited
+and (workers) given more than the hard time limit to stop. The KEDA scalers: test_keda.py.
 """
 
 from __future__ import annotations
@@ -17,97 +14,27 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from config.settings import get_settings
 from o2c_workers.celery_app import celery_config
+from tests.deploy.manifests import K8S, kustomization, load, render, validate_strict
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("redis", "rabbitmq")
-CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("keda.sh/v1alpha1", "ScaledObject")}
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 UID = 10001  # the image's user (deploy/Dockerfile)
 
 
-def load(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def kustomization(directory: Path) -> dict[str, Any]:
-    return load(directory / "kustomization.yaml")[0]
-
-
 def base_docs() -> list[dict[str, Any]]:
-    return [doc for name in kustomization(K8S / "base")["resources"]
-            for doc in load(K8S / "base" / name)]
-
-
-def _same(doc: dict[str, Any], target: dict[str, Any]) -> bool:
-    return (doc["kind"] == target["kind"]
-            and ("name" not in target or doc["metadata"]["name"] == target["name"])
-            and doc["apiVersion"].startswith(target.get("group", "")))
-
-
-def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def _pointer(doc: Any, path: str) -> tuple[Any, str]:
-    *parents, last = path.lstrip("/").split("/")
-    for part in parents:
-        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-    return doc, last
-
-
-def _json6902(doc: dict[str, Any], ops: list[dict[str, Any]]) -> None:
-    for op in ops:
-        parent, key = _pointer(doc, op["path"])
-        if op["op"] in ("add", "replace"):
-            if op["op"] == "replace":
-                assert key in parent, op
-            parent[key] = op["value"]
-        elif op["op"] == "remove":
-            del parent[key]
-        elif op["op"] == "move":
-            source, source_key = _pointer(doc, op["from"])
-            parent[key] = source.pop(source_key)
-        else:
-            raise AssertionError(f"unsupported op {op}")
+    return render(K8S / "base")
 
 
 def resolve(overlay: str) -> list[dict[str, Any]]:
-    """The overlay rendered in Python (what `kustomize build` does with the features we use:
-    resources, strategic-merge patches of maps, JSON 6902 patches)."""
-    directory = K8S / "overlays" / overlay
-    spec = kustomization(directory)
-    assert spec["resources"] == ["../../base"]
-    docs = copy.deepcopy(base_docs())
-    for patch in spec.get("patches", []):
-        if "path" in patch:
-            body = load(directory / patch["path"])[0]
-            target = {"kind": body["kind"], "name": body["metadata"]["name"]}
-            hits = [doc for doc in docs if _same(doc, target)]
-            assert len(hits) == 1, patch
-            _merge(hits[0], {k: v for k, v in body.items() if k not in ("apiVersion", "kind")})
-        else:
-            hits = [doc for doc in docs if _same(doc, patch["target"])]
-            assert hits, patch
-            for doc in hits:
-                _json6902(doc, yaml.safe_load(patch["patch"]))
-    return docs
-
-
-def validate_strict(doc: dict[str, Any]) -> None:
-    if (doc["apiVersion"], doc["kind"]) in CRDS:
-        return
-    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    return render(K8S / "overlays" / overlay)
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -131,31 +58,46 @@ def expand(argv: list[str], env: dict[str, str], pattern: str) -> list[str]:
     return [re.sub(pattern, value, arg) for arg in argv]
 
 
+def listed(directory: Path) -> tuple[list[Path], list[Path]]:
+    """The files a kustomization names: its resources (directories left out) and its patches."""
+    spec = kustomization(directory)
+    resources = [directory / r for r in spec["resources"] if not (directory / r).is_dir()]
+    patches = [directory / p["path"] for p in spec.get("patches", []) if "path" in p]
+    return resources, patches
+
+
 def test_every_manifest_is_valid_strictly():
     checked = 0
-    for path in sorted((K8S / "base").glob("*.yaml")) + sorted(K8S.glob("overlays/*/*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in load(path):
-            if path.parent.parent.name == "overlays":
-                continue  # a patch, validated after rendering (below)
-            validate_strict(doc)
-            checked += 1
-    assert checked >= 25
+    for directory in (K8S / "base", *(K8S / "overlays" / o for o in OVERLAYS)):
+        resources, _ = listed(directory)
+        for path in resources:
+            for doc in load(path):
+                validate_strict(doc)
+                checked += 1
+    assert checked >= 27
 
 
 def test_strict_validation_catches_a_typo():
     doc = copy.deepcopy(next(d for d in base_docs() if d["kind"] == "Deployment"))
     doc["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
-    with pytest.raises(kubernetes_validate.ValidationError):
+    with pytest.raises(jsonschema.ValidationError):
         validate_strict(doc)
 
 
-def test_the_base_lists_every_file_once():
-    listed = kustomization(K8S / "base")["resources"]
-    present = sorted(p.name for p in (K8S / "base").glob("*.yaml")
+def test_a_kind_without_a_schema_is_not_waved_through():
+    doc = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"name": "x"}}
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError) as refused:
+        validate_strict(doc)
+    assert refused.value.kind == "ScaledJob"
+
+
+@pytest.mark.parametrize("directory", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
+def test_each_kustomization_names_every_file_once(directory):
+    resources, patches = listed(K8S / directory)
+    named = [p.name for p in resources + patches]
+    present = sorted(p.name for p in (K8S / directory).glob("*.yaml")
                      if p.name != "kustomization.yaml")
-    assert sorted(listed) == present and len(set(listed)) == len(listed)
+    assert sorted(named) == present and len(set(named)) == len(named)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -163,23 +105,16 @@ def test_each_overlay_resolves_to_valid_manifests(overlay):
     docs = resolve(overlay)
     for doc in docs:
         validate_strict(doc)
+    kinds = [d["kind"] for d in docs]
+    assert (kinds.count("ScaledObject"), kinds.count("TriggerAuthentication"),
+            kinds.count("ServiceMonitor")) == (5, 1, 3)
     secret = next(d for d in docs if d["kind"] == "Secret")
-    scalers = [d for d in docs if d["kind"] == "ScaledObject"]
-    assert {d["spec"]["scaleTargetRef"]["name"] for d in scalers} == {
-        name for name in pod_specs(docs) if name.startswith("o2c-worker-")}
     broker = secret["stringData"].get("O2C_BROKER_URL")
     if overlay == "redis":
         # No broker URL: Settings.effective_broker_url falls back to the Redis URL.
         assert broker is None
-        assert all(s["spec"]["triggers"][0]["type"] == "redis" for s in scalers)
     else:
         assert broker is not None and broker.startswith("amqp://")
-        for scaler in scalers:
-            trigger = scaler["spec"]["triggers"][0]
-            assert trigger["type"] == "rabbitmq"
-            assert trigger["metadata"] == {
-                "queueName": scaler["spec"]["scaleTargetRef"]["name"].removeprefix("o2c-worker-"),
-                "hostFromEnv": "O2C_BROKER_URL", "mode": "QueueLength", "value": "20"}
     assert "broker_url" in type(get_settings()).model_fields
 
 
@@ -206,7 +141,7 @@ def test_kustomize_builds_each_overlay_as_resolved(overlay):
         expected = by_key[key(doc)]
         if doc["kind"] in WORKLOADS:
             assert doc["spec"]["template"] == expected["spec"]["template"]
-        if doc["kind"] in ("Secret", "ScaledObject"):
+        if doc["kind"] in ("Secret", "ScaledObject", "TriggerAuthentication"):
             assert doc.get("stringData") == expected.get("stringData")
             assert doc.get("spec") == expected.get("spec")
 
@@ -342,5 +277,29 @@ def test_budgets_services_monitors_and_network_policy_match_the_pods():
 def test_the_secret_is_a_template():
     (secret,) = [d for d in base_docs() if d["kind"] == "Secret"]
     for key, value in secret["stringData"].items():
-        if key not in ("O2C_SALESFORCE_ORG_IDS", "O2C_REDIS_ADDRESS", "FLOWER_SCRAPE_USER"):
+        if key not in ("O2C_SALESFORCE_ORG_IDS", "FLOWER_SCRAPE_USER", "KEDA_REDIS_ADDRESS",
+                       "KEDA_REDIS_USERNAME", "KEDA_REDIS_TLS"):
             assert "CHANGE-ME" in value, key
+
+
+def secret_refs(node: Any) -> list[tuple[str, str]]:
+    """Every (Secret name, key) an object reads: env valueFrom, a ServiceMonitor's basicAuth,
+    a TriggerAuthentication's secretTargetRef (each a map with just ``name`` and ``key``,
+    a ``parameter`` or an ``optional``)."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in secret_refs(item)]
+    if not isinstance(node, dict):
+        return []
+    if {"name", "key"} <= node.keys() <= {"name", "key", "parameter", "optional"}:
+        return [(node["name"], node["key"])]
+    return [ref for value in node.values() for ref in secret_refs(value)]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_key_a_manifest_reads_is_in_the_template(overlay):
+    docs = resolve(overlay)
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in docs if d["kind"] == "Secret"}
+    refs = [ref for doc in docs if doc["kind"] != "Secret" for ref in secret_refs(doc)]
+    assert len(refs) >= (6 if overlay == "redis" else 3)
+    for name, key in refs:
+        assert key in secrets[name], f"{overlay}: Secret {name} has no key {key}"
