@@ -40,7 +40,8 @@ class OpportunityRead(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     opportunity: dict[str, Any]
-    #: Null when the opportunity has no account (or the integration user cannot see it).
+    #: Null when the opportunity has no account (or the integration user cannot see it),
+    #: and in the chain's context: the first step makes it the ERP customer.
     account: dict[str, Any] | None = None
     lines: list[dict[str, Any]] = Field(default_factory=list)
     read_at: float

@@ -17,7 +17,8 @@ def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter) ->
     """First step of a won opportunity: make sure its account exists in the ERP.
 
     The opportunity, its account and its lines are read in one query, the account as it is
-    now (not the notification's ``AccountId``); the read travels on to the pricing step."""
+    now (not the notification's ``AccountId``); the read travels on to the pricing step,
+    without the account (made into the customer; its address stays out of the queue)."""
     read = reading.read_opportunity(sf, ctx.trace_key)
     if read.account is None:
         required(read.opportunity, "AccountId")
@@ -25,7 +26,8 @@ def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter) ->
                              "integration user")
     customer = erp.ensure_customer(customer_from_account(read.account))
     return ctx.model_copy(update={"account_id": sfid.to18(str(read.account["Id"])),
-                                  "customer": customer, "opportunity": read})
+                                  "customer": customer,
+                                  "opportunity": read.model_copy(update={"account": None})})
 
 
 def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,

@@ -88,7 +88,9 @@ def test_the_customer_and_pricing_steps_read_salesforce_once(services):
     before = calls(services)
     ctx = customer.ensure_customer(ChainContext(trace_key=opp, record={"AccountId": "x"}),
                                    sf=services.sf, erp=services.erp)
-    # The context travels as JSON between the steps.
+    # The context travels as JSON between the steps, without the account's fields.
+    assert ctx.opportunity is not None and ctx.opportunity.account is None
+    assert "BillingCity" not in str(ctx.dump())
     ctx = ChainContext.load(ctx.dump())
     priced = pricing.validate_order(ctx, sf=services.sf, erp=services.erp,
                                     max_discount_percent=POLICY)
