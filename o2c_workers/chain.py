@@ -2,7 +2,8 @@
 model, sent across the queue as JSON (``dump``) and rebuilt by each step (``load``).
 
 The receiver (or a requeue) starts it with what the notification said; each step adds its
-part: the ERP customer, the priced order (and when it was priced), the booked ERP order. A
+part: the opportunity as Salesforce holds it (read once, by the first step, for the next),
+the ERP customer, the priced order (and when it was priced), the booked ERP order. A
 message written before the schema had a version is version 1 and reads the same way; fields
 added since are optional, so older messages of version 2 read too.
 """
@@ -32,6 +33,23 @@ class Pricing(BaseModel):
     priced_at: float | None = None
 
 
+class OpportunityRead(BaseModel):
+    """An opportunity, its account and its product lines as one query read them at
+    ``read_at`` (epoch s): field names as in Salesforce, no ``attributes``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opportunity: dict[str, Any]
+    #: Null when the opportunity has no account (or the integration user cannot see it),
+    #: and in the chain's context: the first step makes it the ERP customer.
+    account: dict[str, Any] | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list)
+    read_at: float
+
+    def fresh(self, now: float, *, max_age_s: float) -> bool:
+        return self.read_at >= now - max_age_s
+
+
 class ChainContext(BaseModel):
     """Everything a step of the chain may read; later steps' parts are None until made."""
 
@@ -47,6 +65,8 @@ class ChainContext(BaseModel):
     received_at: float | None = None
     #: The Salesforce record as the notification carried it (what was validated).
     record: dict[str, Any] = Field(default_factory=dict)
+    #: What the first step read, for the pricing step; consumed there (None after it).
+    opportunity: OpportunityRead | None = None
     account_id: str | None = None
     customer: ErpCustomer | None = None
     order: OrderData | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -112,6 +112,34 @@ class SalesforceClient:
         while page.get("nextRecordsUrl"):
             page = self._dict(self._next_page(str(page["nextRecordsUrl"]), what=what))
             yield page
+
+    def query_records(self, soql: str, *,
+                      children: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Every record a query answers, page after page; each child relationship named in
+        ``children`` (a subquery's relationship name, ``OpportunityLineItems``) replaced by
+        the plain list of all its rows. Salesforce answers null for a subquery that found
+        nothing, and pages its rows past a couple of hundred (``done`` false, a
+        ``nextRecordsUrl`` of the child result): one more call per page of child rows."""
+        what = f"query {soql.split(' WHERE ')[0]}"
+        records = [record for page in self.query_pages(soql)
+                   for record in page.get("records") or []]
+        for record in records:
+            for relationship in children:
+                record[relationship] = self._child_rows(record.get(relationship), what=what)
+        return records
+
+    def _child_rows(self, result: Any, *, what: str) -> list[dict[str, Any]]:
+        if result is None:
+            return []
+        page = self._dict(result)
+        rows = list(page.get("records") or [])
+        while page.get("done") is False:
+            if not page.get("nextRecordsUrl"):
+                raise Transient(f"Salesforce answered {what} with child rows not done and no "
+                                "nextRecordsUrl", reason="bad_response")
+            page = self._dict(self._next_page(str(page["nextRecordsUrl"]), what=what))
+            rows.extend(page.get("records") or [])
+        return rows
 
     def _next_page(self, url: str, *, what: str) -> Any:
         if not url.startswith("/services/data/"):

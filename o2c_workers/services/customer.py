@@ -6,20 +6,28 @@ from typing import Any
 
 from o2c_workers import sfid
 from o2c_workers.chain import ChainContext
+from o2c_workers.errors import InvalidPayload
 from o2c_workers.models import ErpCustomer
+from o2c_workers.services import reading
 from o2c_workers.services.convert import customer_from_account, required
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
 
 
 def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter) -> ChainContext:
-    """First step of a won opportunity: make sure its account exists in the ERP."""
-    account_id = ctx.record.get("AccountId")
-    if not account_id:
-        account_id = required(sf.get_opportunity(ctx.trace_key), "AccountId")
-    account = sf.get_account(str(account_id))
-    customer = erp.ensure_customer(customer_from_account(account))
-    return ctx.model_copy(update={"account_id": sfid.to18(str(account_id)),
-                                  "customer": customer})
+    """First step of a won opportunity: make sure its account exists in the ERP.
+
+    The opportunity, its account and its lines are read in one query, the account as it is
+    now (not the notification's ``AccountId``); the read travels on to the pricing step,
+    without the account (made into the customer; its address stays out of the queue)."""
+    read = reading.read_opportunity(sf, ctx.trace_key)
+    if read.account is None:
+        required(read.opportunity, "AccountId")
+        raise InvalidPayload(f"the account of {ctx.trace_key} is not visible to the "
+                             "integration user")
+    customer = erp.ensure_customer(customer_from_account(read.account))
+    return ctx.model_copy(update={"account_id": sfid.to18(str(read.account["Id"])),
+                                  "customer": customer,
+                                  "opportunity": read.model_copy(update={"account": None})})
 
 
 def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,

@@ -30,11 +30,9 @@ from o2c_workers.errors import NO_SALESFORCE_ID, BusinessError, NotOurs
 from o2c_workers.models import ErpOrder
 from o2c_workers.services.compare import differences
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
-from o2c_workers.services.pricing import Skipped
+from o2c_workers.services.pricing import REPRICE_AFTER_S, Skipped
 
-#: A pricing older than this (seconds) is read again before an order is booked from it: a
-#: chain's steps run seconds apart; a redelivery or a requeue may come days later.
-REPRICE_AFTER_S = 60.0
+__all__ = ["REPRICE_AFTER_S", "Booked", "WriteBackFields", "submit_order", "write_back"]
 #: How often the step decides again when what it found changed under it.
 ROUNDS = 3
 
@@ -83,6 +81,9 @@ def submit_order(ctx: ChainContext, *, erp: ErpAdapter, reprice: Reprice,
                  now: float | None = None) -> Booked | Skipped:
     """Third step: the opportunity's one live order, as the opportunity is now."""
     now = time.time() if now is None else now
+    # What this step reads again, it reads from Salesforce: never a read carried from the
+    # first step, however fresh.
+    ctx = ctx.model_copy(update={"opportunity": None})
     read_again = ctx.pricing is None or (ctx.pricing.priced_at or 0) < now - REPRICE_AFTER_S
     if read_again:
         fresh = reprice(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from o2c_workers.erp.protocol import ErpAdapter
@@ -15,6 +16,9 @@ class SalesforceApi(Protocol):
     def get_account(self, account_id: str) -> dict[str, Any]: ...
 
     def get_line_items(self, opportunity_id: str) -> list[dict[str, Any]]: ...
+
+    def query_records(self, soql: str, *,
+                      children: Sequence[str] = ()) -> list[dict[str, Any]]: ...
 
     def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None: ...
 

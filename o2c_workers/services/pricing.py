@@ -1,7 +1,9 @@
 """Pricing and credit validation of a won opportunity, before any order is created.
 
-The opportunity is read again first: messages are late, repeated and reordered, and one
-that is no longer Closed Won is ``Skipped`` (no order, nothing written). Each refusal is a
+The opportunity is priced as Salesforce holds it, not as the message said: from the read the
+first step made (one query: the opportunity, its account and its lines) when it is younger
+than ``REPRICE_AFTER_S``, else read again. Messages are late, repeated and reordered, and
+one that is no longer Closed Won is ``Skipped`` (no order, nothing written). Each refusal is a
 ``BusinessError`` with the category a person can act on; nothing is written to the ERP by
 this step.
 """
@@ -15,8 +17,14 @@ from decimal import Decimal
 from o2c_workers.chain import ChainContext, Pricing
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpCustomer, OrderData, cents
+from o2c_workers.services import reading
 from o2c_workers.services.convert import WON, order_from_opportunity
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+
+#: A read of the opportunity, or a pricing from it, older than this (seconds) is read again
+#: before it is used: a chain's steps run seconds apart; a redelivery or a requeue may come
+#: days later.
+REPRICE_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,20 +89,22 @@ def check_credit(customer: ErpCustomer, erp: ErpAdapter, grand_total: Decimal) -
 
 def validate_order(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter,
                    max_discount_percent: Decimal) -> ChainContext | Skipped:
-    """Second step: read the opportunity as it is now; build its order from Salesforce and
-    check it against the ERP, unless it is no longer Closed Won."""
-    priced_at = time.time()
-    opportunity = sf.get_opportunity(ctx.trace_key)
-    stage = str(opportunity.get("StageName") or "")
+    """Second step: the opportunity as it is now (the first step's read, if fresh); build
+    its order from Salesforce and check it against the ERP, unless it is no longer Closed
+    Won. The read is consumed: the priced context carries the order, not the read."""
+    read = ctx.opportunity
+    if read is None or not read.fresh(time.time(), max_age_s=REPRICE_AFTER_S):
+        read = reading.read_opportunity(sf, ctx.trace_key)
+    stage = str(read.opportunity.get("StageName") or "")
     if stage != WON:
         return Skipped(stage)
-    order = order_from_opportunity(opportunity, sf.get_line_items(ctx.trace_key))
+    order = order_from_opportunity(read.opportunity, read.lines)
     customer = ctx.need_customer()
     check_items(order, erp)
     check_prices(order, erp, max_discount_percent=max_discount_percent)
     rate = check_tax(customer, erp)
     grand_total = cents(order.net_total * (1 + rate / 100))
     check_credit(customer, erp, grand_total)
-    return ctx.model_copy(update={"order": order, "pricing": Pricing(
+    return ctx.model_copy(update={"opportunity": None, "order": order, "pricing": Pricing(
         tax_rate=rate, net_total=order.net_total, expected_grand_total=grand_total,
-        priced_at=priced_at)})
+        priced_at=read.read_at)})

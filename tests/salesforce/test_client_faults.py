@@ -211,3 +211,18 @@ def test_connection_refused_is_transient(salesforce: SalesforceServer) -> None:
     with pytest.raises(Transient) as caught:
         client.get_account(sfid.to18("001000000000AAA"))
     assert caught.value.reason == "connection"
+
+
+def test_child_rows_not_done_without_a_next_records_url_are_transient(
+        org: tuple[FaultyOrg, SalesforceServer], world: World) -> None:
+    """A subquery's result that says more rows follow but not where: never read as all."""
+    faulty, handle = org
+    opp = world.of("Opportunity")[0]["Id"]
+    child = {"totalSize": 300, "done": False, "records": []}
+    faulty.fail("/services/data/v60.0/query", 200, {"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "Opportunity"}, "Id": opp, "OpportunityLineItems": child}]})
+    with pytest.raises(Transient) as caught:
+        client_for(handle).query_records(
+            "SELECT Id, (SELECT Id FROM OpportunityLineItems) FROM Opportunity",
+            children=["OpportunityLineItems"])
+    assert caught.value.reason == "bad_response"

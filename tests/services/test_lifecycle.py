@@ -68,13 +68,26 @@ def test_a_cancelled_order_is_never_linked(svc):
 
 
 def test_an_opportunity_no_longer_won_is_skipped_before_anything_is_booked(svc):
+    """The pricing step prices the first step's read of the opportunity only while it is
+    younger than ``REPRICE_AFTER_S``; older (a redelivery, a requeue, a long queue), it
+    reads again, and an opportunity lost since is skipped. (Lost after a read still in
+    date: the order step's stage read cancels what it booked, below.)"""
     opp = good(svc)
     ctx = svc.won(opp)
     svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
-    result = pricing.validate_order(ctx, sf=svc.sf, erp=svc.erp, max_discount_percent=POLICY)
+    read = ctx.opportunity
+    assert read is not None and read.opportunity["StageName"] == "Closed Won"
+    stale = ctx.model_copy(update={"opportunity": read.model_copy(
+        update={"read_at": time.time() - pricing.REPRICE_AFTER_S - 1})})
+    result = pricing.validate_order(stale, sf=svc.sf, erp=svc.erp,
+                                    max_discount_percent=POLICY)
     assert not isinstance(result, ChainContext), "priced for booking, though Closed Lost"
     assert result.stage == "Closed Lost"
     assert sales_orders(svc, opp) == []
+    # Without the first step's read (a message from before it), the same.
+    bare = ctx.model_copy(update={"opportunity": None})
+    assert pricing.validate_order(bare, sf=svc.sf, erp=svc.erp,
+                                  max_discount_percent=POLICY) == pricing.Skipped("Closed Lost")
 
 
 def test_changed_lines_with_the_same_total_are_not_linked(svc):

@@ -49,6 +49,10 @@ class SalesforceConfig:
     #: Records per page of a query answer (Salesforce's default and largest batch is 2000;
     #: a ``Sforce-Query-Options: batchSize=n`` header asks for 200 to 2000).
     query_batch_size: int = 2000
+    #: Child records per page of a subquery's result (``(SELECT ... FROM
+    #: OpportunityLineItems)``): beyond it the child result says ``done: false`` and carries
+    #: its own ``nextRecordsUrl``, as Salesforce does past a couple of hundred child rows.
+    child_batch_size: int = 200
     #: Sandbox seconds per real second for retry intervals, the 24 h window and the API day.
     time_scale: float = 1.0
     #: Share of acknowledged notifications delivered once more.
@@ -84,6 +88,8 @@ class SalesforceConfig:
             raise ValueError("time_scale must be positive")
         if self.query_batch_size < 1:
             raise ValueError("query_batch_size must be positive")
+        if self.child_batch_size < 1:
+            raise ValueError("child_batch_size must be positive")
         if not 1 <= self.batch_size <= 100:
             raise ValueError("batch_size must be between 1 and 100 (Salesforce's maximum)")
 

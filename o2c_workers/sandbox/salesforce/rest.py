@@ -8,23 +8,11 @@ from typing import Any
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
 from o2c_workers.sandbox.salesforce.query import QueryApi
+from o2c_workers.sandbox.salesforce.relationships import CHILD_RELATIONSHIPS, PARENT_RELATIONSHIPS
 from o2c_workers.sandbox.salesforce.store import READ_ONLY, SObjectError, Store, not_found
 from o2c_workers.sandbox.salesforce.wsgi import BadRequest, Request, Response
 from o2c_workers.sandbox.world import Record
 
-#: (parent type, relationship name) → (child type, the child's lookup field to the parent).
-CHILD_RELATIONSHIPS = {
-    ("Opportunity", "OpportunityLineItems"): ("OpportunityLineItem", "OpportunityId"),
-    ("Account", "Contacts"): ("Contact", "AccountId"),
-    ("Account", "Opportunities"): ("Opportunity", "AccountId"),
-}
-#: (child type, relationship name) → (parent type, the child's lookup field).
-PARENT_RELATIONSHIPS = {
-    ("Opportunity", "Account"): ("Account", "AccountId"),
-    ("Contact", "Account"): ("Account", "AccountId"),
-    ("OpportunityLineItem", "Opportunity"): ("Opportunity", "OpportunityId"),
-    ("OpportunityLineItem", "Product2"): ("Product2", "Product2Id"),
-}
 #: Records one sObject Collections request may carry.
 COLLECTION_LIMIT = 200
 _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "fields": [],
@@ -39,7 +27,7 @@ class DataApi:
         self.store = store
         self.limits = limits
         self.config = config
-        self.queries = QueryApi(store, config, render=self.render)
+        self.queries = QueryApi(store, config)
 
     def resource(self, parts: list[str]) -> str:
         """The name a call is counted under: the object type, or the resource."""

@@ -1,9 +1,12 @@
 """A small, honest subset of SOQL: what the fleet's reads and sweeps send, no more.
 
-``SELECT f, ... FROM Type [WHERE cond AND cond ...] [ORDER BY f [ASC|DESC], ...]
-[LIMIT n]``, where a condition is ``field op literal`` (``=``, ``!=``, ``<``, ``<=``, ``>``,
-``>=``) or ``field IN (literal, ...)``, and a literal is a quoted string, ``null``, ``true``,
-``false``, a number, a date (``2026-11-28``) or an unquoted dateTime
+``SELECT item, ... FROM Type [WHERE cond AND cond ...] [ORDER BY f [ASC|DESC], ...]
+[LIMIT n]``, where an item is a field, a relationship field (``Account.Name``, a dot path
+through parent lookups) or a parent-to-child subquery by the child relationship's name
+(``(SELECT Id, Quantity FROM OpportunityLineItems [WHERE ...] [ORDER BY ...] [LIMIT n])``,
+one level deep); a condition is ``field op literal`` (``=``, ``!=``, ``<``, ``<=``, ``>``,
+``>=``) or ``field IN (literal, ...)``, and a literal is a quoted string, ``null``,
+``true``, ``false``, a number, a date (``2026-11-28``) or an unquoted dateTime
 (``2026-11-28T00:00:00Z``, ``...T00:00:00.000+01:00``). Anything else is refused the way
 Salesforce refuses it: 400 ``MALFORMED_QUERY``.
 """
@@ -26,7 +29,7 @@ _TOKEN = re.compile(r"""
     | (?P<datetime>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?(?:Z|[+-]\d\d:\d\d))
     | (?P<date>\d{4}-\d\d-\d\d)
     | (?P<number>-?\d+(?:\.\d+)?)
-    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
     | (?P<op><=|>=|!=|<>|=|<|>)
     | (?P<punct>[(),])
     )""", re.VERBOSE)
@@ -69,11 +72,15 @@ class Order:
 
 @dataclass
 class Query:
+    #: The object type; in a subquery, the child relationship's name.
     sobject: str
+    #: Fields and dot paths (``Account.Name``), in the order asked.
     fields: list[str]
     where: list[Condition] = field(default_factory=list)
     order: list[Order] = field(default_factory=list)
     limit: int | None = None
+    #: Parent-to-child subqueries, in the order asked.
+    children: list[Query] = field(default_factory=list)
 
     def names(self) -> list[str]:
         """Every field the query names, to be checked against the object."""
@@ -183,13 +190,6 @@ class _Parser:
             raise malformed(f"unexpected token: '{value}'")
         return value
 
-    def names(self) -> list[str]:
-        out = [self.name()]
-        while self.peek() == ("punct", ","):
-            self.take()
-            out.append(self.name())
-        return out
-
     def literal(self) -> Any:
         kind, value = self.take()
         if kind == "string":
@@ -233,11 +233,31 @@ class _Parser:
                 return out
             self.take()
 
-    def query(self) -> Query:
+    def select_list(self, *, nested: bool) -> tuple[list[str], list[Query]]:
+        fields: list[str] = []
+        children: list[Query] = []
+        while True:
+            if self.peek() == ("punct", "("):
+                if nested:
+                    raise malformed("a subquery cannot hold another subquery here (the "
+                                    "sandbox answers one level of parent-to-child)")
+                self.take()
+                children.append(self.query(nested=True))
+                if self.take() != ("punct", ")"):
+                    raise malformed("unexpected token in a subquery, expected ')'")
+            else:
+                fields.append(self.name())
+            if self.peek() != ("punct", ","):
+                return fields, children
+            self.take()
+
+    def query(self, *, nested: bool = False) -> Query:
         self.expect("SELECT")
-        fields = self.names()
+        fields, children = self.select_list(nested=nested)
         self.expect("FROM")
-        query = Query(sobject=self.name(), fields=fields)
+        query = Query(sobject=self.name(), fields=fields, children=children)
+        if "." in query.sobject:
+            raise malformed(f"unexpected token: '{query.sobject}'")
         if self.keyword("WHERE"):
             query.where.append(self.condition())
             while self.keyword("AND"):
@@ -250,7 +270,7 @@ class _Parser:
                 raise malformed(f"unexpected token: '{value}', expected a row count")
             query.limit = int(value)
         token = self.peek()
-        if token is not None:
+        if token is not None and not (nested and token == ("punct", ")")):
             raise malformed(f"unexpected token: '{token[1]}'")
         return query
 
