@@ -7,9 +7,10 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.broker import BrokerRefused, check_broker
 from o2c_workers.catalogue import UNEXPECTED
 from o2c_workers.errors import O2CError
 
@@ -38,7 +39,9 @@ class Settings(BaseSettings):
 
     # --- Redis and the broker -------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Defaults to ``redis_url``. A ``amqp://`` URL moves the queues to RabbitMQ.
+    #: The Celery broker; unset, it is ``redis_url``. It must be that same Redis server and
+    #: database (the receiver writes the dedupe mark and the task message in one script):
+    #: anything else, RabbitMQ included, is refused at start (``config.broker``).
     broker_url: str | None = None
     #: Prefix of every key the project writes (see ``o2c_workers.keys``).
     key_prefix: str = "o2c"
@@ -190,6 +193,15 @@ class Settings(BaseSettings):
             raise ValueError(f"not a time zone name (IANA, e.g. Europe/Berlin): {value!r}") \
                 from None
         return value
+
+    @model_validator(mode="after")
+    def _servable_broker(self) -> Settings:
+        # ConfigError, not ValueError: pydantic would print the whole input, passwords too.
+        try:
+            check_broker(self.redis_url, self.broker_url)
+        except BrokerRefused as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
+        return self
 
     @property
     def erp_zone(self) -> ZoneInfo:
