@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: Longer than Salesforce's 24 h of retries, so a late resend is still recognised.
     dedupe_ttl_h: int = 48
+    #: Replicas that must confirm (Redis ``WAIT``) a notification's enqueue before the
+    #: receiver acknowledges it; too few in time and it answers 503, so the sender resends.
+    #: 0 waits for none: the primary's copy (and its AOF) is all (README, Durability).
+    enqueue_min_replicas: int = Field(default=0, ge=0)
+    #: How long the receiver waits for those replicas. Below the receiver's Redis socket
+    #: timeout (5 s), and far below Salesforce's 60 s for an answer.
+    enqueue_replica_timeout_ms: int = Field(default=1000, ge=1, le=4000)
     #: Bearer token of the ``/admin/dlq`` API; unset, the API answers 404.
     admin_token: SecretStr | None = None
     erp_webhook_secret: SecretStr | None = None

@@ -14,7 +14,7 @@ from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers import metrics, sentry
 from o2c_workers.atomic import AtomicWriter
 from o2c_workers.dlq import DeadLetterStore, ops
-from o2c_workers.receiver import soap
+from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler, ErpEventsEndpoint
 from o2c_workers.receiver.health import Health, Metrics
@@ -53,6 +53,7 @@ class Receiver:
         self.settings = settings
         self.redis = redis_client
         writer = AtomicWriter(redis_client)
+        replicas = durability.replicas(settings)
         dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix,
                                        retention_s=settings.dlq_retention_s)
         transport = celery_app.conf.broker_transport_options or {}
@@ -64,10 +65,11 @@ class Receiver:
                                      dead_letters=dead_letters)
         health = Health(redis_client)
         self.routes: dict[str, dict[str, Handler]] = {
-            SF_OUTBOUND: {"POST": OutboundEndpoint(outbound, writer=writer)},
+            SF_OUTBOUND: {"POST": OutboundEndpoint(outbound, writer=writer,
+                                                   replicas=replicas)},
             ERP_EVENTS: {"POST": ErpEventsEndpoint(
                 erp_events, writer=writer, max_body_bytes=settings.max_body_bytes,
-                dedupe_ttl_s=settings.dedupe_ttl_s)},
+                dedupe_ttl_s=settings.dedupe_ttl_s, replicas=replicas)},
             "/healthz": {"GET": health.live},
             "/readyz": {"GET": health.ready},
             "/metrics": {"GET": Metrics(redis_client, prefix=settings.key_prefix,
