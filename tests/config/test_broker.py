@@ -22,8 +22,9 @@ def test_the_same_server_and_database_however_spelt_is_accepted(state, broker):
     assert settings.effective_broker_url == broker
 
 
-def test_no_broker_url_means_the_state_redis():
-    settings = load_settings(redis_url="redis://127.0.0.1:6379/5")
+@pytest.mark.parametrize("unset", [None, ""])
+def test_no_broker_url_means_the_state_redis(unset):
+    settings = load_settings(redis_url="redis://127.0.0.1:6379/5", broker_url=unset)
     assert settings.effective_broker_url == "redis://127.0.0.1:6379/5"
 
 

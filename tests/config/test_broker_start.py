@@ -122,3 +122,15 @@ def test_a_same_server_spelling_runs(private):
         server.stop()
     assert answer.content == ACK
     assert len(queued(redis.Redis.from_url(broker), "customer")) == 1
+
+
+@pytest.mark.parametrize("command", [
+    ["resync", "--since", "1h"], ["reconcile", "--fix", "--since", "1h"], ["report"],
+    ["report", "--stalled"], ["status", "0065g0000000001AAA"], ["dlq", "list"]])
+def test_every_o2c_command_on_the_queues_refuses(private, command):
+    state, _ = split(private)
+    result = run(["-m", "o2c_workers.cli", *command], env_for(state, RABBITMQ))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "O2C_BROKER_URL" in result.stderr + result.stdout
+    assert "guest:guest" not in result.stderr + result.stdout
+    assert redis.Redis.from_url(state).dbsize() == 0
