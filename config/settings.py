@@ -7,12 +7,12 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.broker import BrokerRefused, check_broker
 from o2c_workers.catalogue import UNEXPECTED
 from o2c_workers.errors import O2CError
-from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 ENV_PREFIX = "O2C_"
 
@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     #: names: ``sentinel://[:password@]host:26379[,host:26379...][/db]?master=NAME``
     #: (``&sentinel_password=`` when the sentinels ask for one); see o2c_workers.redis_urls.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Defaults to ``redis_url``. A ``amqp://`` URL moves the queues to RabbitMQ.
+    #: The Celery broker; unset, it is ``redis_url``. It must be that same Redis server and
+    #: database (the receiver writes the dedupe mark and the task message in one script):
+    #: anything else, RabbitMQ included, is refused at start (``config.broker``).
     broker_url: str | None = None
     #: Prefix of every key the project writes (see ``o2c_workers.keys``).
     key_prefix: str = "o2c"
@@ -77,6 +79,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: Longer than Salesforce's 24 h of retries, so a late resend is still recognised.
     dedupe_ttl_h: int = 48
+    #: Replicas that must confirm (Redis ``WAIT``) a notification's enqueue before the
+    #: receiver acknowledges it; too few in time and it answers 503, so the sender resends.
+    #: 0 waits for none: the primary's copy (and its AOF) is all (README, Durability).
+    enqueue_min_replicas: int = Field(default=0, ge=0)
+    #: How long the receiver waits for those replicas. Below the receiver's Redis socket
+    #: timeout (5 s), and far below Salesforce's 60 s for an answer.
+    enqueue_replica_timeout_ms: int = Field(default=1000, ge=1, le=4000)
     #: Bearer token of the ``/admin/dlq`` API; unset, the API answers 404.
     admin_token: SecretStr | None = None
     erp_webhook_secret: SecretStr | None = None
@@ -185,13 +194,6 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("redis_url", "broker_url")
-    @classmethod
-    def _sentinel(cls, value: str | None) -> str | None:
-        if value is not None and is_sentinel(value):
-            SentinelUrl.parse(value)  # its ValueError says what is wrong
-        return value
-
     @field_validator("erp_time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -201,6 +203,15 @@ class Settings(BaseSettings):
             raise ValueError(f"not a time zone name (IANA, e.g. Europe/Berlin): {value!r}") \
                 from None
         return value
+
+    @model_validator(mode="after")
+    def _servable_broker(self) -> Settings:
+        # ConfigError, not ValueError: pydantic would print the whole input, passwords too.
+        try:
+            check_broker(self.redis_url, self.broker_url)
+        except BrokerRefused as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
+        return self
 
     @property
     def erp_zone(self) -> ZoneInfo:

@@ -7,6 +7,13 @@ and pushes its message. Each is one ``Item`` (a guard and its writes) run by one
 Redis refusing writes (``OOM``, ``READONLY``, ``MISCONF``) refuses the script at its first
 write, and lets a script that has written finish, so a batch is never half-applied: the
 caller gets the error (``infrastructure.is_infrastructure``) and nothing changed.
+
+A batch may also wait for replicas (``Replicas``, Redis ``WAIT`` on the same connection).
+``WAIT`` counts the replicas that have this connection's last write; a batch whose guards
+all held (a resend of something already taken in) writes nothing, and its ``WAIT`` would
+answer at once whatever became of the first write. So such a batch writes a small probe
+key first: replication is ordered, so a replica that has the probe has every earlier write,
+the first one included.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any, cast
 import redis
 from redis.connection import Connection
 from redis.exceptions import NoScriptError
+
+from o2c_workers.errors import NotReplicated
 
 Op = list[Any]
 
@@ -99,6 +108,18 @@ class Item:
         return cls(["hfield", key, name, value], ops)
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """Wait for ``count`` replicas to confirm each batch, for at most ``timeout_ms``;
+    ``probe_key`` is what a batch that wrote nothing writes, so that the wait covers the
+    earlier write its guards found (TTL ``probe_ttl_ms``)."""
+
+    count: int
+    timeout_ms: int
+    probe_key: str
+    probe_ttl_ms: int = 60_000
+
+
 class AtomicWriter:
     """Runs guarded batches in one round trip; each item is all-or-nothing.
 
@@ -142,7 +163,22 @@ class AtomicWriter:
             conn.send_command("EVAL", _SCRIPT, 0, *args)  # type: ignore[no-untyped-call]
             return conn.read_response()  # type: ignore[no-untyped-call]
 
-    def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1) -> list[bool]:
+    def _wait(self, conn: Connection, replicas: Replicas, *, wrote: bool) -> None:
+        if not wrote:
+            conn.send_command("SET", replicas.probe_key, "1",  # type: ignore[no-untyped-call]
+                              "PX", replicas.probe_ttl_ms)
+            conn.read_response()  # type: ignore[no-untyped-call]
+        conn.send_command("WAIT", replicas.count,  # type: ignore[no-untyped-call]
+                          replicas.timeout_ms)
+        confirmed = int(conn.read_response())  # type: ignore[no-untyped-call]
+        if confirmed < replicas.count:
+            raise NotReplicated(confirmed=confirmed, wanted=replicas.count,
+                                timeout_ms=replicas.timeout_ms)
+
+    def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1,
+            replicas: Replicas | None = None) -> list[bool]:
+        """Run each item's guarded writes; with ``replicas``, then wait for them to confirm
+        (``NotReplicated`` if too few do: the writes stay, and a resend finds them)."""
         if not items:
             return []
         args: list[Any] = [mark_ttl_s, len(items)]
@@ -175,5 +211,15 @@ class AtomicWriter:
             # A timeout or an interrupted read leaves the reply unread: never reuse it.
             conn.disconnect()  # type: ignore[no-untyped-call]
             raise
+        taken = [bool(flag) for flag in result]
+        if replicas is not None:
+            try:
+                self._wait(conn, replicas, wrote=any(taken))
+            except NotReplicated:
+                self._idle.append(conn)
+                raise
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
         self._idle.append(conn)
-        return [bool(flag) for flag in result]
+        return taken

@@ -6,16 +6,18 @@ promise that Celery resolves on first use (``add_defaults`` with a callable).
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Any
 
+import click
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from config import Settings, get_settings
+from config import ConfigError, Settings, get_settings
 from o2c_workers import keys, signals
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
-from o2c_workers.flower_auth import check_flower_start, running_flower
+from o2c_workers.flower_auth import REFUSED_EXIT, check_flower_start, running_flower
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
@@ -180,11 +182,32 @@ def create_app(*, monitor: bool = False) -> Celery:
     return app
 
 
+def running_celery() -> bool:
+    """Whether this process is Celery's command line (a worker, beat, Flower, ...)."""
+    ctx = click.get_current_context(silent=True)
+    cli = sys.modules.get("celery.bin.celery")
+    return ctx is not None and cli is not None and ctx.find_root().command is cli.celery
+
+
+def check_settings_at_start() -> None:
+    """Under Celery's command line, read the settings now and exit with the message if they
+    are refused (a broker the fleet cannot serve, ``config.broker``), before anything runs."""
+    if not running_celery():
+        return
+    try:
+        get_settings()
+    except ConfigError as exc:
+        click.echo(f"o2c-workers: {exc}", err=True)
+        sys.exit(REFUSED_EXIT)
+
+
 @lru_cache(maxsize=1)
 def get_app() -> Celery:
     """The process's app (``celery -A o2c_workers`` finds it as ``o2c_workers.app``).
 
-    Under ``celery -A o2c_workers flower`` it first checks that Flower will ask for
-    credentials (``o2c_workers.flower_auth``), and exits if not."""
+    Under Celery's command line it first checks the settings, and under ``celery -A
+    o2c_workers flower`` that Flower will ask for credentials (``o2c_workers.flower_auth``),
+    and exits if not."""
+    check_settings_at_start()
     check_flower_start()
     return create_app(monitor=running_flower())

@@ -91,7 +91,3 @@ class MessageFactory:
         }
         return TaskMessage(task=task_name, task_id=task_id, queue=queue,
                            key=self.key_prefix + queue, envelope=orjson.dumps(envelope).decode())
-
-
-def is_redis_broker(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "unix://", "sentinel://"))

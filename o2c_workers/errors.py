@@ -68,6 +68,17 @@ class Transient(O2CError):
     remediation = catalogue.remediation(catalogue.EXHAUSTED)
 
 
+class NotReplicated(Transient):
+    """Fewer replicas than asked for confirmed a write in time (``O2C_ENQUEUE_MIN_REPLICAS``):
+    the write is on the primary, but may not survive its loss."""
+
+    def __init__(self, *, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"{confirmed} of {wanted} replica(s) confirmed the write within "
+                         f"{timeout_ms} ms", reason="not_replicated")
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
 class UnknownOutcome(Transient):
     """A create was sent and no answer came: look the record up before trying again."""
 

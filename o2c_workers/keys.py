@@ -121,6 +121,11 @@ key                                         type    what, and its TTL
                                                     (``erp_feed``); TTL ``max(60, 2 x
                                                     O2C_ERP_FEED_INTERVAL_S)`` seconds,
                                                     renewed on every page
+``{p}:receiver:replicated``                 string  written by a receiver's enqueue that
+                                                    found only duplicates, so its ``WAIT``
+                                                    covers the first write (with
+                                                    ``O2C_ENQUEUE_MIN_REPLICAS`` only); TTL
+                                                    60 s
 ``{p}:beat:{entry}``                        hash    a periodic task of the beat schedule
                                                     (RedBeat's definition and last run)
 ``{p}:beat::schedule``                      zset    RedBeat's entries by when next due
@@ -267,6 +272,11 @@ def sweep_last(prefix: str, sweep: str) -> str:
 def sweep_lock(prefix: str, feed: str | None = None) -> str:
     """The Salesforce sweeps' lease, or (``feed``) an ERP change feed's own."""
     return f"{prefix}:sweep:lock" if feed is None else f"{prefix}:sweep:lock:{feed}"
+
+
+def replication_probe(prefix: str) -> str:
+    """What an enqueue that wrote nothing writes before it waits for replicas."""
+    return f"{prefix}:receiver:replicated"
 
 
 def beat(prefix: str) -> str:

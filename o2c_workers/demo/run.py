@@ -80,7 +80,9 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
                                    outbound_url=f"{receiver_url}/salesforce/outbound"
                                                 f"?token={token}"))
     flower_auth = f"ops:{secrets.token_urlsafe(12)}"
-    env = {**os.environ, **sandbox.env(), "O2C_REDIS_URL": url, "O2C_WEBHOOK_TOKEN": token,
+    # The demo's Redis is its broker too: a caller's O2C_BROKER_URL is not passed on.
+    caller = {k: v for k, v in os.environ.items() if k != "O2C_BROKER_URL"}
+    env = {**caller, **sandbox.env(), "O2C_REDIS_URL": url, "O2C_WEBHOOK_TOKEN": token,
            "O2C_ADMIN_TOKEN": admin, "O2C_LOG_JSON": "true", "O2C_RETRY_BASE_S": "1",
            "O2C_RETRY_CAP_S": "20"}
     run_dir = opts.run_dir / time.strftime("%Y%m%d-%H%M%S")

@@ -14,8 +14,7 @@ from config.routes import DEFAULT_ROUTES, Route
 from o2c_workers import metrics, sentry
 from o2c_workers.atomic import AtomicWriter
 from o2c_workers.dlq import DeadLetterStore, ops
-from o2c_workers.enqueue import is_redis_broker
-from o2c_workers.receiver import soap
+from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler, ErpEventsEndpoint
 from o2c_workers.receiver.health import Health, Metrics
@@ -48,12 +47,13 @@ class Receiver:
 
     def __init__(self, settings: Settings, *, redis_client: redis.Redis, celery_app: Celery,
                  routes: tuple[Route, ...] = DEFAULT_ROUTES) -> None:
+        # The settings vouch that the broker is this Redis (config.broker): the task
+        # messages written below are on the queues the workers consume.
         settings.require("webhook_token", "salesforce_org_ids")
-        if not is_redis_broker(settings.effective_broker_url):
-            raise ValueError("the receiver enqueues atomically and needs a Redis broker")
         self.settings = settings
         self.redis = redis_client
         writer = AtomicWriter(redis_client)
+        replicas = durability.replicas(settings)
         dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix,
                                        retention_s=settings.dlq_retention_s)
         transport = celery_app.conf.broker_transport_options or {}
@@ -65,10 +65,11 @@ class Receiver:
                                      dead_letters=dead_letters)
         health = Health(redis_client)
         self.routes: dict[str, dict[str, Handler]] = {
-            SF_OUTBOUND: {"POST": OutboundEndpoint(outbound, writer=writer)},
+            SF_OUTBOUND: {"POST": OutboundEndpoint(outbound, writer=writer,
+                                                   replicas=replicas)},
             ERP_EVENTS: {"POST": ErpEventsEndpoint(
                 erp_events, writer=writer, max_body_bytes=settings.max_body_bytes,
-                dedupe_ttl_s=settings.dedupe_ttl_s)},
+                dedupe_ttl_s=settings.dedupe_ttl_s, replicas=replicas)},
             "/healthz": {"GET": health.live},
             "/readyz": {"GET": health.ready},
             "/metrics": {"GET": Metrics(redis_client, prefix=settings.key_prefix,

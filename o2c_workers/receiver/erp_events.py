@@ -30,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from config import Settings
 from config.routes import ERP_ROUTES
 from o2c_workers import catalogue, keys, metrics, sfid, timeline
-from o2c_workers.atomic import AtomicWriter, Item, Op
+from o2c_workers.atomic import AtomicWriter, Item, Op, Replicas
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
+from o2c_workers.errors import NotReplicated
+from o2c_workers.receiver import durability
 from o2c_workers.receiver.http import HTTPError, Request, Response
 
 log = logging.getLogger("o2c.receiver.erp")
@@ -165,9 +167,10 @@ class ErpEventsEndpoint:
     """``POST /erp/events``: verify the signature, parse, plan, enqueue, answer."""
 
     def __init__(self, handler: ErpEventHandler, *, writer: AtomicWriter, max_body_bytes: int,
-                 dedupe_ttl_s: int) -> None:
+                 dedupe_ttl_s: int, replicas: Replicas | None = None) -> None:
         self.handler = handler
         self.writer = writer
+        self.replicas = replicas
         self.max_body_bytes = max_body_bytes
         self.dedupe_ttl_s = dedupe_ttl_s
 
@@ -179,7 +182,10 @@ class ErpEventsEndpoint:
         planned = handler.plan(event, now=time.time())
         outcome, trace_key = planned.outcome, planned.trace_key
         try:
-            [fresh] = self.writer.run([planned.item], mark_ttl_s=self.dedupe_ttl_s)
+            [fresh] = self.writer.run([planned.item], mark_ttl_s=self.dedupe_ttl_s,
+                                      replicas=self.replicas)
+        except NotReplicated as exc:
+            raise durability.unavailable(exc, notifications=1) from None
         except redis.RedisError as exc:
             log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
             raise HTTPError(503, "the queue is unavailable; resend later") from None

@@ -14,10 +14,11 @@ from celery import Celery
 from config import Settings
 from config.routes import Route, match
 from o2c_workers import catalogue, intake, keys, metrics, sentry, sfid, timeline
-from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers.atomic import AtomicWriter, Item, Replicas
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
-from o2c_workers.receiver import soap
+from o2c_workers.errors import NotReplicated
+from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.http import XML, HTTPError, Request, Response, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
 
@@ -148,9 +149,11 @@ class OutboundHandler:
 class OutboundEndpoint:
     """``POST /salesforce/outbound``: authenticate, parse, plan, enqueue, then Ack."""
 
-    def __init__(self, handler: OutboundHandler, *, writer: AtomicWriter) -> None:
+    def __init__(self, handler: OutboundHandler, *, writer: AtomicWriter,
+                 replicas: Replicas | None = None) -> None:
         self.handler = handler
         self.writer = writer
+        self.replicas = replicas
         self.settings = handler.settings
 
     def __call__(self, request: Request) -> Response:
@@ -167,7 +170,10 @@ class OutboundEndpoint:
         planned = handler.plan(message, now=time.time())
         try:
             taken = self.writer.run([p.item for p in planned],
-                                    mark_ttl_s=self.settings.dedupe_ttl_s)
+                                    mark_ttl_s=self.settings.dedupe_ttl_s,
+                                    replicas=self.replicas)
+        except NotReplicated as exc:
+            raise durability.unavailable(exc, notifications=len(planned)) from None
         except redis.RedisError as exc:
             log.error("cannot enqueue outbound message, no Ack: %s", exc,
                       extra={"outcome": "unavailable", "notifications": len(planned)})

@@ -27,7 +27,7 @@ from config.routes import ERP_ROUTES
 from o2c_workers import keys
 from o2c_workers.atomic import AtomicWriter, Item
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.enqueue import MessageFactory, is_redis_broker
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.models import ChangeCursor, ChangePage, ErpChange
 from o2c_workers.receiver.erp_events import (
     ErpEvent,
@@ -83,8 +83,6 @@ class ErpFeed:
     def build(cls, settings: Settings, *, redis_client: Redis, erp: ChangeSource,
               celery_app: Celery) -> ErpFeed:
         """A feed that writes task messages as the receiver does (a Redis broker)."""
-        if not is_redis_broker(settings.effective_broker_url):
-            raise ValueError("the change feed enqueues atomically and needs a Redis broker")
         transport = celery_app.conf.broker_transport_options or {}
         messages = MessageFactory(celery_app,
                                   key_prefix=str(transport.get("global_keyprefix", "")))

@@ -16,7 +16,7 @@ from config import Settings
 from config.routes import DEFAULT_ROUTES, Route, match
 from o2c_workers import intake, keys
 from o2c_workers.atomic import AtomicWriter, Item
-from o2c_workers.enqueue import MessageFactory, is_redis_broker
+from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver.records import SObject, ValidationError, validate_record
 from o2c_workers.stalls import open_dead_letters
 from o2c_workers.sweeps import state
@@ -72,8 +72,6 @@ class Sweeper:
     def build(cls, settings: Settings, *, redis_client: Redis, salesforce: QuerySource,
               celery_app: Celery, routes: Sequence[Route] = DEFAULT_ROUTES) -> Sweeper:
         """A sweeper that writes task messages as the receiver does (a Redis broker)."""
-        if not is_redis_broker(settings.effective_broker_url):
-            raise ValueError("the sweep enqueues atomically and needs a Redis broker")
         transport = celery_app.conf.broker_transport_options or {}
         messages = MessageFactory(celery_app,
                                   key_prefix=str(transport.get("global_keyprefix", "")))

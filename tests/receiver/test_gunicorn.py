@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Gunicorn:
-    def __init__(self, redis_url: str, *, workers: int = 2, args: Sequence[str] = ()) -> None:
+    def __init__(self, redis_url: str, *, workers: int = 2, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
-                   O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="INFO")
+                   O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL="INFO", **(env or {}))
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
@@ -44,9 +45,10 @@ class Gunicorn:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
+                if self.process.poll() is not None:
+                    break
                 time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not start")
+        raise RuntimeError(f"gunicorn did not start: {self.stop()}")
 
     def post(self, body: bytes, *, token: str = TOKEN) -> requests.Response:
         return requests.post(f"{self.url}/salesforce/outbound", params={"token": token},
