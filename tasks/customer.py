@@ -8,16 +8,22 @@ from o2c_workers import app, timeline
 from o2c_workers.base_task import O2CTask
 from o2c_workers.chain import ChainContext
 from o2c_workers.services import customer
+from o2c_workers.services.pricing import Skipped
 
 
 @app.task(name="o2c.customer.ensure_customer", bind=True)
-def ensure_customer(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any]:
+def ensure_customer(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | None:
     """First step of a won opportunity: its account exists as an ERP customer."""
     ctx = ChainContext.load(payload)
     self.record("won", milestone="won", at=ctx.received_at,
                 notification_id=ctx.notification_id)
     rt = self.runtime
     result = customer.ensure_customer(ctx, sf=rt.salesforce, erp=rt.erp)
+    if isinstance(result, Skipped):
+        # No longer won: the chain ends here, with no customer, no order, no dead letter.
+        self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
+        self.end_chain()
+        return None
     self.record("customer_synced", customer=result.need_customer().name)
     return result.dump()
 

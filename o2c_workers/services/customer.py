@@ -9,17 +9,23 @@ from o2c_workers.chain import ChainContext
 from o2c_workers.errors import InvalidPayload
 from o2c_workers.models import ErpCustomer
 from o2c_workers.services import reading
-from o2c_workers.services.convert import customer_from_account, required
+from o2c_workers.services.convert import WON, customer_from_account, required
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.pricing import Skipped
 
 
-def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter) -> ChainContext:
+def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi,
+                    erp: ErpAdapter) -> ChainContext | Skipped:
     """First step of a won opportunity: make sure its account exists in the ERP.
 
     The opportunity, its account and its lines are read in one query, the account as it is
     now (not the notification's ``AccountId``); the read travels on to the pricing step,
-    without the account (made into the customer; its address stays out of the queue)."""
+    without the account (made into the customer; its address stays out of the queue). An
+    opportunity no longer Closed Won is ``Skipped`` before anything is written to the ERP."""
     read = reading.read_opportunity(sf, ctx.trace_key)
+    stage = str(read.opportunity.get("StageName") or "")
+    if stage != WON:
+        return Skipped(stage)
     if read.account is None:
         required(read.opportunity, "AccountId")
         raise InvalidPayload(f"the account of {ctx.trace_key} is not visible to the "

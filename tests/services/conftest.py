@@ -28,8 +28,10 @@ class Services:
         """The opportunity set Closed Won, and its chain after the first step, as
         ``validate_order`` receives it."""
         self.sf.update("Opportunity", opportunity_id, {"StageName": "Closed Won"})
-        return customer.ensure_customer(ChainContext(trace_key=opportunity_id),
-                                        sf=self.sf, erp=self.erp)
+        ctx = customer.ensure_customer(ChainContext(trace_key=opportunity_id),
+                                       sf=self.sf, erp=self.erp)
+        assert isinstance(ctx, ChainContext), ctx
+        return ctx
 
 
 def services_on(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> Services:

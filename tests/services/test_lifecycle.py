@@ -15,7 +15,7 @@ from o2c_workers.chain import ChainContext
 from o2c_workers.erp.unique import problems_of
 from o2c_workers.errors import BusinessError
 from o2c_workers.sandbox.erp import ErpConfig
-from o2c_workers.services import lifecycle, orders, pricing
+from o2c_workers.services import customer, lifecycle, orders, pricing
 from o2c_workers.services.orders import WriteBackFields
 from tests.services.conftest import services_on
 from tests.services.test_orders import submit
@@ -88,6 +88,23 @@ def test_an_opportunity_no_longer_won_is_skipped_before_anything_is_booked(svc):
     bare = ctx.model_copy(update={"opportunity": None})
     assert pricing.validate_order(bare, sf=svc.sf, erp=svc.erp,
                                   max_discount_percent=POLICY) == pricing.Skipped("Closed Lost")
+
+
+def test_an_opportunity_lost_before_the_first_step_creates_no_erp_customer(svc):
+    """A won notification arrives late (or is requeued) after the opportunity was lost:
+    the first step reads the stage with everything else and writes nothing to the ERP."""
+    opp = good(svc)
+    svc.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    account = svc.sf.get_opportunity(opp)["AccountId"]
+    before = svc.erp.http.call("GET", "/api/resource/Customer", params={
+        "fields": '["name"]', "limit_page_length": "0"})["data"]
+    result = customer.ensure_customer(ChainContext(trace_key=opp), sf=svc.sf, erp=svc.erp)
+    assert result == pricing.Skipped("Closed Lost")
+    after = svc.erp.http.call("GET", "/api/resource/Customer", params={
+        "fields": '["name"]', "limit_page_length": "0"})["data"]
+    assert after == before
+    assert svc.erp.find_customer(account) is None
+    assert sales_orders(svc, opp) == []
 
 
 def test_changed_lines_with_the_same_total_are_not_linked(svc):
