@@ -22,6 +22,7 @@ from o2c_workers.dev.redis_runtime import (
     redis_server_binary,
     start_private,
 )
+from tests.replica import Replica
 
 MASTER = "o2c"
 #: The sentinel's own settings, not the fleet's: it calls a silent primary down after 1 s.
@@ -32,12 +33,15 @@ FAILOVER_TIMEOUT_MS = 10000
 @dataclass
 class SentinelGroup:
     primary: RedisHandle
-    replica: subprocess.Popen[bytes]
-    replica_port: int
+    replica: Replica
     sentinel: subprocess.Popen[bytes]
     sentinel_port: int
     db: int = 0
     clients: list[redis.Redis] = field(default_factory=list)
+
+    @property
+    def replica_port(self) -> int:
+        return self.replica.port
 
     @property
     def url(self) -> str:
@@ -83,12 +87,12 @@ class SentinelGroup:
     def close(self) -> None:
         for client in self.clients:
             client.close()
-        for process in (self.sentinel, self.replica):
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        self.sentinel.terminate()
+        try:
+            self.sentinel.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.sentinel.kill()
+        self.replica.stop()
         self.primary.stop()
 
 
@@ -116,10 +120,8 @@ def start_group(workdir: Path, *, db: int = 0) -> SentinelGroup:
         folder.mkdir()
     primary = start_private(workdir=primary_dir, persistent=True, appendfsync="everysec")
     primary_port = int(primary.url.rsplit(":", 1)[1].split("/")[0])
-    replica_port, sentinel_port = free_port(), free_port()
-    replica = _start([binary, "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "yes", "--dir", str(replica_dir),
-                      "--replicaof", "127.0.0.1", str(primary_port)], replica_port)
+    replica = Replica(primary, replica_dir)
+    sentinel_port = free_port()
     config = sentinel_dir / "sentinel.conf"
     config.write_text(
         f"port {sentinel_port}\nbind 127.0.0.1\ndir {sentinel_dir}\n"
@@ -127,8 +129,8 @@ def start_group(workdir: Path, *, db: int = 0) -> SentinelGroup:
         f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
         f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n")
     sentinel = _start([binary, str(config), "--sentinel"], sentinel_port)
-    group = SentinelGroup(primary=primary, replica=replica, replica_port=replica_port,
-                          sentinel=sentinel, sentinel_port=sentinel_port, db=db)
+    group = SentinelGroup(primary=primary, replica=replica, sentinel=sentinel,
+                          sentinel_port=sentinel_port, db=db)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         replicas = group.ask().sentinel_slaves(MASTER)
