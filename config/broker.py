@@ -7,6 +7,11 @@ broker must be that same Redis server and database, or those messages land where
 reads. Every process checks this when its settings are read (``Settings`` runs
 :func:`check_broker`), so no process starts on a combination it cannot serve.
 
+RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``) is the other broker the fleet serves: the
+state stays on Redis (dedupe marks, timelines, dead letters, limiter state), and every path
+that enqueues publishes to RabbitMQ with publisher confirms before it writes its marks
+(``o2c_workers.amqp``). Which kind a process runs on is :func:`broker_kind`.
+
 Identity is the server and the database, not the spelling: ``redis://localhost:6379`` and
 ``redis://:secret@127.0.0.1:6379/0`` are the same; credentials and TLS do not count. A
 Redis Sentinel master (``sentinel://``) is the same when the sentinels (in any order), the
@@ -27,6 +32,8 @@ from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 STATE_SCHEMES = ("redis", "rediss", "unix")
 #: Schemes kombu's Redis transport (the workers' broker) serves with a database in the path.
 BROKER_SCHEMES = ("redis", "rediss")
+#: Schemes of a RabbitMQ broker (py-amqp, through kombu).
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 DEFAULT_PORT = 6379
 #: Names of this host's loopback interface: one server, however it is spelt.
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -64,18 +71,22 @@ def redis_server(url: str, *, variable: str) -> RedisServer:
     return RedisServer(("tcp", host, str(parts.get("port", DEFAULT_PORT))), db)
 
 
+def broker_kind(broker_url: str) -> str:
+    """``"amqp"`` for a RabbitMQ broker URL, else ``"redis"`` (the rule has checked it)."""
+    return "amqp" if scheme(broker_url) in AMQP_SCHEMES else "redis"
+
+
 def check_broker(redis_url: str, broker_url: str | None) -> None:
     """Refuse (``BrokerRefused``) a state or broker URL the fleet cannot serve."""
     effective = broker_url or redis_url
+    if broker_url and scheme(broker_url) in AMQP_SCHEMES:
+        check_state(redis_url)
+        return
     if is_sentinel(redis_url) or is_sentinel(effective):
         check_sentinel(redis_url, broker_url)
         return
-    state_scheme = scheme(redis_url)
-    if state_scheme not in STATE_SCHEMES:
-        raise BrokerRefused(
-            f"O2C_REDIS_URL must be a Redis URL (redis://, rediss://, unix:// or "
-            f"sentinel://), not {safe(redis_url)}: it holds the state and the queues")
-    state = redis_server(redis_url, variable="O2C_REDIS_URL")
+    state = check_state(redis_url)
+    assert state is not None
     variable = "O2C_BROKER_URL" if broker_url else "O2C_REDIS_URL (the broker, as "\
         "O2C_BROKER_URL is unset)"
     broker_scheme = scheme(effective)
@@ -83,8 +94,8 @@ def check_broker(redis_url: str, broker_url: str | None) -> None:
         raise BrokerRefused(
             f"{variable} is {safe(effective)}: the workers' broker must be the Redis of "
             f"O2C_REDIS_URL ({safe(redis_url)}) given as redis://, rediss:// or "
-            "sentinel://; RabbitMQ (amqp://), unix sockets and other brokers are "
-            f"not supported yet. {fix(broker_url)}")
+            "sentinel://, or a RabbitMQ broker (amqp://, amqps://); unix sockets and other "
+            f"brokers are not supported. {fix(broker_url)}")
     if "db" in query_names(effective):
         raise BrokerRefused(
             f"{variable} gives its database as ?db= ({safe(effective)}), which the workers' "
@@ -98,6 +109,18 @@ def check_broker(redis_url: str, broker_url: str | None) -> None:
             "messages onto O2C_REDIS_URL's Redis in one script with the dedupe mark, so "
             f"workers reading another one would never see them. To run, {FIX}, or point "
             "both at the same server and database")
+
+
+def check_state(redis_url: str) -> RedisServer | None:
+    """The state must be a Redis (a server's URL, or a Sentinel-managed master's)."""
+    if is_sentinel(redis_url):
+        _sentinel(redis_url, variable="O2C_REDIS_URL")
+        return None
+    if scheme(redis_url) not in STATE_SCHEMES:
+        raise BrokerRefused(
+            f"O2C_REDIS_URL must be a Redis URL (redis://, rediss://, unix:// or "
+            f"sentinel://), not {safe(redis_url)}: it holds the state and the queues")
+    return redis_server(redis_url, variable="O2C_REDIS_URL")
 
 
 def check_sentinel(redis_url: str, broker_url: str | None) -> None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from config.broker import BrokerRefused, check_broker
+from config.broker import BrokerRefused, broker_kind, check_broker
 from o2c_workers.catalogue import UNEXPECTED
 from o2c_workers.errors import O2CError
 
@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     #: names: ``sentinel://[:password@]host:26379[,host:26379...][/db]?master=NAME``
     #: (``&sentinel_password=`` when the sentinels ask for one); see o2c_workers.redis_urls.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: The Celery broker; unset, it is ``redis_url``. It must be that same Redis server and
-    #: database (the receiver writes the dedupe mark and the task message in one script):
-    #: anything else, RabbitMQ included, is refused at start (``config.broker``).
+    #: The Celery broker; unset, it is ``redis_url``. A Redis broker must be that same Redis
+    #: server and database (the receiver writes the dedupe mark and the task message in one
+    #: script); RabbitMQ (``amqp://``, ``amqps://``) is the other broker served, with the state
+    #: kept on ``redis_url``. Anything else is refused at start (``config.broker``).
     broker_url: str | None = None
     #: Prefix of every key the project writes (see ``o2c_workers.keys``).
     key_prefix: str = "o2c"
@@ -221,6 +222,11 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def broker_kind(self) -> str:
+        """``"redis"`` or ``"amqp"`` (RabbitMQ): which broker the fleet runs on."""
+        return broker_kind(self.effective_broker_url)
 
     @property
     def dedupe_ttl_s(self) -> int:

@@ -34,8 +34,6 @@ REFUSED = {
     "another database": ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1"),
     "another port": ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6380/0"),
     "another host": ("redis://127.0.0.1:6379/0", "redis://redis-2.internal:6379/0"),
-    "rabbitmq": ("redis://127.0.0.1:6379/0", "amqp://guest:s3cret@127.0.0.1:5672//"),
-    "pyamqp": ("redis://127.0.0.1:6379/0", "pyamqp://guest:s3cret@127.0.0.1//"),
     "sentinel broker, server state": ("redis://127.0.0.1:6379/0",
                                       "sentinel://:s3cret@127.0.0.1:26379/0?master=o2c"),
     "server broker, sentinel state": ("sentinel://:s3cret@127.0.0.1:26379/0?master=o2c",
@@ -63,8 +61,27 @@ def test_a_broker_the_fleet_cannot_serve_is_refused_naming_both_variables(state,
 def test_the_refusal_says_what_would_work():
     with pytest.raises(ConfigError, match="unset O2C_BROKER_URL"):
         load_settings(broker_url="redis://127.0.0.1:6379/9")
-    with pytest.raises(ConfigError, match=r"RabbitMQ .* not supported yet"):
-        load_settings(broker_url="amqp://guest:guest@127.0.0.1//")
+    with pytest.raises(ConfigError, match=r"or a RabbitMQ broker \(amqp://"):
+        load_settings(broker_url="kafka://127.0.0.1:9092")
+
+
+RABBITMQ = ["amqp://guest:s3cret@127.0.0.1:5672//", "pyamqp://guest:s3cret@127.0.0.1//",
+            "amqps://o2c:s3cret@rabbit.internal:5671/o2c"]
+
+
+@pytest.mark.parametrize("broker", RABBITMQ)
+@pytest.mark.parametrize("state", ["redis://127.0.0.1:6379/3",
+                                   "sentinel://:s3cret@s1:26379,s2:26379/2?master=o2c"])
+def test_rabbitmq_is_a_broker_beside_any_redis_state(state, broker):
+    settings = load_settings(redis_url=state, broker_url=broker)
+    assert settings.broker_kind == "amqp"
+    assert load_settings(redis_url=state).broker_kind == "redis"
+
+
+def test_rabbitmq_still_needs_a_redis_for_the_state():
+    with pytest.raises(ConfigError, match="O2C_REDIS_URL must be a Redis URL"):
+        load_settings(redis_url="amqp://guest:guest@127.0.0.1//",
+                      broker_url="amqp://guest:guest@127.0.0.1//")
 
 
 STATE_REFUSED = {

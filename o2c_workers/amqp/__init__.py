@@ -1,0 +1,1 @@
+"""RabbitMQ as the broker: its topology, and publishing with confirms."""
