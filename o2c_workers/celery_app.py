@@ -16,6 +16,7 @@ from kombu.entity import Exchange, Queue
 
 from config import ConfigError, Settings, get_settings
 from o2c_workers import keys, signals
+from o2c_workers.amqp import topology
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
 from o2c_workers.flower_auth import REFUSED_EXIT, check_flower_start, running_flower
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
@@ -100,6 +101,26 @@ def beat_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def queue_config(settings: Settings) -> dict[str, Any]:
+    """The queues and routes: on Redis one list per queue; on RabbitMQ the quorum queues of
+    ``o2c_workers.amqp.topology`` on its topic exchange, and publisher confirms."""
+    names = (*DOMAINS, SWEEP_QUEUE)
+    if settings.broker_kind == "amqp":
+        return {
+            "task_queues": topology.task_queues(),
+            "task_routes": {f"o2c.{d}.*": {"queue": d, "exchange": topology.EXCHANGE,
+                                           "routing_key": d} for d in names},
+            "broker_native_delayed_delivery_queue_type": topology.QUEUE_TYPE,
+        }
+    return {
+        "task_queues": [
+            Queue(d, Exchange(d, type="direct"), routing_key=d)  # type: ignore[no-untyped-call]
+            for d in names
+        ],
+        "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d} for d in names},
+    }
+
+
 def celery_config(settings: Settings, *, monitor: bool = False) -> dict[str, Any]:
     """The Celery settings of the fleet, derived from ours (``monitor``: for Flower)."""
     visibility = settings.visibility_timeout_s
@@ -110,6 +131,8 @@ def celery_config(settings: Settings, *, monitor: bool = False) -> dict[str, Any
         "redelivery_after_s": settings.redelivery_after_s,
         # A Sentinel broker: the master's name and how to sign in at the sentinels.
         **sentinel_options(settings.effective_broker_url),
+        # RabbitMQ: a publish returns once the broker has confirmed it (py-amqp).
+        **({"confirm_publish": True} if settings.broker_kind == "amqp" else {}),
         # Stock transport only: an unacked message returns to its queue after this long.
         # Every countdown is capped at O2C_MAX_COUNTDOWN_S, well below it (kombu #337).
         "visibility_timeout": visibility,
@@ -137,14 +160,9 @@ def celery_config(settings: Settings, *, monitor: bool = False) -> dict[str, Any
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_queues": [
-            Queue(d, Exchange(d, type="direct"), routing_key=d)  # type: ignore[no-untyped-call]
-            for d in (*DOMAINS, SWEEP_QUEUE)
-        ],
+        **queue_config(settings),
         "task_default_queue": "order",
         "task_create_missing_queues": False,
-        "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d}
-                        for d in (*DOMAINS, SWEEP_QUEUE)},
         # Flower needs task events.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
