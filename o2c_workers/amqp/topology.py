@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE
 
