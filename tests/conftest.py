@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, with_db
+from tests.rabbitmq import NoRabbitMQ, VirtualHost, virtual_host
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.workers"]
 
@@ -73,3 +74,24 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
     finally:
         subprocess.Popen.__init__ = real  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[VirtualHost]:
+    """A RabbitMQ vhost of this test process's own (``tests.rabbitmq``); skips, saying why,
+    only when no RabbitMQ can be found."""
+    made = virtual_host()
+    try:
+        vhost = made.__enter__()
+    except NoRabbitMQ as exc:
+        pytest.skip(f"RabbitMQ is needed: {exc}")
+    try:
+        yield vhost
+    finally:
+        made.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(rabbitmq_vhost: VirtualHost) -> str:
+    """``O2C_BROKER_URL`` for a RabbitMQ broker: this process's own vhost."""
+    return rabbitmq_vhost.url
