@@ -4,6 +4,13 @@ The receiver puts a notification's task message on its queue together with its d
 the dead-letter store changes an entry together with its indexes; a requeue moves an entry
 and pushes its message. Each is one ``Item`` (a guard and its writes) run by one Lua script.
 
+An item names the task messages it enqueues (``Item.messages``) apart from its other writes.
+On a Redis broker ``AtomicWriter(client, pushes=True)`` pushes them first, in the same
+script. On RabbitMQ they are published with confirms before the script runs, and the script
+runs the other writes alone (``o2c_workers.amqp.then_mark``); an ``AtomicWriter`` that was
+not told the broker is its Redis refuses an item with messages, so that no path can push a
+message onto a Redis list that no worker reads.
+
 Redis refusing writes (``OOM``, ``READONLY``, ``MISCONF``) refuses the script at its first
 write, and lets a script that has written finish, so a batch is never half-applied: the
 caller gets the error (``infrastructure.is_infrastructure``) and nothing changed.
@@ -22,7 +29,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import redis
 from redis.connection import Connection
@@ -84,28 +91,70 @@ return out
 """
 
 
+class Message(Protocol):
+    """A task message an item enqueues (``o2c_workers.enqueue.TaskMessage``)."""
+
+    def push_op(self) -> Op: ...
+
+
 @dataclass
 class Item:
     """Writes that happen together, or not at all, under one guard."""
 
     guard: list[Any]
     ops: list[Op] = field(default_factory=list)
+    #: The task messages the item enqueues: on a Redis broker pushed before ``ops`` in the
+    #: same script; on RabbitMQ published and confirmed before the script runs ``ops``.
+    messages: Sequence[Message] = ()
 
     @classmethod
-    def unless_marked(cls, mark_key: str, ops: list[Op], *, also: Sequence[str] = ()) -> Item:
+    def unless_marked(cls, mark_key: str, ops: list[Op], *, also: Sequence[str] = (),
+                      messages: Sequence[Message] = ()) -> Item:
         """Run ``ops`` unless ``mark_key`` (or any key in ``also``) is set; then set them all."""
-        return cls(["mark", mark_key, *also], ops)
+        return cls(["mark", mark_key, *also], ops, messages)
 
     @classmethod
-    def unless_any(cls, check: Sequence[str], ops: list[Op], *, sets: Sequence[str]) -> Item:
+    def unless_any(cls, check: Sequence[str], ops: list[Op], *, sets: Sequence[str],
+                   messages: Sequence[Message] = ()) -> Item:
         """Run ``ops`` unless any key in ``check`` is set; then set each key in ``sets``."""
         if not check:
             raise ValueError("a guard needs a key to check")
-        return cls(["marks", len(check), *check, *sets], ops)
+        return cls(["marks", len(check), *check, *sets], ops, messages)
 
     @classmethod
     def if_field(cls, key: str, name: str, value: str, ops: list[Op]) -> Item:
         return cls(["hfield", key, name, value], ops)
+
+
+def holds(guard: list[Any], replies: Sequence[Any]) -> bool:
+    """Whether ``guard`` lets its item's writes run, from the replies of ``guard_reads``."""
+    kind = guard[0]
+    if kind in ("mark", "marks"):
+        return int(replies[0]) == 0
+    if kind == "hfield":
+        value = replies[0]
+        return value is not None and value.decode() == str(guard[3])
+    return True
+
+
+def guard_reads(guard: list[Any]) -> list[list[Any]]:
+    """The reads that tell whether ``guard`` lets its writes run (the script's own test)."""
+    kind = guard[0]
+    if kind == "mark":
+        return [["EXISTS", *guard[1:]]]
+    if kind == "marks":
+        return [["EXISTS", *guard[2:2 + int(guard[1])]]]
+    if kind == "hfield":
+        return [["HGET", guard[1], guard[2]]]
+    return []
+
+
+class BatchWriter(Protocol):
+    """What runs guarded batches for the receiver, the sweeps and the repairs: an
+    ``AtomicWriter`` on a Redis broker, ``then_mark.PublishThenMark`` on RabbitMQ."""
+
+    def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1,
+            replicas: Replicas | None = None) -> list[bool]: ...
 
 
 @dataclass(frozen=True)
@@ -130,8 +179,10 @@ class AtomicWriter:
     greenlets share the idle list without a lock.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, pushes: bool = False) -> None:
         self.client = client
+        #: Whether this Redis is the broker, so an item's messages are pushed onto its lists.
+        self.pushes = pushes
         self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._idle: list[Connection] = []
         self._pid = os.getpid()
@@ -183,10 +234,14 @@ class AtomicWriter:
             return []
         args: list[Any] = [mark_ttl_s, len(items)]
         for item in items:
+            if item.messages and not self.pushes:
+                raise ValueError("task messages reach a Redis list only when that Redis is "
+                                 "the broker (AtomicWriter(..., pushes=True))")
+            ops = [*(m.push_op() for m in item.messages), *item.ops]
             args.append(len(item.guard))
             args.extend(item.guard)
-            args.append(len(item.ops))
-            for op in item.ops:
+            args.append(len(ops))
+            for op in ops:
                 args.append(len(op))
                 args.extend(op)
         conn = self._take()

@@ -1,9 +1,11 @@
-"""Build task messages exactly as kombu's Redis transport stores them on a queue's list.
+"""Build task messages as Celery publishes them: protocol-2 headers, a JSON body.
 
 Celery's ``apply_async`` publishes one message per round trip and cannot be tied to our own
 writes. For a Redis broker we write the message (a JSON envelope LPUSHed on the queue's
-list) inside one guarded batch (``o2c_workers.atomic``) together with the dedupe mark or the
-dead-letter update it belongs to: either all of it happens or none of it.
+list, exactly as kombu's Redis transport stores it) inside one guarded batch
+(``o2c_workers.atomic``) together with the dedupe mark or the dead-letter update it belongs
+to: either all of it happens or none of it. For RabbitMQ the same headers and body are
+published with confirms (``o2c_workers.amqp.publish``) before the batch runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,18 +25,23 @@ from o2c_workers.domains import domain_of
 
 @dataclass(frozen=True)
 class TaskMessage:
+    """One task message: ``envelope`` for a Redis queue's list (``key``); ``headers`` and
+    ``body`` (the JSON of ``[args, kwargs, embed]``) for RabbitMQ."""
+
     task: str
     task_id: str
     queue: str
     key: str
     envelope: str
+    headers: dict[str, Any] = field(default_factory=dict, compare=False)
+    body: bytes = b""
 
     def push_op(self) -> Op:
         return ["LPUSH", self.key, self.envelope]
 
 
 class MessageFactory:
-    """Builds task messages as kombu's Redis transport stores them on a queue's list.
+    """Builds task messages as Celery would publish them (``TaskMessage``).
 
     Celery writes the protocol-2 headers once per task and chain (``as_task_v2``); each
     message then only changes its ids, arguments and trace key.
@@ -90,4 +97,5 @@ class MessageFactory:
             },
         }
         return TaskMessage(task=task_name, task_id=task_id, queue=queue,
-                           key=self.key_prefix + queue, envelope=orjson.dumps(envelope).decode())
+                           key=self.key_prefix + queue, envelope=orjson.dumps(envelope).decode(),
+                           headers=headers, body=body)

@@ -20,9 +20,11 @@ no answer (``ConnectionError``, timeout)     Redis down, restarting, a network p
 ``BUSY``                                     a script overran ``busy-reply-threshold``
 ==========================================  ===============================================
 
-plus kombu's ``OperationalError``, which wraps a broker connection lost while publishing.
-Any other ``ResponseError`` (a wrong type, a script bug) is a defect of ours, not Redis
-refusing: it is not in the family.
+plus kombu's ``OperationalError``, which wraps a broker connection lost while publishing,
+and our ``BrokerUnavailable`` (one of them): RabbitMQ did not confirm a publish (a nack, no
+confirm in time, a lost connection, a refused login or vhost). Any other ``ResponseError``
+(a wrong type, a script bug) is a defect of ours, not Redis refusing: it is not in the
+family.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ import re
 
 import redis
 from kombu.exceptions import OperationalError
+
+
+class BrokerUnavailable(OperationalError):
+    """RabbitMQ did not confirm a publish: it nacked it, no confirm came in time, the
+    connection was lost or refused. Whether the broker kept the message is unknown."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        #: ``nacked``, ``returned``, ``timeout``, ``connection``.
+        self.reason = reason
+
 
 #: Exception classes that are always infrastructure, for an ``except`` clause.
 ALWAYS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,

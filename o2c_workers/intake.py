@@ -48,8 +48,8 @@ def version_marks(prefix: str, trace_key: str, record: SObject) -> dict[str, str
 def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SObject, *,
                 trace_key: str, context: dict[str, Any], now: float, event: str,
                 argsrepr: str, **details: Any) -> tuple[TaskMessage, list[Op]]:
-    """The route's first task message, and the writes that put it on its queue with the
-    timeline entry ``event`` that opens the transaction (both in one guarded write).
+    """The route's first task message, and the timeline entry ``event`` that opens the
+    transaction: one guarded write enqueues the message (``Item.messages``) with them.
 
     ``context`` holds what the chain's context knows of where the record came from
     (``notification_id``, ``organization_id``, ``action_id``, ``sobject_type``).
@@ -65,6 +65,6 @@ def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SOb
                          then=route.tasks[1:], argsrepr=argsrepr)
     # The first step stamps the "won" milestone from received_at; the writes here are the
     # few that must be atomic with the enqueue.
-    ops: list[Op] = [msg.push_op(), *timeline.record_ops(
-        prefix, trace_key, event, at=now, route=route.name, task_id=msg.task_id, **details)]
+    ops: list[Op] = timeline.record_ops(
+        prefix, trace_key, event, at=now, route=route.name, task_id=msg.task_id, **details)
     return msg, ops

@@ -47,7 +47,8 @@ Since = Annotated[str | None, typer.Option(help="Last failed since: 30m, 2h, 3d,
 TraceKey = Annotated[str | None, typer.Option("--trace-key", help="The transaction's trace "
                                               "key (the Opportunity id).",
                                               rich_help_panel=FILTERS)]
-StatusOpt = Annotated[str, typer.Option(help="open, requeued, resolved, purged or all.",
+StatusOpt = Annotated[str, typer.Option(help="open, requeuing, requeued, resolved, purged or "
+                                        "all.",
                                         rich_help_panel=FILTERS)]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 Ids = Annotated[list[str] | None, typer.Argument(help="Entry ids.", show_default=False)]
@@ -200,6 +201,10 @@ def requeue(ids: Ids = None,
             trace_key: TraceKey = None, status: StatusOpt = "open",
             dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be "
                                                   "requeued; change nothing.")] = False,
+            reclaim: Annotated[bool, typer.Option(
+                "--reclaim", help="Also requeue entries left 'requeuing' by a requeue to "
+                                  "RabbitMQ that died after its claim (its message may be on "
+                                  "its queue already: the step may run twice).")] = False,
             as_json: AsJson = False) -> None:
     """Put dead letters back on their queues (each atomically, at most once)."""
     with _connected() as dlq:
@@ -216,7 +221,7 @@ def requeue(ids: Ids = None,
             return
         with Progress(console=err, transient=True, disable=len(chosen) < 2) as bar:
             task = bar.add_task("requeueing", total=len(chosen))
-            report = ops.requeue(dlq, chosen, dry_run=dry_run,
+            report = ops.requeue(dlq, chosen, dry_run=dry_run, reclaim=reclaim,
                                  progress=lambda n: bar.advance(task, n))
     if as_json:
         _print_json(report.as_dict())

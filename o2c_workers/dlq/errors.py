@@ -40,3 +40,9 @@ class Refused(DlqError):
     """A requeue that cannot go ahead (still unrouted, still invalid, no task)."""
 
     status = 409
+
+
+class NotPublished(DlqError):
+    """The broker did not confirm a requeue's message; the entry says where it is now."""
+
+    status = 503

@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 
 class Status(StrEnum):
     OPEN = "open"
+    #: Claimed by a requeue that publishes to RabbitMQ and has not marked it requeued yet:
+    #: in progress, or the requeue died after its claim (``o2c dlq requeue --reclaim``).
+    REQUEUING = "requeuing"
     REQUEUED = "requeued"
     RESOLVED = "resolved"
     PURGED = "purged"
@@ -19,7 +22,7 @@ class Status(StrEnum):
     @property
     def closed(self) -> bool:
         """Closed entries have left the queue and expire after the retention."""
-        return self is not Status.OPEN
+        return self not in (Status.OPEN, Status.REQUEUING)
 
 
 def new_id() -> str:
@@ -54,6 +57,9 @@ class DeadLetter(BaseModel):
     #: Set when a later success resolved it, or a requeue sent it on.
     resolved_by: str | None = None
     requeued_task_id: str | None = None
+    #: Who claimed it for a requeue to RabbitMQ (``actor:random``), and when (epoch s).
+    requeue_claim: str | None = None
+    requeue_claimed_at: float | None = None
     #: The payload as first stored, when an edit changed it.
     original_payload: Any = None
     #: Bumped by every change; writes compare-and-set on it (optimistic concurrency).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -21,11 +22,12 @@ import redis
 
 from o2c_workers import keys, timeline
 from o2c_workers.dlq import edit as editing
-from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound
+from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound, NotPublished
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
-from o2c_workers.dlq.requeue import Planner
+from o2c_workers.dlq.requeue import Planner, Publisher, RequeuePlan
 from o2c_workers.dlq.store import DeadLetterStore, redacted
+from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.redact import redact_text
 
 Progress = Callable[[int], None]
@@ -39,6 +41,9 @@ class Dlq:
     store: DeadLetterStore
     replanner: Planner
     actor: str = "ops"
+    #: The broker's publisher when it is not the state's Redis (RabbitMQ): requeues then
+    #: claim, publish and mark (``requeue_one``). None: the requeue's script pushes.
+    publisher: Publisher | None = None
 
     @property
     def prefix(self) -> str:
@@ -139,35 +144,92 @@ def export(dlq: Dlq, where: Filter | None, out: IO[str]) -> int:
 
 # --- changing ---------------------------------------------------------------------------------
 
-def requeue_one(dlq: Dlq, entry_id: str, *, dry_run: bool = False,
+def requeue_one(dlq: Dlq, entry_id: str, *, dry_run: bool = False, reclaim: bool = False,
                 now: float | None = None) -> dict[str, Any]:
-    """Put one open entry's work back on its queue and mark it requeued, in one atomic write.
+    """Put one open entry's work back on its queue and mark it requeued, at most once.
 
-    The LPUSH comes first in the write: if it fails, the entry has not changed and can be
-    requeued again. The write is a compare-and-set on the entry, so of two operators
-    requeueing it at once exactly one succeeds.
+    On a Redis broker it is one atomic write, the LPUSH first: if it fails, the entry has
+    not changed and can be requeued again. The write is a compare-and-set on the entry, so
+    of two operators requeueing it at once exactly one succeeds. On RabbitMQ it is a claim,
+    a confirmed publish and a mark (``_requeue_published``). ``reclaim`` also takes an entry
+    left ``requeuing`` by a requeue that died after its claim.
     """
     now = time.time() if now is None else now
     entry = _entry(dlq, entry_id)
-    if entry.status is not Status.OPEN:
-        raise Conflict(f"dead letter {entry_id} is {entry.status.value}, not open")
+    takes = (Status.OPEN, Status.REQUEUING) if reclaim else (Status.OPEN,)
+    if entry.status not in takes:
+        hint = (": a requeue claimed it and has not marked it requeued; if that requeue "
+                "died, requeue it again with --reclaim (its message may be on its queue "
+                "already)") if entry.status is Status.REQUEUING else ", not open"
+        raise Conflict(f"dead letter {entry_id} is {entry.status.value}{hint}")
     plan = dlq.replanner.plan(entry, now=now)
     outcome = {"id": entry.id, **plan.describe()}
     if dry_run:
         return outcome
-    p, txn = dlq.prefix, keys.transaction(dlq.prefix, plan.trace_key)
+    if dlq.publisher is not None:
+        return _requeue_published(dlq, dlq.publisher, entry, plan, outcome, now=now)
     item = dlq.store.change(
         entry, status=Status.REQUEUED, now=now, before=[plan.push],
         fields={"requeued_task_id": plan.task_id, "requeued_at": now},
-        after=[dlq.store.audit_op("requeue", entry.id, actor=dlq.actor, now=now,
-                                  **plan.describe()),
-               ["HINCRBY", txn, "requeues", 1], ["EXPIRE", txn, timeline.TIMELINE_TTL_S],
-               *timeline.record_ops(p, plan.trace_key, "requeued", at=now, dead_letter=entry.id,
-                                    task=plan.task, task_id=plan.task_id, actor=dlq.actor)])
+        after=_requeued_ops(dlq, entry, plan, now=now))
     [applied] = dlq.store.run([item])
     if not applied:
         raise Conflict(f"dead letter {entry_id} changed meanwhile (requeued, edited or "
                        "resolved by someone else); look at it again")
+    return outcome
+
+
+def _requeued_ops(dlq: Dlq, entry: DeadLetter, plan: RequeuePlan, *, now: float) -> list[Any]:
+    """What marking an entry requeued writes beside it: audit, count, timeline."""
+    p, txn = dlq.prefix, keys.transaction(dlq.prefix, plan.trace_key)
+    return [dlq.store.audit_op("requeue", entry.id, actor=dlq.actor, now=now,
+                               **plan.describe()),
+            ["HINCRBY", txn, "requeues", 1], ["EXPIRE", txn, timeline.TIMELINE_TTL_S],
+            *timeline.record_ops(p, plan.trace_key, "requeued", at=now, dead_letter=entry.id,
+                                 task=plan.task, task_id=plan.task_id, actor=dlq.actor)]
+
+
+def _requeue_published(dlq: Dlq, publisher: Publisher, entry: DeadLetter, plan: RequeuePlan,
+                       outcome: dict[str, Any], *, now: float) -> dict[str, Any]:
+    """Claim, publish, mark: at most once out of the dead-letter queue on RabbitMQ.
+
+    1. claim: a compare-and-set ``open`` → ``requeuing`` with a claim id; of two operators
+       one claims it, the other is refused (the entry changed);
+    2. publish the message and wait for RabbitMQ's confirm;
+    3. mark: a compare-and-set ``requeuing`` → ``requeued`` on the claim's revision.
+
+    A publish not confirmed puts the claim back (``open`` again, on the same revision) and
+    says so (``NotPublished``). A crash, or Redis lost, after the claim leaves the entry
+    ``requeuing``: listed by ``o2c dlq list --status requeuing``, never taken by a plain
+    requeue, requeued again only by ``--reclaim``.
+    """
+    store, claim = dlq.store, f"{dlq.actor}:{uuid.uuid4().hex[:10]}"
+    taking = store.change(entry, status=Status.REQUEUING, now=now,
+                          fields={"requeue_claim": claim, "requeue_claimed_at": now},
+                          after=[store.audit_op("requeue_claim", entry.id, actor=dlq.actor,
+                                                now=now, claim=claim,
+                                                reclaimed=entry.status is Status.REQUEUING)])
+    if not store.run([taking])[0]:
+        raise Conflict(f"dead letter {entry.id} changed meanwhile (claimed, edited or "
+                       "resolved by someone else); look at it again")
+    claimed = entry.model_copy(update={"status": Status.REQUEUING, "rev": entry.rev + 1})
+    try:
+        publisher.publish([plan.message])
+    except BrokerUnavailable as exc:
+        back = store.change(claimed, status=Status.OPEN, now=now, after=[store.audit_op(
+            "requeue_not_published", entry.id, actor=dlq.actor, now=now, claim=claim,
+            reason=exc.reason)])
+        where = "open again: requeue it later" if store.run([back])[0] else \
+            "changed meanwhile: look at it again"
+        raise NotPublished(f"RabbitMQ did not confirm the requeue of {entry.id} ({exc}); "
+                           f"the entry is {where}") from exc
+    marking = store.change(claimed, status=Status.REQUEUED, now=now,
+                           fields={"requeued_task_id": plan.task_id, "requeued_at": now},
+                           after=_requeued_ops(dlq, entry, plan, now=now))
+    if not store.run([marking])[0]:
+        # Published; meanwhile its step succeeded (resolved) or someone reclaimed it.
+        current = store.get(entry.id)
+        outcome["entry_status"] = current.status.value if current else "gone"
     return outcome
 
 
@@ -186,11 +248,13 @@ def _each(dlq: Dlq, report: Report, ids: list[str], progress: Progress | None,
 
 
 def requeue(dlq: Dlq, ids: Iterable[str] | None = None, *, where: Filter | None = None,
-            dry_run: bool = False, progress: Progress | None = None) -> Report:
-    """Requeue the entries named, or every entry matching ``where``; one report for all."""
+            dry_run: bool = False, reclaim: bool = False,
+            progress: Progress | None = None) -> Report:
+    """Requeue the entries named, or every entry matching ``where``; one report for all
+    (``reclaim``: entries left ``requeuing`` too)."""
     chosen = select(dlq, ids, where)
     return _each(dlq, Report("requeue", dry_run), chosen, progress,
-                 lambda i: requeue_one(dlq, i, dry_run=dry_run))
+                 lambda i: requeue_one(dlq, i, dry_run=dry_run, reclaim=reclaim))
 
 
 def purge_one(dlq: Dlq, entry_id: str, *, reason: str = "", now: float | None = None,

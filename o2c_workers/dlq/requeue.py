@@ -8,6 +8,7 @@ planning makes of its stored (maybe edited) notification or ERP event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +40,13 @@ class RequeuePlan:
     def describe(self) -> dict[str, Any]:
         return {"task": self.task, "task_id": self.task_id, "queue": self.queue,
                 "trace_key": self.trace_key}
+
+
+class Publisher(Protocol):
+    """Publishes task messages and returns once the broker confirms them all, or raises
+    (``o2c_workers.amqp.publish.Publisher``: RabbitMQ)."""
+
+    def publish(self, messages: Sequence[TaskMessage]) -> None: ...
 
 
 class Planner(Protocol):

@@ -332,7 +332,7 @@ class DeadLetterStore:
         ids = [raw.decode() for raw in
                sync(self.client.zrangebyscore(index, "-inf", f"({filed_before!r}"))]
         pending = [e for e in self.many(ids) if e.task == task
-                   and e.status in (Status.OPEN, Status.REQUEUED)]
+                   and e.status in (Status.OPEN, Status.REQUEUING, Status.REQUEUED)]
         items = [self.change(e, status=Status.RESOLVED, now=now,
                              fields={"resolved_by": resolved_by, "resolved_at": now},
                              after=timeline.record_ops(

@@ -11,8 +11,7 @@ from celery import Celery
 
 from config import Settings
 from config.routes import DEFAULT_ROUTES, Route
-from o2c_workers import metrics, sentry
-from o2c_workers.atomic import AtomicWriter
+from o2c_workers import broker, metrics, sentry
 from o2c_workers.dlq import DeadLetterStore, ops
 from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
@@ -47,12 +46,12 @@ class Receiver:
 
     def __init__(self, settings: Settings, *, redis_client: redis.Redis, celery_app: Celery,
                  routes: tuple[Route, ...] = DEFAULT_ROUTES) -> None:
-        # The settings vouch that the broker is this Redis (config.broker): the task
-        # messages written below are on the queues the workers consume.
+        # The settings vouch for the broker (config.broker): this Redis, or RabbitMQ, where
+        # the writer publishes before it marks. Either way the workers consume it.
         settings.require("webhook_token", "salesforce_org_ids")
         self.settings = settings
         self.redis = redis_client
-        writer = AtomicWriter(redis_client)
+        writer = broker.batch_writer(settings, redis_client)
         replicas = durability.replicas(settings)
         dead_letters = DeadLetterStore(redis_client, prefix=settings.key_prefix,
                                        retention_s=settings.dlq_retention_s)
@@ -79,7 +78,8 @@ class Receiver:
         self.prefix_routes: list[tuple[str, Handler]] = []
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         replanner = Replanner(outbound.messages, outbound=outbound, erp_events=erp_events)
-        dlq = ops.Dlq(dead_letters, replanner, actor="admin-api")
+        dlq = ops.Dlq(dead_letters, replanner, actor="admin-api",
+                      publisher=broker.publisher(settings))
         self.add_prefix_route(ADMIN_DLQ, AdminDlq(dlq, token=token,
                                                   max_body=settings.max_body_bytes))
         self.add_prefix_route(ADMIN_RECONCILE, AdminReconcile(

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +31,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from config import Settings
 from config.routes import ERP_ROUTES
 from o2c_workers import catalogue, keys, metrics, sfid, timeline
-from o2c_workers.atomic import AtomicWriter, Item, Op, Replicas
+from o2c_workers.atomic import BatchWriter, Item, Op, Replicas
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
 from o2c_workers.errors import NotReplicated
+from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.receiver import durability
 from o2c_workers.receiver.http import HTTPError, Request, Response
 
@@ -145,28 +147,31 @@ class ErpEventHandler:
         payload = {**summary, "trace_key": trace_key, "received_at": now}
         msg = self.messages.build(task, args=[payload], trace_key=trace_key,
                                   argsrepr=f"<{event.doctype} {event.name} {event.event}>")
-        ops: list[Op] = [msg.push_op(), *timeline.record_ops(
+        ops: list[Op] = timeline.record_ops(
             self.prefix, trace_key, "erp_fed" if by == keys.FED else "erp_event", at=now,
             doctype=event.doctype, name=event.name, erp_event=event.event,
-            modified=event.modified)]
-        return EventPlan(self._guard(mark, versions, ops, by=by), "enqueued", trace_key, msg)
+            modified=event.modified)
+        return EventPlan(self._guard(mark, versions, ops, by=by, messages=[msg]), "enqueued",
+                         trace_key, msg)
 
     @staticmethod
-    def _guard(mark: str, versions: dict[str, str], ops: list[Op], *, by: str) -> Item:
+    def _guard(mark: str, versions: dict[str, str], ops: list[Op], *, by: str,
+               messages: Sequence[TaskMessage] = ()) -> Item:
         if by == keys.FED:
             if not versions:
                 raise ValueError("the change feed plans only versions it can name")
-            return Item.unless_any(list(versions.values()), ops, sets=[versions[keys.FED]])
+            return Item.unless_any(list(versions.values()), ops, sets=[versions[keys.FED]],
+                                   messages=messages)
         if not versions:
-            return Item.unless_marked(mark, ops)
+            return Item.unless_marked(mark, ops, messages=messages)
         return Item.unless_any([mark, versions[keys.FED]], ops,
-                               sets=[mark, versions[keys.NOTIFIED]])
+                               sets=[mark, versions[keys.NOTIFIED]], messages=messages)
 
 
 class ErpEventsEndpoint:
     """``POST /erp/events``: verify the signature, parse, plan, enqueue, answer."""
 
-    def __init__(self, handler: ErpEventHandler, *, writer: AtomicWriter, max_body_bytes: int,
+    def __init__(self, handler: ErpEventHandler, *, writer: BatchWriter, max_body_bytes: int,
                  dedupe_ttl_s: int, replicas: Replicas | None = None) -> None:
         self.handler = handler
         self.writer = writer
@@ -186,7 +191,7 @@ class ErpEventsEndpoint:
                                       replicas=self.replicas)
         except NotReplicated as exc:
             raise durability.unavailable(exc, notifications=1) from None
-        except redis.RedisError as exc:
+        except (redis.RedisError, BrokerUnavailable) as exc:
             log.error("cannot enqueue ERP event: %s", exc, extra={"outcome": "unavailable"})
             raise HTTPError(503, "the queue is unavailable; resend later") from None
         outcome = outcome if fresh else "duplicate"

@@ -14,10 +14,11 @@ from celery import Celery
 from config import Settings
 from config.routes import Route, match
 from o2c_workers import catalogue, intake, keys, metrics, sentry, sfid, timeline
-from o2c_workers.atomic import AtomicWriter, Item, Replicas
+from o2c_workers.atomic import BatchWriter, Item, Replicas
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
 from o2c_workers.errors import NotReplicated
+from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.http import XML, HTTPError, Request, Response, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
@@ -128,7 +129,7 @@ class OutboundHandler:
         marks = intake.version_marks(self.prefix, trace_key, record)
         swept = [marks[keys.SWEPT]] if marks else []
         notified = [marks[keys.NOTIFIED]] if marks else []
-        item = Item.unless_any([mark, *swept], ops, sets=[mark, *notified])
+        item = Item.unless_any([mark, *swept], ops, sets=[mark, *notified], messages=[msg])
         return Planned(n, "enqueued", trace_key, item, msg.queue, msg)
 
     def _dead_letter(self, n: soap.Notification, trace_key: str, mark: str, now: float,
@@ -149,7 +150,7 @@ class OutboundHandler:
 class OutboundEndpoint:
     """``POST /salesforce/outbound``: authenticate, parse, plan, enqueue, then Ack."""
 
-    def __init__(self, handler: OutboundHandler, *, writer: AtomicWriter,
+    def __init__(self, handler: OutboundHandler, *, writer: BatchWriter,
                  replicas: Replicas | None = None) -> None:
         self.handler = handler
         self.writer = writer
@@ -174,7 +175,7 @@ class OutboundEndpoint:
                                     replicas=self.replicas)
         except NotReplicated as exc:
             raise durability.unavailable(exc, notifications=len(planned)) from None
-        except redis.RedisError as exc:
+        except (redis.RedisError, BrokerUnavailable) as exc:
             log.error("cannot enqueue outbound message, no Ack: %s", exc,
                       extra={"outcome": "unavailable", "notifications": len(planned)})
             raise HTTPError(503, "the queue is unavailable; resend later") from None

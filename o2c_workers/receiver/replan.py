@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from config import Settings
 from config.routes import DEFAULT_ROUTES
+from o2c_workers import broker
 from o2c_workers.celery_app import get_app
 from o2c_workers.dlq import DeadLetterStore, ops
 from o2c_workers.dlq.errors import InvalidEdit, Refused
@@ -130,4 +131,4 @@ def build_dlq(settings: Settings, *, client: redis.Redis | None = None,
                                queue_prefix=str(transport.get("global_keyprefix", "")))
     erp = ErpEventHandler(settings, messages=outbound.messages, dead_letters=store)
     return ops.Dlq(store, Replanner(outbound.messages, outbound=outbound, erp_events=erp),
-                   actor)
+                   actor, publisher=broker.publisher(settings))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from o2c_workers.atomic import AtomicWriter
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.receiver.erp_events import ErpEvent, ErpEventHandler
 from o2c_workers.reconcile import findings as f
@@ -96,7 +95,7 @@ class Fixer:
             event=event, doctype=doctype, name=name, modified=stamp,
             doc={"salesforce_id": finding.opportunity_id}), now=now).item
             for doctype, event, name in events]
-        writer = AtomicWriter(self.sweeper.redis)
-        taken = writer.run(items, mark_ttl_s=self.sweeper.settings.dedupe_ttl_s)
+        # The sweeper's writer: on RabbitMQ it publishes the tasks before their marks.
+        taken = self.sweeper.batches.run(items, mark_ttl_s=self.sweeper.settings.dedupe_ttl_s)
         return Repair(finding.opportunity_id, f.WRITE_BACK, what,
                       "started" if all(taken) else "already_started")

@@ -24,8 +24,8 @@ from redis import Redis
 
 from config import Settings
 from config.routes import ERP_ROUTES
-from o2c_workers import keys
-from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers import broker, keys
+from o2c_workers.atomic import AtomicWriter, BatchWriter, Item
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.models import ChangeCursor, ChangePage, ErpChange
@@ -70,11 +70,13 @@ class ErpFeed:
     redis: Redis
     erp: ChangeSource
     messages: MessageFactory
-    writer: AtomicWriter = field(init=False)
+    #: Writes a page's tasks with their marks; on RabbitMQ it publishes them first.
+    writer: BatchWriter | None = None
     events: ErpEventHandler = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writer = AtomicWriter(self.redis)
+        if self.writer is None:
+            self.writer = AtomicWriter(self.redis, pushes=True)
         self.events = ErpEventHandler(
             self.settings, messages=self.messages,
             dead_letters=DeadLetterStore(self.redis, prefix=self.prefix))
@@ -82,11 +84,17 @@ class ErpFeed:
     @classmethod
     def build(cls, settings: Settings, *, redis_client: Redis, erp: ChangeSource,
               celery_app: Celery) -> ErpFeed:
-        """A feed that writes task messages as the receiver does (a Redis broker)."""
+        """A feed that enqueues as the receiver does, on the settings' broker."""
         transport = celery_app.conf.broker_transport_options or {}
         messages = MessageFactory(celery_app,
                                   key_prefix=str(transport.get("global_keyprefix", "")))
-        return cls(settings, redis_client, erp, messages)
+        return cls(settings, redis_client, erp, messages,
+                   broker.batch_writer(settings, redis_client))
+
+    @property
+    def batches(self) -> BatchWriter:
+        assert self.writer is not None
+        return self.writer
 
     @property
     def prefix(self) -> str:
@@ -134,7 +142,7 @@ class ErpFeed:
             cursor = page.next
         if durable and not dry_run:
             # Everything modified before the first page was asked for was in the answers.
-            self.writer.run([Item(["always"], [state.advance_op(self.prefix, FEED,
+            self.batches.run([Item(["always"], [state.advance_op(self.prefix, FEED,
                                                                 result.started_at)])])
             result.watermark = state.watermark(self.redis, self.prefix, FEED)
         result.finished_at = time.time()
@@ -163,7 +171,7 @@ class ErpFeed:
             return
         now = time.time()
         plans = [self.events.plan(as_event(c), now=now, by=keys.FED) for c in fresh]
-        started = self.writer.run([p.item for p in plans],
+        started = self.batches.run([p.item for p in plans],
                                   mark_ttl_s=self.settings.dedupe_ttl_s)
         for change, ok in zip(fresh, started, strict=True):
             result.found.append(self._found(change, "started" if ok else "already_started"))

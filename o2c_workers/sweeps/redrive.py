@@ -77,7 +77,7 @@ def _redrive_batch(sweeper: Sweeper, spec: Spec, stalls: list[Stall], result: Sw
             chosen.append(stall)
     if not items:
         return
-    taken = sweeper.writer.run(items, mark_ttl_s=sweeper.settings.dedupe_ttl_s)
+    taken = sweeper.batches.run(items, mark_ttl_s=sweeper.settings.dedupe_ttl_s)
     for stall, ok in zip(chosen, taken, strict=True):
         name = current[stall.trace_key].record.Name
         result.found.append(Found(stall.trace_key, "redriven" if ok else "already_started",

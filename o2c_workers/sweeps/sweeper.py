@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from celery import Celery
@@ -14,8 +14,8 @@ from redis import Redis
 
 from config import Settings
 from config.routes import DEFAULT_ROUTES, Route, match
-from o2c_workers import intake, keys
-from o2c_workers.atomic import AtomicWriter, Item
+from o2c_workers import broker, intake, keys
+from o2c_workers.atomic import AtomicWriter, BatchWriter, Item
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver.records import SObject, ValidationError, validate_record
 from o2c_workers.stalls import open_dead_letters
@@ -63,19 +63,27 @@ class Sweeper:
     salesforce: QuerySource
     messages: MessageFactory
     routes: Sequence[Route] = DEFAULT_ROUTES
-    writer: AtomicWriter = field(init=False)
+    #: Writes a page's chains with their marks; on RabbitMQ it publishes them first.
+    writer: BatchWriter | None = None
 
     def __post_init__(self) -> None:
-        self.writer = AtomicWriter(self.redis)
+        if self.writer is None:
+            self.writer = AtomicWriter(self.redis, pushes=True)
 
     @classmethod
     def build(cls, settings: Settings, *, redis_client: Redis, salesforce: QuerySource,
               celery_app: Celery, routes: Sequence[Route] = DEFAULT_ROUTES) -> Sweeper:
-        """A sweeper that writes task messages as the receiver does (a Redis broker)."""
+        """A sweeper that enqueues as the receiver does, on the settings' broker."""
         transport = celery_app.conf.broker_transport_options or {}
         messages = MessageFactory(celery_app,
                                   key_prefix=str(transport.get("global_keyprefix", "")))
-        return cls(settings, redis_client, salesforce, messages, routes)
+        return cls(settings, redis_client, salesforce, messages, routes,
+                   broker.batch_writer(settings, redis_client))
+
+    @property
+    def batches(self) -> BatchWriter:
+        assert self.writer is not None
+        return self.writer
 
     @property
     def prefix(self) -> str:
@@ -121,7 +129,7 @@ class Sweeper:
                 progress(spec.name, result.seen, int(page.get("totalSize") or 0))
         if durable and not dry_run:
             # Everything modified before the first query was in its answer.
-            self.writer.run([Item(["always"], [state.advance_op(self.prefix, spec.name,
+            self.batches.run([Item(["always"], [state.advance_op(self.prefix, spec.name,
                                                                 result.started_at)])])
             result.watermark = state.watermark(self.redis, self.prefix, spec.name)
         result.finished_at = time.time()
@@ -178,7 +186,7 @@ class Sweeper:
                                                             watermark)]))
         if not items:
             return
-        taken = self.writer.run(items, mark_ttl_s=self.settings.dedupe_ttl_s)
+        taken = self.batches.run(items, mark_ttl_s=self.settings.dedupe_ttl_s)
         for candidate, ok in zip(fresh, taken, strict=False):
             result.found.append(Found(candidate.trace_key, "started" if ok else "already_started",
                                       candidate.modified_at, candidate.record.Name))
@@ -212,11 +220,12 @@ class Sweeper:
         the record version's mark (or ``guard``, a re-drive's own)."""
         route = cast(Route, candidate.route)
         record, trace_key = candidate.record, candidate.trace_key
-        _, ops = intake.start_chain(
+        msg, ops = intake.start_chain(
             self.messages, self.prefix, route, record, trace_key=trace_key,
             context={"sobject_type": spec.sobject}, now=time.time(), event=event,
             argsrepr=f"<{spec.sobject} {trace_key} {event}>", sweep=spec.name, **details)
         if guard is not None:
-            return Item.unless_marked(guard, ops)
+            return Item.unless_marked(guard, ops, messages=[msg])
         marks = intake.version_marks(self.prefix, trace_key, record)
-        return Item.unless_any(list(marks.values()), ops, sets=[marks[keys.SWEPT]])
+        return Item.unless_any(list(marks.values()), ops, sets=[marks[keys.SWEPT]],
+                               messages=[msg])

@@ -133,7 +133,8 @@ def test_stats_count_by_status_category_domain_and_name_the_oldest(store):
     e = seed(store)
     resolve_every_step(store, "trace-A", resolved_by="task-1")
     data = store.stats(now=NOW)
-    assert data["by_status"] == {"open": 3, "requeued": 0, "resolved": 3, "purged": 0}
+    assert data["by_status"] == {"open": 3, "requeuing": 0, "requeued": 0,
+                                  "resolved": 3, "purged": 0}
     assert data["open_by_category"] == {"credit_hold": 1, "exhausted": 2}
     assert data["open_by_domain"] == {"customer": 1, "pricing": 2}
     assert data["oldest_open"]["id"] == e[1].id
