@@ -52,3 +52,62 @@ class CuttingProxy:
         for sock in self._sockets:
             with suppress(OSError):
                 sock.close()
+
+
+class TcpProxy:
+    """Forwards loopback connections to ``upstream_port`` until told otherwise: ``cut()``
+    closes every connection and refuses new ones until ``restore()``; ``freeze()`` keeps
+    connections open but delivers no more server bytes (a broker that stops answering)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.refusing = threading.Event()
+        self.frozen = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refusing.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                if replies and self.frozen.is_set():
+                    continue
+                sink.sendall(data)
+        for sock in (source, sink):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def cut(self) -> None:
+        self.refusing.set()
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def restore(self) -> None:
+        self.frozen.clear()
+        self.refusing.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()

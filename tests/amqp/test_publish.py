@@ -1,0 +1,186 @@
+"""The publisher: confirmed batches on the real node, the message Celery itself publishes, and
+every way RabbitMQ can fail to confirm (a nack, a lost connection, no answer, a vhost gone)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from config import Settings
+from o2c_workers import app as celery_app
+from o2c_workers.amqp.publish import CONFIRM_TIMEOUT_S, Publisher
+from o2c_workers.celery_app import celery_config, create_app
+from o2c_workers.enqueue import MessageFactory
+from o2c_workers.infrastructure import BrokerUnavailable, is_infrastructure
+from tests.amqp.conftest import Broker, amqp_port, via
+from tests.proxy import TcpProxy
+from tests.rabbitmq import VirtualHost, ctl, virtual_host
+
+FACTORY = MessageFactory(celery_app)
+
+
+def probe(queue: str, n: int = 1):
+    return FACTORY.build(f"o2c.{queue}.probe_step", args=[{"trace_key": f"probe:{n}"}],
+                         trace_key=f"probe:{n}")
+
+
+def test_a_batch_is_on_its_queues_once_publish_returns(broker: Broker, publisher: Publisher):
+    publisher.publish([probe("customer", 1), probe("order", 2), probe("customer", 3)])
+    assert broker.count("customer") == 2
+    assert broker.count("order") == 1
+    publisher.publish([probe("pricing", 4)])  # the connection is reused
+    assert [m["headers"]["trace_key"] for m in broker.take("customer")] == ["probe:1",
+                                                                            "probe:3"]
+    assert broker.count("pricing") == 1
+
+
+def test_the_message_is_the_one_celery_publishes(broker: Broker, publisher: Publisher,
+                                                 amqp_settings: Settings):
+    app = create_app()
+    app.conf.update(celery_config(amqp_settings))
+    app.loader.import_default_modules()
+    try:
+        app.tasks["o2c.customer.ensure_customer"].apply_async(
+            args=[{"trace_key": "celery"}],
+            chain=[app.signature("o2c.pricing.validate_order", options={"queue": "pricing"})])
+    finally:
+        app.close()
+    ours = FACTORY.build("o2c.customer.ensure_customer", args=[{"trace_key": "ours"}],
+                         trace_key="ours", then=["o2c.pricing.validate_order"])
+    publisher.publish([ours])
+    theirs, mine = broker.take("customer")
+    assert (mine["exchange"], mine["routing_key"]) == (theirs["exchange"],
+                                                       theirs["routing_key"]) == ("o2c",
+                                                                                  "customer")
+    # reply_to: Celery names its process there for results; the fleet keeps none.
+    for name in ("content_type", "content_encoding", "delivery_mode"):
+        assert mine["properties"].get(name) == theirs["properties"].get(name), name
+    assert mine["properties"]["correlation_id"] == ours.task_id == mine["headers"]["id"]
+    # timelimit: Celery copies the app's limits in; without them the worker applies the
+    # same ones (task_time_limit), as for every message on Redis.
+    differ = {"id", "root_id", "argsrepr", "kwargsrepr", "origin", "trace_key", "timelimit"}
+    assert set(mine["headers"]) - {"trace_key"} == set(theirs["headers"])
+    assert {k: v for k, v in mine["headers"].items() if k not in differ} == \
+        {k: v for k, v in theirs["headers"].items() if k not in differ}
+    assert mine["kwargs"] == theirs["kwargs"] == {}
+    assert [s["task"] for s in mine["embed"]["chain"]] == \
+        [s["task"] for s in theirs["embed"]["chain"]] == ["o2c.pricing.validate_order"]
+
+
+def test_a_broker_failure_is_infrastructure():
+    assert is_infrastructure(BrokerUnavailable("no confirm", reason="timeout"))
+
+
+@pytest.fixture
+def own_vhost() -> VirtualHost:
+    with virtual_host(prefix="o2c-test-publish") as vhost:
+        yield vhost
+
+
+def fill(publisher: Publisher, vhost: VirtualHost, queue: str) -> int:
+    """Give ``queue`` a length limit (a policy) and publish until it nacks: a queue at its
+    limit under the topology's ``x-overflow: reject-publish`` refuses what comes next.
+    Returns how many it kept."""
+    publisher.publish([probe("customer", 99)])  # a first connection declares the queues
+    Broker(vhost.url).take("customer")
+    ctl("set_policy", "-p", vhost.name, "--apply-to", "queues", "full", f"^{queue}$",
+        '{"max-length": 1}')
+    deadline = time.monotonic() + 30
+    while "full" not in ctl("list_queues", "-p", vhost.name, "name", "policy"):
+        assert time.monotonic() < deadline, "the policy was never applied"
+        time.sleep(0.2)
+    for n in range(10):
+        try:
+            publisher.publish([probe(queue, 100 + n)])
+        except BrokerUnavailable as exc:
+            assert exc.reason == "nacked"
+            return Broker(vhost.url).count(queue)
+    raise AssertionError(f"{queue} never reached its limit")
+
+
+def unfill(publisher: Publisher, vhost: VirtualHost, queue: str) -> None:
+    ctl("clear_policy", "-p", vhost.name, "full")
+    Broker(vhost.url).take(queue)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            publisher.publish([probe(queue, 200)])
+            break
+        except BrokerUnavailable:
+            assert time.monotonic() < deadline, "the queue never took messages again"
+            time.sleep(0.2)
+    Broker(vhost.url).take(queue)
+
+
+@pytest.mark.slow
+def test_a_nack_is_broker_unavailable(own_vhost: VirtualHost):
+    publisher = Publisher(own_vhost.url)
+    broker = Broker(own_vhost.url)
+    kept = fill(publisher, own_vhost, "order")
+    with pytest.raises(BrokerUnavailable) as refused:
+        publisher.publish([probe("customer", 2), probe("order", 3)])
+    assert refused.value.reason == "nacked"
+    assert broker.count("order") == kept
+    unfill(publisher, own_vhost, "order")
+    publisher.publish([probe("order", 4)])
+    assert broker.count("order") == 1
+    publisher.close()
+
+
+def test_a_lost_connection_is_broker_unavailable_until_it_is_back(broker: Broker,
+                                                                  amqp_url: str):
+    proxy = TcpProxy(amqp_port(amqp_url))
+    publisher = Publisher(via(amqp_url, proxy.port))
+    try:
+        publisher.publish([probe("customer", 1)])
+        proxy.cut()
+        with pytest.raises(BrokerUnavailable) as lost:
+            publisher.publish([probe("customer", 2)])
+        assert lost.value.reason == "connection"
+        assert "guest:guest" not in str(lost.value)
+        proxy.restore()
+        publisher.publish([probe("customer", 3)])
+    finally:
+        publisher.close()
+        proxy.close()
+    assert [m["headers"]["trace_key"] for m in broker.take("customer")] == ["probe:1",
+                                                                            "probe:3"]
+
+
+@pytest.mark.slow
+def test_no_confirm_in_time_is_broker_unavailable(broker: Broker, amqp_url: str):
+    proxy = TcpProxy(amqp_port(amqp_url))
+    publisher = Publisher(via(amqp_url, proxy.port))
+    try:
+        publisher.publish([probe("customer", 1)])
+        proxy.freeze()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable) as late:
+            publisher.publish([probe("customer", 2)])
+        assert late.value.reason == "timeout"
+        assert CONFIRM_TIMEOUT_S <= time.monotonic() - started < CONFIRM_TIMEOUT_S + 2
+        proxy.restore()
+        publisher.publish([probe("customer", 3)])  # a new connection
+    finally:
+        publisher.close()
+        proxy.close()
+
+
+@pytest.mark.slow
+def test_a_deleted_vhost_refuses_until_it_is_made_again(own_vhost: VirtualHost):
+    publisher = Publisher(own_vhost.url)
+    publisher.publish([probe("customer", 1)])
+    ctl("delete_vhost", own_vhost.name)
+    try:
+        with pytest.raises(BrokerUnavailable) as gone:
+            publisher.publish([probe("customer", 2)])
+        assert gone.value.reason == "connection"
+    finally:
+        ctl("add_vhost", own_vhost.name)
+        ctl("set_permissions", "-p", own_vhost.name, "guest", ".*", ".*", ".*")
+    # The new connection declares the queues again before it publishes.
+    publisher.publish([probe("customer", 3)])
+    assert [m["headers"]["trace_key"] for m in Broker(own_vhost.url).take("customer")] == \
+        ["probe:3"]
+    publisher.close()
