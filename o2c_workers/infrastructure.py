@@ -34,15 +34,19 @@ import re
 import redis
 from kombu.exceptions import OperationalError
 
+from o2c_workers.errors import Transient
 
-class BrokerUnavailable(OperationalError):
+
+class BrokerUnavailable(Transient, OperationalError):
     """RabbitMQ did not confirm a publish: it nacked it, no confirm came in time, the
-    connection was lost or refused. Whether the broker kept the message is unknown."""
+    connection was lost or refused. Whether the broker kept the message is unknown.
+
+    A passing fault of the fleet's tree (a sweep fails and waits for its next run) and
+    kombu's connection error alike (infrastructure: the receiver answers 503)."""
 
     def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        #: ``nacked``, ``returned``, ``timeout``, ``connection``.
-        self.reason = reason
+        #: ``reason``: ``nacked``, ``returned``, ``timeout`` or ``connection``.
+        super().__init__(message, reason=reason)
 
 
 #: Exception classes that are always infrastructure, for an ``except`` clause.

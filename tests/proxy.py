@@ -57,12 +57,14 @@ class CuttingProxy:
 class TcpProxy:
     """Forwards loopback connections to ``upstream_port`` until told otherwise: ``cut()``
     closes every connection and refuses new ones until ``restore()``; ``freeze()`` keeps
-    connections open but delivers no more server bytes (a broker that stops answering)."""
+    connections open but holds every server byte back until ``restore()`` (a broker that
+    stops answering, or answers late)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.refusing = threading.Event()
-        self.frozen = threading.Event()
+        self.flowing = threading.Event()
+        self.flowing.set()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -85,8 +87,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
-                if replies and self.frozen.is_set():
-                    continue
+                if replies:
+                    self.flowing.wait()
                 sink.sendall(data)
         for sock in (source, sink):
             with suppress(OSError):
@@ -102,12 +104,13 @@ class TcpProxy:
             sock.close()
 
     def freeze(self) -> None:
-        self.frozen.set()
+        self.flowing.clear()
 
     def restore(self) -> None:
-        self.frozen.clear()
         self.refusing.clear()
+        self.flowing.set()
 
     def close(self) -> None:
         self.cut()
+        self.flowing.set()
         self._listener.close()

@@ -104,14 +104,15 @@ class _Link:
         self.returned.append(f"{routing_key}: {exc}")
 
     def publish(self, messages: Sequence[TaskMessage], *, timeout_s: float) -> None:
-        self.nacked, self.returned = [], []
-        first = self.sent + 1
+        self.nacked, self.returned, self.pending = [], [], set()
         for message in messages:
+            # Pending before it is sent: py-amqp reads what the broker sent before each
+            # publish (connection.blocked), so an earlier message's ack may come meanwhile.
+            self.sent += 1
+            self.pending.add(self.sent)
             self.channel.basic_publish(amqp_message(message), exchange=topology.EXCHANGE,
                                        routing_key=message.queue, mandatory=True,
                                        timeout=timeout_s)
-            self.sent += 1
-        self.pending = set(range(first, self.sent + 1))
         deadline = time.monotonic() + timeout_s
         while self.pending:
             left = deadline - time.monotonic()

@@ -43,6 +43,13 @@ class Refused(DlqError):
 
 
 class NotPublished(DlqError):
-    """The broker did not confirm a requeue's message; the entry says where it is now."""
+    """The broker did not confirm a requeue's message; the message says where the entry is."""
+
+    status = 503
+
+
+class LeftRequeuing(DlqError):
+    """A requeue's message is on its queue, but marking the entry requeued failed: it is
+    left ``requeuing`` for an operator (``--reclaim``)."""
 
     status = 503

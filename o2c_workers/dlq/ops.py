@@ -22,7 +22,13 @@ import redis
 
 from o2c_workers import keys, timeline
 from o2c_workers.dlq import edit as editing
-from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound, NotPublished
+from o2c_workers.dlq.errors import (
+    Conflict,
+    DlqError,
+    EntryNotFound,
+    LeftRequeuing,
+    NotPublished,
+)
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
 from o2c_workers.dlq.requeue import Planner, Publisher, RequeuePlan
@@ -216,21 +222,39 @@ def _requeue_published(dlq: Dlq, publisher: Publisher, entry: DeadLetter, plan: 
     try:
         publisher.publish([plan.message])
     except BrokerUnavailable as exc:
-        back = store.change(claimed, status=Status.OPEN, now=now, after=[store.audit_op(
-            "requeue_not_published", entry.id, actor=dlq.actor, now=now, claim=claim,
-            reason=exc.reason)])
-        where = "open again: requeue it later" if store.run([back])[0] else \
-            "changed meanwhile: look at it again"
         raise NotPublished(f"RabbitMQ did not confirm the requeue of {entry.id} ({exc}); "
-                           f"the entry is {where}") from exc
+                           f"the entry is {_put_back(dlq, claimed, claim, exc, now=now)}") \
+            from exc
     marking = store.change(claimed, status=Status.REQUEUED, now=now,
                            fields={"requeued_task_id": plan.task_id, "requeued_at": now},
                            after=_requeued_ops(dlq, entry, plan, now=now))
-    if not store.run([marking])[0]:
+    try:
+        marked = store.run([marking])[0]
+    except redis.RedisError as exc:
+        raise LeftRequeuing(
+            f"the requeue of {entry.id} is on its queue (task {plan.task_id}), but Redis "
+            f"refused marking it requeued ({exc}): it is left requeuing; once Redis takes "
+            f"writes, o2c dlq requeue --reclaim {entry.id} requeues it again (the step then "
+            "runs twice; every step is idempotent)") from exc
+    if not marked:
         # Published; meanwhile its step succeeded (resolved) or someone reclaimed it.
         current = store.get(entry.id)
         outcome["entry_status"] = current.status.value if current else "gone"
     return outcome
+
+
+def _put_back(dlq: Dlq, claimed: DeadLetter, claim: str, exc: BrokerUnavailable, *,
+              now: float) -> str:
+    """Release a claim whose publish failed; where the entry is now, for the message."""
+    back = dlq.store.change(claimed, status=Status.OPEN, now=now, after=[dlq.store.audit_op(
+        "requeue_not_published", claimed.id, actor=dlq.actor, now=now, claim=claim,
+        reason=exc.reason)])
+    try:
+        released = dlq.store.run([back])[0]
+    except redis.RedisError as error:
+        return (f"left requeuing, as Redis refused to open it again ({error}): requeue it "
+                "with --reclaim once Redis takes writes")
+    return "open again: requeue it later" if released else "changed meanwhile: look at it again"
 
 
 def _each(dlq: Dlq, report: Report, ids: list[str], progress: Progress | None,
