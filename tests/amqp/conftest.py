@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,18 +108,19 @@ def via(url: str, port: int) -> str:
     return parts._replace(netloc=f"{creds}127.0.0.1:{port}").geturl()
 
 
-@pytest.fixture
-def amqp_worker(redis_url: str, amqp_url: str, broker: Broker,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+@contextmanager
+def running_worker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[Settings]:
     """A real Celery worker (``celery.contrib.testing.worker``, the solo pool in a thread)
-    on the fleet's app configured by ``celery_config`` for this vhost, consuming every
-    domain queue; the app's Redis configuration comes back after."""
+    on the fleet's app configured by ``celery_config`` for the settings of ``env`` (a
+    RabbitMQ ``O2C_BROKER_URL``), consuming every domain queue; the app's configuration
+    comes back after."""
     import tests.probe_tasks  # noqa: F401  (registers the probe tasks)
 
-    monkeypatch.setenv("O2C_REDIS_URL", redis_url)
-    monkeypatch.setenv("O2C_BROKER_URL", amqp_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     settings = get_settings()
+    assert settings.broker_kind == "amqp"
     before = {key: celery_app.conf[key] for key in celery_config(settings)}
     _reconfigure(celery_config(settings))
     root = logging.getLogger()
@@ -133,6 +135,15 @@ def amqp_worker(redis_url: str, amqp_url: str, broker: Broker,
         _reconfigure(before)
         set_runtime(None)
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def amqp_worker(redis_url: str, amqp_url: str, broker: Broker,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A worker on this process's vhost and the test Redis (``running_worker``)."""
+    with running_worker(monkeypatch, {"O2C_REDIS_URL": redis_url,
+                                      "O2C_BROKER_URL": amqp_url}) as settings:
+        yield settings
 
 
 def _reconfigure(conf: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from tests.amqp.conftest import ERP_SECRET, TOKEN, Broker, amqp_port, queue_list
 from tests.amqp.test_publish import fill, unfill
 from tests.proxy import TcpProxy
 from tests.rabbitmq import VirtualHost, ctl, virtual_host
+from tests.receiver.test_gunicorn import Gunicorn
 from tests.refusing import out_of_memory, private_redis  # noqa: F401  (a fixture)
 
 WON = "0065g0000000001AAA"
@@ -198,3 +199,19 @@ def test_redis_refusing_after_the_confirm_is_503_and_the_resend_publishes_again(
     # marked one is the last, and nothing was hidden.
     assert traces(broker, "customer") == [WON, WON, WON]
     assert queue_lists(client) == 0
+
+
+@pytest.mark.slow
+def test_under_gunicorn_as_shipped(redis_url: str, redis_client: redis.Redis, amqp_url: str,
+                                   broker: Broker):
+    """The Procfile's receiver (gevent workers): py-amqp on gevent's sockets."""
+    server = Gunicorn(redis_url, workers=2, env={"O2C_BROKER_URL": amqp_url})
+    try:
+        answers = [server.post(soapmsg.won_message([n])) for n in (1, 2, 3, 1, 2, 3)]
+    finally:
+        output = server.stop()
+    assert all(acked(a) for a in answers), output
+    assert sorted(traces(broker, "customer")) == [WON, "0065g0000000002AAA",
+                                                  "0065g0000000003AAA"]
+    assert marked(redis_client, 1, 2, 3) == [True, True, True]
+    assert queue_lists(redis_client) == 0
