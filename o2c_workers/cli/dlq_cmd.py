@@ -25,6 +25,7 @@ from rich.table import Table
 from config import ConfigError, load_settings
 from o2c_workers.dlq import ops
 from o2c_workers.dlq.errors import DlqError
+from o2c_workers.dlq.models import Status
 from o2c_workers.dlq.query import Filter, age_text, iso
 from o2c_workers.infrastructure import is_infrastructure
 from o2c_workers.receiver.replan import build_dlq
@@ -116,6 +117,7 @@ def list_cmd(category: Category = None, domain: Domain = None, since: Since = No
     with _connected() as dlq:
         where = _where(status, category, domain, since, trace_key)
         listing = ops.list_entries(dlq, where, offset=offset, limit=limit, newest_first=newest)
+        claimed = dlq.store.count(status=Status.REQUEUING) if where.status is Status.OPEN else 0
     rows = [ops.summary(e) for e in listing.entries]
     page = listing.page
     if as_json:
@@ -134,6 +136,12 @@ def list_cmd(category: Category = None, domain: Domain = None, since: Since = No
     out.print(table)
     if page.next_offset is not None:
         out.print(f"more: --offset {page.next_offset}")
+    if claimed:
+        # A requeue to RabbitMQ claims an entry before it publishes: one still claimed
+        # after it finished died between its claim and its mark.
+        out.print(f"[yellow]{claimed} requeuing[/]: claimed by a requeue that has not "
+                  "marked them requeued (in progress, or it died). See them with --status "
+                  "requeuing; requeue them again with o2c dlq requeue --reclaim.")
 
 
 @dlq_app.command()

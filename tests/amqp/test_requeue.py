@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import redis
+from typer.testing import CliRunner
 
 from config import Settings
 from o2c_workers.amqp.publish import Publisher
+from o2c_workers.cli import cli
 from o2c_workers.dev.redis_runtime import RedisHandle
 from o2c_workers.dlq import DeadLetterStore, Status, ops
 from o2c_workers.dlq.errors import Conflict, LeftRequeuing, NotPublished
@@ -160,3 +162,31 @@ def test_a_crash_after_the_publish_leaves_it_requeuing_until_reclaimed(
     assert broker.count("pricing") == 2
     assert actions(dlq.store, entry.id) == ["requeue_claim", "requeue_claim", "requeue"]
     assert queue_lists(client) == 0
+
+
+def test_the_command_requeues_to_rabbitmq_and_shows_what_is_left_requeuing(
+        amqp_settings: Settings, redis_url: str, amqp_url: str, redis_client: redis.Redis,
+        broker: Broker):
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    fresh = store.add(worker_entry(1, trace_key=TRACE))
+    stuck = store.add(worker_entry(2, status="requeuing", requeue_claim="ops:dead"))
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, ["dlq", *args], env={
+            "O2C_REDIS_URL": redis_url, "O2C_BROKER_URL": amqp_url, "COLUMNS": "200"})
+
+    listed = run("list")
+    assert listed.exit_code == 0, listed.output
+    assert fresh.id in listed.stdout and stuck.id not in listed.stdout
+    assert "1 requeuing" in listed.stdout and "--reclaim" in listed.stdout
+    assert stuck.id in run("list", "--status", "requeuing").stdout
+    done = run("requeue", fresh.id, stuck.id)
+    assert done.exit_code == 0, done.output
+    assert "requeuing: a requeue claimed it" in done.stdout
+    assert broker.count("pricing") == 1
+    again = run("requeue", "--status", "requeuing", "--all", "--reclaim")
+    assert again.exit_code == 0, again.output
+    assert [store.get(e.id).status for e in (fresh, stuck)] == [Status.REQUEUED] * 2
+    assert broker.count("pricing") == 2
+    assert queue_lists(redis_client) == 0
