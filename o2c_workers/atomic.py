@@ -126,7 +126,7 @@ class Item:
         return cls(["hfield", key, name, value], ops)
 
 
-def holds(guard: list[Any], replies: Sequence[Any]) -> bool:
+def lets_run(guard: list[Any], replies: Sequence[Any]) -> bool:
     """Whether ``guard`` lets its item's writes run, from the replies of ``guard_reads``."""
     kind = guard[0]
     if kind in ("mark", "marks"):

@@ -65,6 +65,8 @@ class TcpProxy:
         self.refusing = threading.Event()
         self.flowing = threading.Event()
         self.flowing.set()
+        #: Connections accepted and forwarded so far.
+        self.accepted = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -80,6 +82,7 @@ class TcpProxy:
                 client.close()
                 continue
             server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.accepted += 1
             self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()

@@ -45,6 +45,10 @@ from o2c_workers.redact import redact_text
 CONFIRM_TIMEOUT_S = 5.0
 #: How long a new connection may take (TCP, AMQP handshake, the topology's declarations).
 CONNECT_TIMEOUT_S = 5.0
+#: A connection idle longer than this is closed rather than reused (s). It sends no
+#: heartbeats, so a load balancer or NAT may have dropped it without a word, and a publish
+#: on it would wait out the confirm timeout (a 503) before a new one is made.
+IDLE_LIMIT_S = 60.0
 #: ``delivery_mode`` of a persistent message, as Celery publishes its tasks.
 PERSISTENT = 2
 
@@ -84,6 +88,7 @@ class _Link:
         self.channel.events["basic_nack"].add(self._nack)
         self.channel.events["basic_return"].add(self._return)
         self.sent = 0
+        self.used_at = time.monotonic()
         self.pending: set[int] = set()
         self.nacked: list[int] = []
         self.returned: list[str] = []
@@ -126,6 +131,7 @@ class _Link:
         if self.returned:
             raise BrokerUnavailable(f"RabbitMQ routed no queue for {self.returned[0]}",
                                     reason="returned")
+        self.used_at = time.monotonic()
 
     def close(self, *, graceful: bool = False) -> None:
         """Close the connection: ``graceful`` with AMQP's handshake (a healthy one), else by
@@ -160,10 +166,12 @@ class Publisher:
     """Publishes batches of task messages to one RabbitMQ broker with confirms."""
 
     def __init__(self, url: str, *, confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 idle_limit_s: float = IDLE_LIMIT_S) -> None:
         self.url = url
         self.confirm_timeout_s = confirm_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.idle_limit_s = idle_limit_s
         self._idle: list[_Link] = []
         self._pid = os.getpid()
 
@@ -177,10 +185,12 @@ class Publisher:
         if self._pid != os.getpid():
             # Connections made before a fork belong to the parent; the child makes its own.
             self._idle, self._pid = [], os.getpid()
-        try:
-            return self._idle.pop(), True
-        except IndexError:
-            return self._connect(), False
+        while self._idle:
+            link = self._idle.pop()
+            if time.monotonic() - link.used_at < self.idle_limit_s:
+                return link, True
+            link.close()  # its handshake could hang on a dropped connection
+        return self._connect(), False
 
     def _send(self, link: _Link, messages: Sequence[TaskMessage]) -> None:
         try:

@@ -28,7 +28,7 @@ from typing import cast
 import redis
 
 from o2c_workers.amqp.publish import Publisher
-from o2c_workers.atomic import AtomicWriter, Item, Replicas, guard_reads, holds
+from o2c_workers.atomic import AtomicWriter, Item, Replicas, guard_reads, lets_run
 from o2c_workers.enqueue import TaskMessage
 
 
@@ -51,7 +51,7 @@ class PublishThenMark:
             for command in read:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         replies = iter(pipe.execute())
-        return [holds(item.guard, [next(replies) for _ in read]) if read else True
+        return [lets_run(item.guard, [next(replies) for _ in read]) if read else True
                 for item, read in zip(items, reads, strict=True)]
 
     def run(self, items: Sequence[Item], *, mark_ttl_s: int = 1,

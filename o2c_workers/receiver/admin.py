@@ -80,7 +80,7 @@ class AdminDlq:
         per_entry: dict[tuple[str, ...], dict[str, Callable[[Request], Response]]] = {
             (entry_id,): {"GET": lambda r: self.show(entry_id),
                           "PATCH": lambda r: self.edit(r, entry_id)},
-            (entry_id, "requeue"): {"POST": lambda r: self.requeue_one(entry_id)},
+            (entry_id, "requeue"): {"POST": lambda r: self.requeue_one(r, entry_id)},
         }
         methods = fixed.get(tuple(parts)) or per_entry.get(tuple(parts))
         if methods is None:
@@ -151,13 +151,17 @@ class AdminDlq:
         entry = ops.edit(self.dlq, entry_id, payload=payload, sets=assignments)
         return Response.json(200, {"entry": ops.as_json(entry)})
 
-    def requeue_one(self, entry_id: str) -> Response:
-        return Response.json(200, {"requeued": ops.requeue_one(self.dlq, entry_id)})
+    def requeue_one(self, request: Request, entry_id: str) -> Response:
+        """``?reclaim=true``: also an entry left ``requeuing`` by a requeue that died."""
+        reclaim = request.query_value("reclaim") == "true"
+        return Response.json(200, {"requeued": ops.requeue_one(self.dlq, entry_id,
+                                                               reclaim=reclaim)})
 
     def requeue_many(self, request: Request) -> Response:
         body = self._body(request)
         ids, where = self._selection(body)
-        report = ops.requeue(self.dlq, ids, where=where, dry_run=bool(body.get("dry_run")))
+        report = ops.requeue(self.dlq, ids, where=where, dry_run=bool(body.get("dry_run")),
+                             reclaim=body.get("reclaim") is True)
         return Response.json(200, report.as_dict())
 
     def purge(self, request: Request) -> Response:

@@ -147,6 +147,9 @@ def amqp_worker(redis_url: str, amqp_url: str, broker: Broker,
 
 
 def _reconfigure(conf: dict[str, Any]) -> None:
+    """Configure the fleet's app anew, dropping what it built from the old configuration:
+    its connection pool, and its AMQP object (the queues it declares, its routes, its
+    producers), which Celery keeps from the first use."""
     celery_app.conf.update(conf)
     celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app.__dict__.pop("amqp", None)

@@ -158,6 +158,24 @@ def test_a_lost_connection_is_broker_unavailable_until_it_is_back(broker: Broker
                                                                             "probe:3"]
 
 
+def test_a_connection_idle_past_its_limit_is_not_reused(broker: Broker, amqp_url: str):
+    """Without heartbeats a load balancer may drop an idle connection unseen; past
+    ``idle_limit_s`` (the subject here, 60 s as shipped) a publish takes a new one."""
+    proxy = TcpProxy(amqp_port(amqp_url))
+    publisher = Publisher(via(amqp_url, proxy.port), idle_limit_s=0.5)
+    try:
+        publisher.publish([probe("customer", 1)])
+        publisher.publish([probe("customer", 2)])
+        assert proxy.accepted == 1
+        time.sleep(0.6)
+        publisher.publish([probe("customer", 3)])
+        assert proxy.accepted == 2
+    finally:
+        publisher.close()
+        proxy.close()
+    assert broker.count("customer") == 3
+
+
 @pytest.mark.slow
 def test_no_confirm_in_time_is_broker_unavailable(broker: Broker, amqp_url: str):
     proxy = TcpProxy(amqp_port(amqp_url))

@@ -9,19 +9,23 @@ from typing import Any
 
 import pytest
 import redis
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from config import Settings
+from o2c_workers import app as celery_app
 from o2c_workers.amqp.publish import Publisher
 from o2c_workers.cli import cli
 from o2c_workers.dev.redis_runtime import RedisHandle
 from o2c_workers.dlq import DeadLetterStore, Status, ops
 from o2c_workers.dlq.errors import Conflict, LeftRequeuing, NotPublished
 from o2c_workers.dlq.query import Filter
+from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.replan import build_dlq
 from tests.amqp.conftest import Broker, amqp_port, queue_lists, via
 from tests.amqp.test_publish import probe
 from tests.dlq.conftest import worker_entry
+from tests.helpers import call_wsgi
 from tests.plugins.workers import wait_for
 from tests.proxy import TcpProxy
 from tests.refusing import out_of_memory, private_redis  # noqa: F401  (a fixture)
@@ -190,3 +194,20 @@ def test_the_command_requeues_to_rabbitmq_and_shows_what_is_left_requeuing(
     assert [store.get(e.id).status for e in (fresh, stuck)] == [Status.REQUEUED] * 2
     assert broker.count("pricing") == 2
     assert queue_lists(redis_client) == 0
+
+
+def test_the_admin_api_requeues_to_rabbitmq(amqp_settings: Settings, redis_client: redis.Redis,
+                                            broker: Broker):
+    settings = amqp_settings.model_copy(update={"admin_token": SecretStr("adm1n")})
+    receiver = Receiver(settings, redis_client=redis_client, celery_app=celery_app)
+    store = DeadLetterStore(redis_client, prefix="o2c")
+    stuck = store.add(worker_entry(2, status="requeuing", requeue_claim="ops:dead"))
+    auth = {"Authorization": "Bearer adm1n"}
+    status, _, body = call_wsgi(receiver, "POST", f"/admin/dlq/{stuck.id}/requeue",
+                                headers=auth)
+    assert status == 409 and b"--reclaim" in body
+    status, _, body = call_wsgi(receiver, "POST", f"/admin/dlq/{stuck.id}/requeue",
+                                query="reclaim=true", headers=auth)
+    assert status == 200, body
+    assert broker.count("pricing") == 1
+    assert store.get(stuck.id).status is Status.REQUEUED
