@@ -38,16 +38,18 @@ key                                         type    what, and its TTL
 ``{p}:dedupe:redrive:{trace_key}:{at}``     string  a sweep re-drove the transaction
                                                     stalled since ``at`` (epoch ms);
                                                     TTL ``O2C_DEDUPE_TTL_H``
-``{p}:dlq:entry:{id}``                      hash    one dead letter; no TTL while open, TTL
-                                                    ``O2C_DLQ_RETENTION_D`` + 1 day once
-                                                    closed (requeued, resolved, purged)
+``{p}:dlq:entry:{id}``                      hash    one dead letter; no TTL while open (or
+                                                    requeuing), TTL ``O2C_DLQ_RETENTION_D``
+                                                    + 1 day once closed (requeued,
+                                                    resolved, purged)
 ``{p}:dlq:idx:all``                         zset    every entry id by last failure (epoch s);
                                                     every ``dlq:idx`` entry of a closed dead
                                                     letter is pruned with it, past its
                                                     retention, at each resolution by the
                                                     fleet and each listing
-``{p}:dlq:idx:status:{status}``             zset    ids by status (open, requeued, resolved,
-                                                    purged), scored by last failure
+``{p}:dlq:idx:status:{status}``             zset    ids by status (open, requeuing,
+                                                    requeued, resolved, purged), scored by
+                                                    last failure
 ``{p}:dlq:idx:{status}:category:{cat}``     zset    ids of one status and category, same score
 ``{p}:dlq:idx:{status}:domain:{domain}``    zset    ids of one status and domain, same score
 ``{p}:dlq:idx:trace:{trace_key}``           zset    every id of one trace key, same score
