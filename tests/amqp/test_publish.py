@@ -138,6 +138,23 @@ def test_a_nack_is_broker_unavailable(own_vhost: VirtualHost):
     publisher.close()
 
 
+@pytest.mark.slow
+def test_a_message_no_queue_takes_is_broker_unavailable(own_vhost: VirtualHost):
+    """``mandatory``: a queue deleted under a running publisher (its binding gone with it)
+    makes RabbitMQ return the message rather than drop it."""
+    publisher = Publisher(own_vhost.url)
+    publisher.publish([probe("customer", 1)])
+    ctl("delete_queue", "-p", own_vhost.name, "order")
+    with pytest.raises(BrokerUnavailable) as returned:
+        publisher.publish([probe("order", 2)])
+    assert returned.value.reason == "returned"
+    assert "order" in str(returned.value)
+    publisher.publish([probe("order", 3)])  # a new connection declares the queue again
+    assert [m["headers"]["trace_key"] for m in Broker(own_vhost.url).take("order")] == \
+        ["probe:3"]
+    publisher.close()
+
+
 def test_a_lost_connection_is_broker_unavailable_until_it_is_back(broker: Broker,
                                                                   amqp_url: str):
     proxy = TcpProxy(amqp_port(amqp_url))

@@ -211,3 +211,42 @@ def test_the_admin_api_requeues_to_rabbitmq(amqp_settings: Settings, redis_clien
     assert status == 200, body
     assert broker.count("pricing") == 1
     assert store.get(stuck.id).status is Status.REQUEUED
+
+
+@pytest.mark.slow
+def test_a_failed_publish_that_cannot_be_put_back_says_it_is_left_requeuing(
+        private_redis: RedisHandle, amqp_settings: Settings, amqp_url: str,  # noqa: F811
+        broker: Broker):
+    client = redis.Redis.from_url(private_redis.url)
+    dlq = build_dlq(amqp_settings, client=client, actor="test")
+    entry = dlq.store.add(worker_entry(1, trace_key=TRACE))
+    proxy = TcpProxy(amqp_port(amqp_url))
+    publisher = Publisher(via(amqp_url, proxy.port))
+    failed: list[BaseException] = []
+    try:
+        publisher.publish([probe("customer")])
+        broker.take("customer")
+        proxy.freeze()  # no confirm will come in time
+
+        def requeue() -> None:
+            try:
+                ops.requeue_one(on(dlq, publisher), entry.id)
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=requeue)
+        thread.start()
+        wait_for(lambda: dlq.store.get(entry.id).status is Status.REQUEUING, timeout_s=5,
+                 what="the claim")
+        with out_of_memory(client):
+            thread.join(timeout=15)
+    finally:
+        publisher.close()
+        proxy.close()
+    [error] = failed
+    assert isinstance(error, NotPublished), error
+    assert "left requeuing" in error.message and "--reclaim" in error.message
+    stuck = dlq.store.get(entry.id)
+    assert stuck is not None and stuck.status is Status.REQUEUING
+    ops.requeue_one(dlq, entry.id, reclaim=True)
+    assert broker.count("pricing") >= 1
