@@ -13,27 +13,20 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import redis
 
-from o2c_workers import keys, timeline
+from o2c_workers import timeline
+from o2c_workers.dlq import claims
 from o2c_workers.dlq import edit as editing
-from o2c_workers.dlq.errors import (
-    Conflict,
-    DlqError,
-    EntryNotFound,
-    LeftRequeuing,
-    NotPublished,
-)
+from o2c_workers.dlq.errors import Conflict, DlqError, EntryNotFound
 from o2c_workers.dlq.models import DeadLetter, Status
 from o2c_workers.dlq.query import Filter, Page, iso
-from o2c_workers.dlq.requeue import Planner, Publisher, RequeuePlan
+from o2c_workers.dlq.requeue import Planner, Publisher
 from o2c_workers.dlq.store import DeadLetterStore, redacted
-from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.redact import redact_text
 
 Progress = Callable[[int], None]
@@ -157,7 +150,7 @@ def requeue_one(dlq: Dlq, entry_id: str, *, dry_run: bool = False, reclaim: bool
     On a Redis broker it is one atomic write, the LPUSH first: if it fails, the entry has
     not changed and can be requeued again. The write is a compare-and-set on the entry, so
     of two operators requeueing it at once exactly one succeeds. On RabbitMQ it is a claim,
-    a confirmed publish and a mark (``_requeue_published``). ``reclaim`` also takes an entry
+    a confirmed publish and a mark (``claims.requeue_published``). ``reclaim`` also takes an entry
     left ``requeuing`` by a requeue that died after its claim.
     """
     now = time.time() if now is None else now
@@ -173,88 +166,17 @@ def requeue_one(dlq: Dlq, entry_id: str, *, dry_run: bool = False, reclaim: bool
     if dry_run:
         return outcome
     if dlq.publisher is not None:
-        return _requeue_published(dlq, dlq.publisher, entry, plan, outcome, now=now)
+        return claims.requeue_published(dlq.store, dlq.publisher, entry, plan, outcome,
+                                        actor=dlq.actor, now=now)
     item = dlq.store.change(
         entry, status=Status.REQUEUED, now=now, before=[plan.push],
         fields={"requeued_task_id": plan.task_id, "requeued_at": now},
-        after=_requeued_ops(dlq, entry, plan, now=now))
+        after=claims.requeued_ops(dlq.store, entry, plan, actor=dlq.actor, now=now))
     [applied] = dlq.store.run([item])
     if not applied:
         raise Conflict(f"dead letter {entry_id} changed meanwhile (requeued, edited or "
                        "resolved by someone else); look at it again")
     return outcome
-
-
-def _requeued_ops(dlq: Dlq, entry: DeadLetter, plan: RequeuePlan, *, now: float) -> list[Any]:
-    """What marking an entry requeued writes beside it: audit, count, timeline."""
-    p, txn = dlq.prefix, keys.transaction(dlq.prefix, plan.trace_key)
-    return [dlq.store.audit_op("requeue", entry.id, actor=dlq.actor, now=now,
-                               **plan.describe()),
-            ["HINCRBY", txn, "requeues", 1], ["EXPIRE", txn, timeline.TIMELINE_TTL_S],
-            *timeline.record_ops(p, plan.trace_key, "requeued", at=now, dead_letter=entry.id,
-                                 task=plan.task, task_id=plan.task_id, actor=dlq.actor)]
-
-
-def _requeue_published(dlq: Dlq, publisher: Publisher, entry: DeadLetter, plan: RequeuePlan,
-                       outcome: dict[str, Any], *, now: float) -> dict[str, Any]:
-    """Claim, publish, mark: at most once out of the dead-letter queue on RabbitMQ.
-
-    1. claim: a compare-and-set ``open`` → ``requeuing`` with a claim id; of two operators
-       one claims it, the other is refused (the entry changed);
-    2. publish the message and wait for RabbitMQ's confirm;
-    3. mark: a compare-and-set ``requeuing`` → ``requeued`` on the claim's revision.
-
-    A publish not confirmed puts the claim back (``open`` again, on the same revision) and
-    says so (``NotPublished``). A crash, or Redis lost, after the claim leaves the entry
-    ``requeuing``: listed by ``o2c dlq list --status requeuing``, never taken by a plain
-    requeue, requeued again only by ``--reclaim``.
-    """
-    store, claim = dlq.store, f"{dlq.actor}:{uuid.uuid4().hex[:10]}"
-    taking = store.change(entry, status=Status.REQUEUING, now=now,
-                          fields={"requeue_claim": claim, "requeue_claimed_at": now},
-                          after=[store.audit_op("requeue_claim", entry.id, actor=dlq.actor,
-                                                now=now, claim=claim,
-                                                reclaimed=entry.status is Status.REQUEUING)])
-    if not store.run([taking])[0]:
-        raise Conflict(f"dead letter {entry.id} changed meanwhile (claimed, edited or "
-                       "resolved by someone else); look at it again")
-    claimed = entry.model_copy(update={"status": Status.REQUEUING, "rev": entry.rev + 1})
-    try:
-        publisher.publish([plan.message])
-    except BrokerUnavailable as exc:
-        raise NotPublished(f"RabbitMQ did not confirm the requeue of {entry.id} ({exc}); "
-                           f"the entry is {_put_back(dlq, claimed, claim, exc, now=now)}") \
-            from exc
-    marking = store.change(claimed, status=Status.REQUEUED, now=now,
-                           fields={"requeued_task_id": plan.task_id, "requeued_at": now},
-                           after=_requeued_ops(dlq, entry, plan, now=now))
-    try:
-        marked = store.run([marking])[0]
-    except redis.RedisError as exc:
-        raise LeftRequeuing(
-            f"the requeue of {entry.id} is on its queue (task {plan.task_id}), but Redis "
-            f"refused marking it requeued ({exc}): it is left requeuing; once Redis takes "
-            f"writes, o2c dlq requeue --reclaim {entry.id} requeues it again (the step then "
-            "runs twice; every step is idempotent)") from exc
-    if not marked:
-        # Published; meanwhile its step succeeded (resolved) or someone reclaimed it.
-        current = store.get(entry.id)
-        outcome["entry_status"] = current.status.value if current else "gone"
-    return outcome
-
-
-def _put_back(dlq: Dlq, claimed: DeadLetter, claim: str, exc: BrokerUnavailable, *,
-              now: float) -> str:
-    """Release a claim whose publish failed; where the entry is now, for the message."""
-    back = dlq.store.change(claimed, status=Status.OPEN, now=now, after=[dlq.store.audit_op(
-        "requeue_not_published", claimed.id, actor=dlq.actor, now=now, claim=claim,
-        reason=exc.reason)])
-    try:
-        released = dlq.store.run([back])[0]
-    except redis.RedisError as error:
-        return (f"left requeuing, as Redis refused to open it again ({error}): requeue it "
-                "with --reclaim once Redis takes writes")
-    return "open again: requeue it later" if released else "changed meanwhile: look at it again"
 
 
 def _each(dlq: Dlq, report: Report, ids: list[str], progress: Progress | None,
