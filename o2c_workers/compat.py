@@ -46,7 +46,7 @@ def native_delay_countdown(countdown_s: float, *, broker_kind: str) -> float:
     ``calculate_routing_key`` raises ``ValueError("countdown must be a positive number")``,
     so the retry is never published; a fractional one arrives early and then waits in the
     worker, unacked. On RabbitMQ we round up to whole seconds (at least one). Found by
-    ``tests/amqp/test_delayed.py::test_a_sub_second_countdown_is_published_and_runs``.
+    ``tests/amqp_workers/test_delayed.py::test_a_sub_second_countdown_is_published_and_runs``.
     """
     if broker_kind != "amqp" or countdown_s <= 0:
         return countdown_s

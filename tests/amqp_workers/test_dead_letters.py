@@ -11,7 +11,7 @@ import pytest
 from o2c_workers import keys
 from o2c_workers.amqp import topology
 from o2c_workers.dlq import DeadLetterStore
-from tests.amqp.conftest import Counts, probe_runs
+from tests.amqp_workers.conftest import Counts, probe_runs
 from tests.plugins.workers import wait_for
 from tests.restartable import restartable_redis  # noqa: F401 - the fixture
 

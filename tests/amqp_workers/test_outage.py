@@ -10,7 +10,7 @@ import pytest
 
 from o2c_workers.amqp import topology
 from o2c_workers.dlq import DeadLetterStore
-from tests.amqp.conftest import Counts
+from tests.amqp_workers.conftest import Counts
 from tests.plugins.workers import wait_for
 from tests.probe_tasks import PROBE_KEY
 from tests.restartable import restartable_redis  # noqa: F401 - the fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.amqp.conftest import Counts, probe_runs
+from tests.amqp_workers.conftest import Counts, probe_runs
 from tests.plugins.workers import wait_for
 
 pytestmark = pytest.mark.slow

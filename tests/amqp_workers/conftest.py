@@ -1,5 +1,6 @@
-"""The fleet's workers on RabbitMQ: a vhost of each test's own on the machine's node, the
-state on the test Redis, real worker processes (``tests.plugins.workers``)."""
+"""The fleet's workers on RabbitMQ (the consuming side): a vhost of each test's own on the
+machine's node, the state on the test Redis, real worker processes
+(``tests.plugins.workers``)."""
 
 from __future__ import annotations
 
