@@ -74,7 +74,7 @@ class Rabbit:
                wait: bool = True) -> ManagedProcess:
         return start_worker(state_url or self.redis_url, queues=queues,
                             concurrency=concurrency, include=PROBES, wait=wait,
-                            env={"O2C_BROKER_URL": self.url, **(env or {})})
+                            broker_url=self.url, env=env)
 
 
 @pytest.fixture

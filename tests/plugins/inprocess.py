@@ -109,7 +109,8 @@ def _use_test_broker(settings: Settings) -> None:
 @pytest.fixture
 def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                      monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FleetInProcess]]:
-    """``fleet_in_process(erp=..., sf=..., webhooks=True)``: everything up, the worker ready.
+    """``fleet_in_process(erp=..., sf=..., webhooks=True, broker_url=None)``: everything up,
+    the worker ready; ``broker_url`` (``amqp://``) puts the worker on RabbitMQ.
 
     ``webhooks=False`` keeps the ERP's webhooks in its record only (a test then sends
     them itself with ``post_erp_event``).
@@ -117,7 +118,7 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
     stack = ExitStack()
 
     def start(*, erp: dict[str, Any] | None = None, sf: dict[str, Any] | None = None,
-              webhooks: bool = True) -> FleetInProcess:
+              webhooks: bool = True, broker_url: str | None = None) -> FleetInProcess:
         erp_config = ErpConfig(**{"invoice_delay_s": 0.2, "payment_delay_s": 0.2, **(erp or {})})
         receiver_settings = load_settings(
             redis_url=redis_url, webhook_token=TOKEN, salesforce_org_ids=[world.org_id],
@@ -133,7 +134,9 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                                     outbound_url=f"{server.url}/salesforce/outbound"
                                                  f"?token={TOKEN}", **(sf or {})))
         stack.callback(sandbox.stop)
-        for name, value in {**sandbox.env(), "O2C_REDIS_URL": redis_url}.items():
+        env = {**sandbox.env(), "O2C_REDIS_URL": redis_url,
+               **({"O2C_BROKER_URL": broker_url} if broker_url else {})}
+        for name, value in env.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         settings = get_settings()
@@ -146,8 +149,10 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                                          shutdown_timeout=30))
         root.handlers[:] = handlers
         root.setLevel(level)
-        wait_for(lambda: redis_client.zcard(keys.delivery_consumers(settings.key_prefix)),
-                 timeout_s=10, what="the worker to consume")
+        if settings.broker_kind == "redis":
+            # On RabbitMQ the worker consumes once it is started.
+            wait_for(lambda: redis_client.zcard(keys.delivery_consumers(settings.key_prefix)),
+                     timeout_s=10, what="the worker to consume")
         return FleetInProcess(sandbox, settings, server.url, redis_client)
 
     yield start
