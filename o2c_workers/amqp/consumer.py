@@ -73,8 +73,16 @@ class DeadLetters(bootsteps.ConsumerStep):  # type: ignore[misc]
         channel.basic_qos(0, DEAD_PREFETCH, False)
         consumer = KombuConsumer(  # type: ignore[no-untyped-call]
             channel, queues=[topology.dead_letter_queue()], callbacks=[self.on_message],
-            accept=["json"])
+            accept=["json"], on_decode_error=self.on_undecodable)
         return [consumer]
+
+    def on_undecodable(self, message: Message, exc: Exception) -> None:
+        """A message that is not Celery's JSON (Celery refused it for that): filed with its
+        body as text, so that it is seen rather than held for ever."""
+        raw = message.body
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        log.warning("a dead-lettered message is not JSON (%s); filing its text", exc)
+        self.on_message(text, message)
 
     def on_message(self, body: Any, message: Message) -> None:
         runtime = get_runtime()
@@ -96,8 +104,15 @@ class DeadLetters(bootsteps.ConsumerStep):  # type: ignore[misc]
 
     def later(self, message: Message) -> None:
         """Try the message again later; it stays unacked (no other consumer takes it)."""
-        self.c.timer.call_after(REFILE_AFTER_S, self.on_message,
-                                (message.decode(), message))  # type: ignore[no-untyped-call]
+        self.c.timer.call_after(REFILE_AFTER_S, self.retry, (message,))
+
+    def retry(self, message: Message) -> None:
+        try:
+            body = message.decode()  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            self.on_undecodable(message, exc)
+            return
+        self.on_message(body, message)
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]

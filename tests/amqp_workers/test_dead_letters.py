@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from kombu.connection import Connection
 
 from o2c_workers import keys
 from o2c_workers.amqp import topology
@@ -115,3 +116,16 @@ def test_an_expired_sweep_is_dropped_not_filed(rabbit, store):
     wait_for(lambda: drained(rabbit, "sweep", topology.DEAD_QUEUE), timeout_s=30,
              interval_s=0.5, what="the sweep expired and dropped")
     assert store.count() == 0
+
+
+def test_a_dead_message_that_is_not_json_is_filed_as_text(rabbit, store):
+    rabbit.worker(queues="order")
+    with Connection(rabbit.url) as conn:
+        conn.Producer().publish(b"\xffnot json", exchange=topology.DEAD_EXCHANGE, routing_key="",
+                                content_type="text/plain", content_encoding="binary",
+                                headers={"task": "o2c.order.submit_order", "id": "raw-1"})
+    [entry_id] = wait_for(lambda: store.ids(trace_key="task:raw-1"), timeout_s=30,
+                          what="the text filed")
+    entry = store.get(entry_id)
+    assert entry.category == "unexpected" and "not json" in str(entry.payload)
+    wait_for(lambda: drained(rabbit, topology.DEAD_QUEUE), timeout_s=20, what="acked")
