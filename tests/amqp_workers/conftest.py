@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -38,6 +38,8 @@ class Rabbit:
     vhost: VirtualHost
     redis_url: str
     app: Celery
+    #: Every worker started; each stopped after the test.
+    started: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -72,9 +74,11 @@ class Rabbit:
     def worker(self, *, queues: str = "order", concurrency: int = 1,
                env: dict[str, str] | None = None, state_url: str | None = None,
                wait: bool = True) -> ManagedProcess:
-        return start_worker(state_url or self.redis_url, queues=queues,
-                            concurrency=concurrency, include=PROBES, wait=wait,
-                            broker_url=self.url, env=env)
+        worker = start_worker(state_url or self.redis_url, queues=queues,
+                              concurrency=concurrency, include=PROBES, wait=wait,
+                              broker_url=self.url, env=env)
+        self.started.append(worker)
+        return worker
 
 
 @pytest.fixture
@@ -99,7 +103,10 @@ def rabbit(fresh_vhost: VirtualHost, redis_url: str, redis_client: redis.Redis,
     monkeypatch.setenv("O2C_BROKER_URL", fresh_vhost.url)
     get_settings.cache_clear()
     app = create_app()
-    yield Rabbit(fresh_vhost, redis_url, app)
+    rabbit = Rabbit(fresh_vhost, redis_url, app)
+    yield rabbit
+    for worker in rabbit.started:
+        worker.stop()
     app.close()
     set_runtime(None)
     get_settings.cache_clear()
