@@ -4,7 +4,7 @@ Celery workers as subprocesses. Assertions go through the simulators' own APIs.
 A test marked ``@pytest.mark.brokers("redis", "amqp")`` runs once per broker (unmarked: on
 Redis only). On RabbitMQ each run has a vhost of its own; the workers consume RabbitMQ, and
 what the receiver and ``o2c dlq requeue`` still push onto the state Redis reaches RabbitMQ
-through ``tests/e2e/relay.py``."""
+through ``tests/relay.py``."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World, generate_world
-from tests.e2e.relay import Relay
 from tests.plugins.inprocess import fleet_in_process  # noqa: F401 - the in-process fleet
 from tests.plugins.workers import wait_for
 from tests.rabbitmq import NoRabbitMQ, VirtualHost, ctl, virtual_host
+from tests.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-webhook-token"

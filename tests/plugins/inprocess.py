@@ -34,6 +34,7 @@ from o2c_workers.sandbox.http import serve
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World
 from tests.plugins.workers import wait_for
+from tests.relay import Relay
 
 TOKEN = "in-process-webhook-token"
 
@@ -100,10 +101,11 @@ class FleetInProcess:
 
 
 def _use_test_broker(settings: Settings) -> None:
-    """Point the fleet's app at the test Redis, dropping pools made for another URL."""
+    """Point the fleet's app at the test broker, dropping pools made for another URL and
+    the queues and routes read from another broker's settings (``app.amqp`` caches them)."""
     celery_app.conf.update(celery_config(settings))
     celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app.__dict__.pop("amqp", None)
 
 
 @pytest.fixture
@@ -141,6 +143,9 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
         get_settings.cache_clear()
         settings = get_settings()
         _use_test_broker(settings)
+        if broker_url:
+            # What the receiver still pushes onto the state Redis reaches RabbitMQ.
+            stack.callback(Relay(redis_url, broker_url).start().stop)
         # The worker sets up the process's logging as in production; pytest's capture comes
         # back right after, so tests can read the log records.
         root = logging.getLogger()
