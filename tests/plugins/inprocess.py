@@ -162,5 +162,8 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
 
     yield start
     stack.close()
+    # The next test configures the shared app afresh: nothing of this broker stays cached.
+    celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
     set_runtime(None)
     get_settings.cache_clear()
