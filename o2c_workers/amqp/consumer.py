@@ -107,6 +107,8 @@ class DeadLetters(bootsteps.ConsumerStep):  # type: ignore[misc]
         self.c.timer.call_after(REFILE_AFTER_S, self.retry, (message,))
 
     def retry(self, message: Message) -> None:
+        if not getattr(message.channel, "is_open", True):
+            return  # its connection was lost: RabbitMQ has put it back on o2c.dead
         try:
             body = message.decode()  # type: ignore[no-untyped-call]
         except Exception as exc:
