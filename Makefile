@@ -1,5 +1,6 @@
 # The README's commands. Each sets up what it needs: a virtualenv from pyproject.toml and a
-# Redis (the one at O2C_REDIS_URL or 127.0.0.1:6379, else a private one started per run).
+# Redis (the one at O2C_REDIS_URL or 127.0.0.1:6379, else a private one started per run);
+# `make test` also a RabbitMQ node when one is installed.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -35,7 +36,10 @@ TEST_WORKERS ?= 2
 
 # Line coverage of o2c_workers, tasks and config (the sandbox left out), measured in the
 # pytest processes; the run fails under [tool.coverage.report] fail_under.
+# RabbitMQ: the node at O2C_TEST_AMQP_URL or 127.0.0.1:5672, started (rabbitmq-server
+# -detached) when installed and not answering; without one the RabbitMQ tests skip, saying why.
 test: $(STAMP) lint
+	@$(PY) -m o2c_workers.dev.rabbitmq_runtime
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term
 
 bench: $(STAMP)

@@ -11,7 +11,7 @@ from celery import Task, current_task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from config.routes import DEFAULT_ROUTES
-from o2c_workers import catalogue, metrics, poison, sentry, timeline, waiting
+from o2c_workers import catalogue, compat, metrics, outage, poison, sentry, timeline, waiting
 from o2c_workers.backoff import RetryPolicy
 from o2c_workers.dlq import DeadLetter
 from o2c_workers.errors import DeadLettered, NotOurs, O2CError, Throttled, Transient, WorkerLost
@@ -69,7 +69,8 @@ class O2CTask(Task):  # type: ignore[misc]
             # refuses it past the publish retries, the current step's message goes back
             # (and runs again, idempotent) rather than being acked with its successor lost.
             if running is not None and is_infrastructure(exc):
-                raise Reject(f"cannot publish {self.name}: {exc}", requeue=True) from exc
+                raise current_task.hand_back(exc, f"cannot publish {self.name}: {exc}") \
+                    from exc
             raise
 
     @property
@@ -108,8 +109,26 @@ class O2CTask(Task):  # type: ignore[misc]
             if stamps.get(milestone) == at:
                 metrics.milestone_latency(milestone, stamps)
 
+    def hand_back(self, exc: BaseException, reason: str | None = None) -> Reject:
+        """What to raise to hand this run's message back to its queue after ``exc`` (Redis
+        or the broker failing). On RabbitMQ a return counts toward the delivery limit, so
+        the run first holds its message until Redis takes writes (``o2c_workers.outage``)."""
+        runtime = self.runtime
+        # Only inside a run: the worker's main process (``on_failure``) never waits.
+        started_at = getattr(self.request, "o2c_started_at", None)
+        if started_at is not None and runtime.settings.broker_kind == "amqp":
+            budget = outage.hold_budget_s(started_at=started_at,
+                                          soft_time_limit_s=self._soft_time_limit_s())
+            outage.hold_until_writable(runtime.redis, runtime.prefix, hold_s=budget)
+        return Reject(reason or str(exc), requeue=True)
+
+    def _soft_time_limit_s(self) -> float | None:
+        limit = self.request.timelimit[1] if self.request.timelimit else None
+        return float(limit or self.soft_time_limit or self.app.conf.task_soft_time_limit or 0)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started_at = time.time()
+        self.request.o2c_started_at = started_at
         try:
             self._refuse_poison(args, kwargs)
             result = super().__call__(*args, **kwargs)
@@ -128,7 +147,7 @@ class O2CTask(Task):  # type: ignore[misc]
         except Exception as exc:
             if is_infrastructure(exc):
                 log.warning("state store unavailable, returning the message: %s", exc)
-                raise Reject(str(exc), requeue=True) from exc
+                raise self.hand_back(exc) from exc
             # From None: the entry keeps the traceback; Flower's copy names only the entry.
             raise self._dead_letter(
                 exc, args, kwargs, category=catalogue.UNEXPECTED,
@@ -151,7 +170,7 @@ class O2CTask(Task):  # type: ignore[misc]
         except Exception as store_error:
             if not is_infrastructure(store_error):
                 raise
-            raise Reject(str(store_error), requeue=True) from store_error
+            raise self.hand_back(store_error) from store_error
 
     def _refuse_poison(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Count this run in; dead-letter the message instead if its earlier runs died with
@@ -245,6 +264,8 @@ class O2CTask(Task):  # type: ignore[misc]
         that drops the message. A failure to publish here hands the message back instead.
         """
         request = self.request
+        countdown_s = compat.native_delay_countdown(
+            countdown_s, broker_kind=self.runtime.settings.broker_kind)
         options: dict[str, Any] = {"countdown": countdown_s, "retries": retries}
         if headers:
             options["headers"] = {**(request.headers or {}), **headers}
@@ -257,7 +278,7 @@ class O2CTask(Task):  # type: ignore[misc]
                 raise
             log.warning("cannot publish the step again, returning the message: %s",
                         publish_error)
-            raise Reject(str(publish_error), requeue=True) from publish_error
+            raise self.hand_back(publish_error) from publish_error
         raise Retry(exc=exc, when=countdown_s, sig=signature)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
@@ -320,7 +341,7 @@ class O2CTask(Task):  # type: ignore[misc]
             if not is_infrastructure(store_error):
                 raise
             log.error("cannot store dead letter, returning the message: %s", store_error)
-            raise Reject(str(store_error), requeue=True) from store_error
+            raise self.hand_back(store_error) from store_error
         log.warning("dead-lettered: %s", exc, extra={
             "category": category, "dead_letter": entry.id, "attempts": entry.attempts,
         })

@@ -24,6 +24,7 @@ EXHAUSTED = "exhausted"
 THROTTLED = "throttled"
 TIMEOUT = "timeout"
 WORKER_LOST = "worker_lost"
+DELIVERY_LIMIT = "delivery_limit"
 AUTH = "auth"
 NOT_FOUND = "not_found"
 UNEXPECTED = "unexpected"
@@ -86,6 +87,10 @@ _TABLE = (
     Category(WORKER_LOST, INTEGRATION, "the step killed the worker process running it "
              "O2C_MAX_WORKER_LOST times in a row (out of memory, a crash in a native library, "
              "a kill from outside); read the exit in the message and the worker's logs, fix "
+             "the cause, then requeue.", operational=True),
+    Category(DELIVERY_LIMIT, INTEGRATION, "RabbitMQ handed the message out x-delivery-limit "
+             "times without an ack (its worker or its connection kept dying, or Celery "
+             "rejected it) and dead-lettered it; read the message and the worker's logs, fix "
              "the cause, then requeue.", operational=True),
     Category(AUTH, INTEGRATION, "renew or correct the ERP or Salesforce credentials, then "
              "requeue.", operational=True),

@@ -26,6 +26,9 @@ __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of"
 #: The fleet's Redis transport (``o2c_workers.delivery``), and the same behind Sentinel.
 RELIABLE_TRANSPORT = "o2c_workers.delivery.transport:Transport"
 RELIABLE_SENTINEL_TRANSPORT = "o2c_workers.delivery.transport:SentinelTransport"
+#: The worker's consumer on RabbitMQ, and Celery's own (on Redis).
+CONSUMER = "o2c_workers.amqp.consumer:Consumer"
+CELERY_CONSUMER = "celery.worker.consumer:Consumer"
 #: The periodic sweep's task and its beat entry.
 SWEEP_TASK = "o2c.sweep.run"
 SWEEP_ENTRY = "salesforce-sweep"
@@ -111,6 +114,9 @@ def queue_config(settings: Settings) -> dict[str, Any]:
             "task_routes": {f"o2c.{d}.*": {"queue": d, "exchange": topology.EXCHANGE,
                                            "routing_key": d} for d in names},
             "broker_native_delayed_delivery_queue_type": topology.QUEUE_TYPE,
+            # Declares the whole topology before Celery binds it for delayed delivery, and
+            # files what RabbitMQ dead-letters (o2c_workers.amqp.consumer).
+            "worker_consumer": CONSUMER,
         }
     return {
         "task_queues": [
@@ -118,6 +124,7 @@ def queue_config(settings: Settings) -> dict[str, Any]:
             for d in names
         ],
         "task_routes": {f"o2c.{d}.*": {"queue": d, "routing_key": d} for d in names},
+        "worker_consumer": CELERY_CONSUMER,
     }
 
 

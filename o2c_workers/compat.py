@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 log = logging.getLogger("o2c.compat")
@@ -35,3 +36,18 @@ def guard_unacked_restore_after_collect() -> None:
 
     restore_unacked._o2c_guarded = True  # type: ignore[attr-defined]
     kombu_redis.QoS.restore_unacked = restore_unacked  # type: ignore[method-assign]
+
+
+def native_delay_countdown(countdown_s: float, *, broker_kind: str) -> float:
+    """A retry's countdown as Celery's native delayed delivery (RabbitMQ) can take it.
+
+    Celery 5.7 routes a countdown through the ``celery_delayed_*`` exchanges as
+    ``int(countdown)`` seconds: a countdown under one second becomes 0, and kombu's
+    ``calculate_routing_key`` raises ``ValueError("countdown must be a positive number")``,
+    so the retry is never published; a fractional one arrives early and then waits in the
+    worker, unacked. On RabbitMQ we round up to whole seconds (at least one). Found by
+    ``tests/amqp_workers/test_delayed.py::test_a_sub_second_countdown_is_published_and_runs``.
+    """
+    if broker_kind != "amqp" or countdown_s <= 0:
+        return countdown_s
+    return float(max(1, math.ceil(countdown_s)))

@@ -128,6 +128,10 @@ key                                         type    what, and its TTL
                                                     covers the first write (with
                                                     ``O2C_ENQUEUE_MIN_REPLICAS`` only); TTL
                                                     60 s
+``{p}:worker:writable``                      string  written by a step on RabbitMQ that met Redis
+                                                    refusing, until a write lands again (the
+                                                    step then hands its message back); TTL
+                                                    60 s
 ``{p}:beat:{entry}``                        hash    a periodic task of the beat schedule
                                                     (RedBeat's definition and last run)
 ``{p}:beat::schedule``                      zset    RedBeat's entries by when next due
@@ -279,6 +283,11 @@ def sweep_lock(prefix: str, feed: str | None = None) -> str:
 def replication_probe(prefix: str) -> str:
     """What an enqueue that wrote nothing writes before it waits for replicas."""
     return f"{prefix}:receiver:replicated"
+
+
+def writable_probe(prefix: str) -> str:
+    """What a step on RabbitMQ writes to learn that Redis takes writes again."""
+    return f"{prefix}:worker:writable"
 
 
 def beat(prefix: str) -> str:

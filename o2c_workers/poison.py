@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from billiard.einfo import ExceptionWithTraceback
@@ -50,6 +50,15 @@ def started(client: redis.Redis, prefix: str, task_id: str) -> Runs:
     pipe.expire(key, WORKER_LOST_TTL_S)
     runs, last_exit, _ = pipe.execute()
     return Runs(lost=int(runs) - 1, last_exit=last_exit.decode() if last_exit else None)
+
+
+def peek(client: redis.Redis, prefix: str, task_id: str) -> Runs | None:
+    """What is known of a message's runs, counting none in (None: no run left a count)."""
+    runs, last_exit = cast("list[bytes | None]",
+                           client.hmget(keys.worker_lost(prefix, task_id), ["runs", "exit"]))
+    if runs is None and last_exit is None:
+        return None
+    return Runs(lost=int(runs or 0), last_exit=last_exit.decode() if last_exit else None)
 
 
 def finished(client: redis.Redis, prefix: str, task_id: str) -> None:

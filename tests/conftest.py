@@ -95,3 +95,18 @@ def rabbitmq_vhost() -> Iterator[VirtualHost]:
 def amqp_url(rabbitmq_vhost: VirtualHost) -> str:
     """``O2C_BROKER_URL`` for a RabbitMQ broker: this process's own vhost."""
     return rabbitmq_vhost.url
+
+
+@pytest.fixture
+def fresh_amqp_url() -> Iterator[str]:
+    """``O2C_BROKER_URL`` of a vhost of this test's own, deleted after it; skips, saying why,
+    only when no RabbitMQ can be found."""
+    made = virtual_host()
+    try:
+        vhost = made.__enter__()
+    except NoRabbitMQ as exc:
+        pytest.skip(f"RabbitMQ is needed: {exc}")
+    try:
+        yield vhost.url
+    finally:
+        made.__exit__(None, None, None)

@@ -30,7 +30,7 @@ def _probe(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     waits = waits_of(task.request)[0]
     task.runtime.redis.rpush(PROBE_KEY, json.dumps({
         "task": task.name, "trace_key": task.trace_key, "retries": task.request.retries,
-        "waits": waits,
+        "waits": waits, "at": time.time(),
     }))
     pause = payload.get("sleep", {}).get(domain)
     if pause and task.request.retries == 0 and not task.request.delivery_info.get("redelivered"):

@@ -5,25 +5,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis
 
+from o2c_workers.amqp import topology
+from o2c_workers.amqp.depth import depth
 from o2c_workers.dev.redis_runtime import RedisHandle, start_private, with_db
 from o2c_workers.dlq import DeadLetterStore, Status
+from o2c_workers.domains import DOMAINS, SWEEP_QUEUE
 from o2c_workers.receiver.soap import ACK
 from tests import soapmsg
 from tests.dlq.conftest import worker_entry
 from tests.helpers import queued
+from tests.plugins.workers import start_worker
+from tests.rabbitmq import ctl
 from tests.receiver.conftest import TOKEN
 from tests.receiver.test_gunicorn import Gunicorn
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 #: A process that starts on a refused broker would run for ever: it must exit well before.
 START_TIMEOUT_S = 60
 
@@ -72,37 +78,58 @@ def test_split_urls_never_ack_a_message_no_worker_reads(private):
         f"{len(queued(redis.Redis.from_url(state), 'customer'))} on the state Redis")
 
 
-@pytest.mark.parametrize("broker", ["split", RABBITMQ])
-def test_the_receiver_refuses_to_start(private, broker):
+def test_the_receiver_refuses_to_start(private):
     state, other = split(private)
     result = run(["-m", "gunicorn", "-c", "python:config.gunicorn",
                   "o2c_workers.wsgi:create_app()", "-b", "127.0.0.1:0", "-w", "1"],
-                 env_for(state, other if broker == "split" else broker))
+                 env_for(state, other))
     assert result.returncode != 0
     assert "O2C_BROKER_URL" in result.stderr and "O2C_REDIS_URL" in result.stderr
-    assert "guest:guest" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["worker", "beat"])
-@pytest.mark.parametrize("broker", ["split", RABBITMQ])
-def test_a_worker_and_beat_refuse_to_start(private, broker, command):
+def test_a_worker_and_beat_refuse_to_start(private, command):
     state, other = split(private)
     result = run(["-m", "celery", "-A", "o2c_workers", command, "-l", "INFO"],
-                 env_for(state, other if broker == "split" else broker))
+                 env_for(state, other))
     assert result.returncode != 0, result.stderr
     assert "O2C_BROKER_URL" in result.stderr and "O2C_REDIS_URL" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "guest:guest" not in result.stderr
 
 
-@pytest.mark.parametrize("broker", ["split", RABBITMQ])
-def test_dlq_requeue_refuses_and_changes_nothing(private, broker):
+def test_a_worker_starts_on_rabbitmq_with_its_topology(redis_url, amqp_url, workers):
+    """RabbitMQ is the other broker served: a worker of one queue starts, declares every
+    queue of the fleet and binds them for native delayed delivery."""
+    workers.append(start_worker(redis_url, queues="customer", env={"O2C_BROKER_URL": amqp_url}))
+    log = workers[0].log_text()
+    assert "Native delayed delivery will not be available" not in log
+    assert "Traceback" not in log and "guest:guest" not in log
+    found = depth(amqp_url, [*DOMAINS, SWEEP_QUEUE, topology.DEAD_QUEUE])
+    assert found.queued == 0 and found.delayed == 0
+    assert "#.pricing" in ctl("list_bindings", "-p", unquote(urlsplit(amqp_url).path[1:]),
+                              "routing_key")
+
+
+def test_beat_starts_on_rabbitmq(redis_url, amqp_url):
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "o2c_workers", "beat",
+                             "-l", "INFO"], cwd=ROOT, env=env_for(redis_url, amqp_url),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(8)
+        assert beat.poll() is None
+    finally:
+        beat.terminate()
+        out, _ = beat.communicate(timeout=30)
+    assert "beat: Starting..." in out
+    assert "Traceback" not in out and "guest:guest" not in out
+
+
+def test_dlq_requeue_refuses_and_changes_nothing(private):
     state, other = split(private)
     client = redis.Redis.from_url(state)
     store = DeadLetterStore(client, prefix="o2c")
     entry = store.add(worker_entry(1))
-    result = run(["-m", "o2c_workers.cli", "dlq", "requeue", entry.id],
-                 env_for(state, other if broker == "split" else broker))
+    result = run(["-m", "o2c_workers.cli", "dlq", "requeue", entry.id], env_for(state, other))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "requeued" not in result.stdout
     assert "O2C_BROKER_URL" in result.stderr and "O2C_REDIS_URL" in result.stderr
@@ -128,9 +155,18 @@ def test_a_same_server_spelling_runs(private):
     ["resync", "--since", "1h"], ["reconcile", "--fix", "--since", "1h"], ["report"],
     ["report", "--stalled"], ["status", "0065g0000000001AAA"], ["dlq", "list"]])
 def test_every_o2c_command_on_the_queues_refuses(private, command):
-    state, _ = split(private)
-    result = run(["-m", "o2c_workers.cli", *command], env_for(state, RABBITMQ))
+    state, other = split(private)
+    result = run(["-m", "o2c_workers.cli", *command], env_for(state, other))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "O2C_BROKER_URL" in result.stderr + result.stdout
-    assert "guest:guest" not in result.stderr + result.stdout
     assert redis.Redis.from_url(state).dbsize() == 0
+
+
+@pytest.mark.parametrize("command", [
+    ["report"], ["report", "--stalled"], ["status", "0065g0000000001AAA"], ["dlq", "list"]])
+def test_the_o2c_commands_that_read_the_state_run_on_rabbitmq(private, amqp_url, command):
+    state, _ = split(private)
+    result = run(["-m", "o2c_workers.cli", *command], env_for(state, amqp_url))
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert "O2C_BROKER_URL" not in result.stderr + result.stdout
+    assert "guest:guest" not in result.stderr + result.stdout

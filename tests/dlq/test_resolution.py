@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from o2c_workers.dlq import DeadLetter, Status
 from tests.plugins.workers import wait_for
 
@@ -12,8 +14,11 @@ SYNC_INVOICE = "o2c.invoice.sync_invoice"
 WRITE_BACK = "o2c.order.write_back"
 
 
-def test_each_step_resolves_its_own_older_dead_letters_and_no_one_elses(fleet_in_process):
-    fleet = fleet_in_process(webhooks=False)
+@pytest.mark.parametrize("broker", ["redis", pytest.param("amqp", marks=pytest.mark.slow)])
+def test_each_step_resolves_its_own_older_dead_letters_and_no_one_elses(fleet_in_process,
+                                                                         broker, request):
+    amqp_url = request.getfixturevalue("fresh_amqp_url") if broker == "amqp" else None
+    fleet = fleet_in_process(webhooks=False, broker_url=amqp_url)
     store = fleet.dead_letters
     opportunity = fleet.ok_opportunity()
     now = time.time()

@@ -1,5 +1,10 @@
 """The whole fleet against the sandbox: simulators, the receiver under gunicorn, and real
-Celery workers as subprocesses. Assertions go through the simulators' own APIs."""
+Celery workers as subprocesses. Assertions go through the simulators' own APIs.
+
+A test marked ``@pytest.mark.brokers("redis", "amqp")`` runs once per broker (unmarked: on
+Redis only). On RabbitMQ each run has a vhost of its own; the workers consume RabbitMQ, and
+what the receiver and ``o2c dlq requeue`` still push onto the state Redis reaches RabbitMQ
+through ``tests/relay.py``."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import pytest
 import redis
 import requests
 
+from o2c_workers.amqp import topology
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.delivery.census import census
 from o2c_workers.dev.fleet import Fleet, ManagedProcess
@@ -27,6 +33,8 @@ from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World, generate_world
 from tests.plugins.inprocess import fleet_in_process  # noqa: F401 - the in-process fleet
 from tests.plugins.workers import wait_for
+from tests.rabbitmq import NoRabbitMQ, VirtualHost, ctl, virtual_host
+from tests.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-webhook-token"
@@ -34,6 +42,54 @@ TOKEN = "e2e-webhook-token"
 #: The fleet runs on the shipped defaults (retries, countdowns, timeouts, redelivery); only
 #: what a test is about is set by that test.
 FLEET_ENV = {"O2C_LOG_JSON": "true", "PYTHONPATH": str(ROOT)}
+BROKERS = ("redis", "amqp")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``broker``: the brokers of the test's ``brokers`` marker, else Redis alone."""
+    if "broker" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("brokers")
+        metafunc.parametrize("broker", marker.args if marker else ("redis",), indirect=True)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Which broker a fleet runs on; on RabbitMQ, the vhost of the test's own."""
+
+    kind: str
+    vhost: VirtualHost | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.vhost.url if self.vhost else None
+
+    def counts(self, queues: list[str]) -> tuple[int, int]:
+        """Ready and unacked messages of ``queues`` plus the retries waiting in RabbitMQ's
+        delayed-delivery queues (``rabbitmqctl``): (queued, held)."""
+        assert self.vhost is not None
+        queued = held = 0
+        for line in ctl("list_queues", "-p", self.vhost.name, "--no-table-headers", "name",
+                        "messages_ready", "messages_unacknowledged").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and (parts[0] in queues or parts[0].startswith("celery_delayed_")):
+                queued, held = queued + int(parts[1]), held + int(parts[2])
+        return queued, held
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    if request.param == "redis":
+        yield Broker("redis")
+        return
+    made = virtual_host()
+    try:
+        vhost = made.__enter__()
+    except NoRabbitMQ as exc:
+        pytest.skip(f"RabbitMQ is needed: {exc}")
+    try:
+        yield Broker("amqp", vhost)
+    finally:
+        made.__exit__(None, None, None)
 
 
 @dataclass
@@ -46,6 +102,7 @@ class O2C:
     receiver_url: str
     sf: requests.Session
     workers: list[ManagedProcess] = field(default_factory=list)
+    broker: Broker = field(default_factory=lambda: Broker("redis"))
 
     @property
     def world(self):  # type: ignore[no-untyped-def]
@@ -103,11 +160,20 @@ class O2C:
             return all(records[i].get("ERP_Order_Number__c") for i in ids)
         wait_for(done, timeout_s=timeout_s, interval_s=0.3, what="every order written back")
 
+    def held_and_queued(self, queues: list[str]) -> tuple[int, int]:
+        """Messages of ``queues`` waiting (queued or delayed) and held by a worker."""
+        if self.broker.kind == "amqp":
+            return self.broker.counts(queues)
+        found = census(self.redis, "o2c", queues)
+        return found.queued + found.delayed, found.held
+
     def settled(self) -> bool:
         """Nothing left to happen: no ERP invoice, payment or webhook to come, no message
         queued or running."""
         stats = self.erp_stats()
-        queued = census(self.redis, "o2c", DOMAINS).total
+        queued = sum(self.held_and_queued(list(DOMAINS)))
+        if self.broker.kind == "amqp":
+            queued += sum(self.redis.llen(q) for q in topology.QUEUE_NAMES)  # not yet relayed
         return (stats["lifecycle"]["scheduled"] == 0 and stats["webhooks"]["pending"] == 0
                 and queued == 0)
 
@@ -130,9 +196,12 @@ class O2C:
 def start_o2c(redis_url: str, redis_client: redis.Redis, log_dir: Path, *,
               world_args: dict[str, Any] | None = None, erp: dict[str, Any] | None = None,
               sf: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-              order_worker: bool = True, world: World | None = None) -> O2C:
+              order_worker: bool = True, world: World | None = None,
+              broker: Broker | None = None) -> O2C:
     """A fleet on a fresh sandbox: the receiver, a front worker and (unless told) an order
-    worker. The caller stops ``o2c.fleet`` and ``o2c.sandbox``."""
+    worker, on ``broker`` (Redis by default). The caller stops ``o2c.fleet`` and
+    ``o2c.sandbox``."""
+    broker = broker or Broker("redis")
     port = free_port()
     receiver_url = f"http://127.0.0.1:{port}"
     world = world or generate_world(**{
@@ -147,11 +216,13 @@ def start_o2c(redis_url: str, redis_client: redis.Redis, log_dir: Path, *,
             outbound_url=f"{receiver_url}/salesforce/outbound?token={TOKEN}",
             **(sf or {})))
     full_env = {**os.environ, **sandbox.env(), **FLEET_ENV, "O2C_REDIS_URL": redis_url,
-                "O2C_WEBHOOK_TOKEN": TOKEN, **(env or {})}
+                "O2C_WEBHOOK_TOKEN": TOKEN,
+                **({"O2C_BROKER_URL": broker.url} if broker.url else {}), **(env or {})}
     fleet = Fleet(env=full_env, log_dir=log_dir)
     try:
         fleet.start_receiver(port)
-        o2c = O2C(sandbox, fleet, redis_client, receiver_url, sandbox.salesforce.session())
+        o2c = O2C(sandbox, fleet, redis_client, receiver_url, sandbox.salesforce.session(),
+                  broker=broker)
         o2c.workers.append(fleet.start_worker("customer,pricing,invoice,payment",
                                               concurrency=3, name="front"))
         if order_worker:
@@ -165,13 +236,20 @@ def start_o2c(redis_url: str, redis_client: redis.Redis, log_dir: Path, *,
 
 
 @pytest.fixture
-def o2c_factory(redis_url: str, redis_client: redis.Redis,
-                tmp_path: Path) -> Iterator[Callable[..., O2C]]:
-    """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=..., split=False)``."""
+def o2c_factory(redis_url: str, redis_client: redis.Redis, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[Callable[..., O2C]]:
+    """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=...)``, on the
+    test's ``broker`` when it takes one."""
     started: list[O2C] = []
+    relays: list[Relay] = []
+    on: Broker = request.getfixturevalue("broker") if "broker" in request.fixturenames \
+        else Broker("redis")
 
     def start(**options: Any) -> O2C:
-        o2c = start_o2c(redis_url, redis_client, tmp_path / f"logs-{len(started)}", **options)
+        if on.url and not relays:
+            relays.append(Relay(redis_url, on.url).start())
+        o2c = start_o2c(redis_url, redis_client, tmp_path / f"logs-{len(started)}",
+                        broker=on, **options)
         started.append(o2c)
         return o2c
 
@@ -179,3 +257,5 @@ def o2c_factory(redis_url: str, redis_client: redis.Redis,
     for o2c in started:
         o2c.fleet.stop()
         o2c.sandbox.stop()
+    for relay in relays:
+        relay.stop()

@@ -12,7 +12,8 @@ from tests.plugins.workers import wait_for
 
 
 @pytest.mark.slow
-def test_happy_path_books_once_and_writes_everything_back(o2c_factory):
+@pytest.mark.brokers("redis", "amqp")
+def test_happy_path_books_once_and_writes_everything_back(o2c_factory, broker):
     o2c = o2c_factory()
     ids = o2c.ok_opportunities()
     o2c.win()
@@ -73,7 +74,8 @@ def test_each_business_error_is_dead_lettered_with_nothing_half_done(o2c_factory
 
 
 @pytest.mark.slow
-def test_duplicate_and_reordered_notifications_create_one_order(o2c_factory):
+@pytest.mark.brokers("redis", "amqp")
+def test_duplicate_and_reordered_notifications_create_one_order(o2c_factory, broker):
     o2c = o2c_factory(sf={"duplicate_rate": 1.0, "reorder": True, "batch_size": 5})
     ids = o2c.ok_opportunities()
     o2c.win()

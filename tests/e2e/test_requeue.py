@@ -14,7 +14,8 @@ from tests.plugins.workers import wait_for
 
 
 @pytest.mark.slow
-def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_url):
+@pytest.mark.brokers("redis", "amqp")
+def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_url, broker):
     o2c = o2c_factory(world_args={"missing_tax": 1, "accounts": 4, "opportunities": 4})
     [(opp_id, category)] = o2c.world.expected_failures.items()
     assert category == "tax_configuration"
@@ -30,7 +31,7 @@ def test_fix_the_tax_rule_then_requeue_books_the_order_once(o2c_factory, redis_u
     requests.post(f"{o2c.sandbox.erp_url}/_sandbox/tax-rules",
                   json={"country": account["BillingCountry"], "rate": 10},
                   timeout=10).raise_for_status()
-    dlq = build_dlq(load_settings(redis_url=redis_url), client=o2c.redis)
+    dlq = build_dlq(load_settings(redis_url=redis_url, broker_url=broker.url), client=o2c.redis)
     report = requeue(dlq, [entry_id])
     assert [done["id"] for done in report.done] == [entry_id]
     # Requeueing it again is refused: it enqueues once.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from o2c_workers.delivery.census import Census, census
 from tests.plugins.workers import wait_for
 
 
@@ -31,21 +30,24 @@ def test_a_lost_answer_after_commit_creates_one_order(o2c_factory):
 
 
 @pytest.mark.slow
-def test_worker_killed_in_the_middle_of_submit_order(o2c_factory):
+@pytest.mark.brokers("redis", "amqp")
+def test_worker_killed_in_the_middle_of_submit_order(o2c_factory, broker):
     """The ERP commits the order but its answer has not come back when the whole order
-    worker is SIGKILLed. The message returns within O2C_REDELIVERY_AFTER_S, the retry reads
-    the opportunity's orders first, finds the one committed, links it (no second POST) and
-    the chain completes."""
+    worker is SIGKILLed. The message returns (Redis: within O2C_REDELIVERY_AFTER_S; RabbitMQ:
+    when the connection closes), the retry reads the opportunity's orders first, finds the
+    one committed, links it (no second POST) and the chain completes."""
     o2c = o2c_factory(world_args={"opportunities": 1, "accounts": 1}, order_worker=False,
                       env={"O2C_ERP_TIMEOUT_S": "30"})
     [opp] = o2c.ok_opportunities()
     o2c.win([opp])
-    wait_for(lambda: o2c.redis.llen("order") == 1, what="the order step to be queued")
+    wait_for(lambda: o2c.held_and_queued(["order"]) == (1, 0), interval_s=0.5,
+             what="the order step to be queued")
     o2c.erp_faults(timeout_after_commit_rate=1.0, timeout_hang_s=60)
     worker = o2c.start_order_worker()
     wait_for(lambda: o2c.erp_docs("Sales Order"), what="the ERP to commit the order")
     # submit_order is still waiting for the answer: held by the worker, not queued.
-    assert census(o2c.redis, "o2c", ["order"]) == Census(queued=0, held=1, delayed=0)
+    wait_for(lambda: o2c.held_and_queued(["order"]) == (0, 1), timeout_s=15, interval_s=0.5,
+             what="the order step held by its worker")
     worker.kill()
     o2c.erp_faults(timeout_after_commit_rate=0)
     o2c.start_order_worker()

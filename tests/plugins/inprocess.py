@@ -34,6 +34,7 @@ from o2c_workers.sandbox.http import serve
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World
 from tests.plugins.workers import wait_for
+from tests.relay import Relay
 
 TOKEN = "in-process-webhook-token"
 
@@ -100,16 +101,18 @@ class FleetInProcess:
 
 
 def _use_test_broker(settings: Settings) -> None:
-    """Point the fleet's app at the test Redis, dropping pools made for another URL."""
+    """Point the fleet's app at the test broker, dropping pools made for another URL and
+    the queues and routes read from another broker's settings (``app.amqp`` caches them)."""
     celery_app.conf.update(celery_config(settings))
     celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app.__dict__.pop("amqp", None)
 
 
 @pytest.fixture
 def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                      monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FleetInProcess]]:
-    """``fleet_in_process(erp=..., sf=..., webhooks=True)``: everything up, the worker ready.
+    """``fleet_in_process(erp=..., sf=..., webhooks=True, broker_url=None)``: everything up,
+    the worker ready; ``broker_url`` (``amqp://``) puts the worker on RabbitMQ.
 
     ``webhooks=False`` keeps the ERP's webhooks in its record only (a test then sends
     them itself with ``post_erp_event``).
@@ -117,7 +120,7 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
     stack = ExitStack()
 
     def start(*, erp: dict[str, Any] | None = None, sf: dict[str, Any] | None = None,
-              webhooks: bool = True) -> FleetInProcess:
+              webhooks: bool = True, broker_url: str | None = None) -> FleetInProcess:
         erp_config = ErpConfig(**{"invoice_delay_s": 0.2, "payment_delay_s": 0.2, **(erp or {})})
         receiver_settings = load_settings(
             redis_url=redis_url, webhook_token=TOKEN, salesforce_org_ids=[world.org_id],
@@ -133,11 +136,16 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                                     outbound_url=f"{server.url}/salesforce/outbound"
                                                  f"?token={TOKEN}", **(sf or {})))
         stack.callback(sandbox.stop)
-        for name, value in {**sandbox.env(), "O2C_REDIS_URL": redis_url}.items():
+        env = {**sandbox.env(), "O2C_REDIS_URL": redis_url,
+               **({"O2C_BROKER_URL": broker_url} if broker_url else {})}
+        for name, value in env.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         settings = get_settings()
         _use_test_broker(settings)
+        if broker_url:
+            # What the receiver still pushes onto the state Redis reaches RabbitMQ.
+            stack.callback(Relay(redis_url, broker_url).start().stop)
         # The worker sets up the process's logging as in production; pytest's capture comes
         # back right after, so tests can read the log records.
         root = logging.getLogger()
@@ -146,11 +154,16 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
                                          shutdown_timeout=30))
         root.handlers[:] = handlers
         root.setLevel(level)
-        wait_for(lambda: redis_client.zcard(keys.delivery_consumers(settings.key_prefix)),
-                 timeout_s=10, what="the worker to consume")
+        if settings.broker_kind == "redis":
+            # On RabbitMQ the worker consumes once it is started.
+            wait_for(lambda: redis_client.zcard(keys.delivery_consumers(settings.key_prefix)),
+                     timeout_s=10, what="the worker to consume")
         return FleetInProcess(sandbox, settings, server.url, redis_client)
 
     yield start
     stack.close()
+    # The next test configures the shared app afresh: nothing of this broker stays cached.
+    celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
     set_runtime(None)
     get_settings.cache_clear()

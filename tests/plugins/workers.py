@@ -33,9 +33,12 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 def start_worker(redis_url: str, *, queues: str = "customer,pricing,order,invoice,payment",
                  concurrency: int = 2, include: str | None = None, pool: str = "prefork",
-                 env: dict[str, str] | None = None, wait: bool = True) -> ManagedProcess:
-    """One worker process; ``wait`` for its "ready." line before returning."""
-    fleet = Fleet(worker_env(redis_url, **(env or {})), log_dir=LOG_DIR)
+                 env: dict[str, str] | None = None, wait: bool = True,
+                 broker_url: str | None = None) -> ManagedProcess:
+    """One worker process (on ``broker_url``'s RabbitMQ when given, else on the state
+    Redis); ``wait`` for its "ready." line before returning."""
+    broker = {"O2C_BROKER_URL": broker_url} if broker_url else {}
+    fleet = Fleet(worker_env(redis_url, **broker, **(env or {})), log_dir=LOG_DIR)
     extra = ["-P", pool, *(["-I", include] if include else [])]
     worker = fleet.start_worker(queues, concurrency=concurrency,
                                 name=f"test-{uuid.uuid4().hex[:8]}", extra=extra)
