@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from o2c_workers import sizing
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.demo.chaos.plan import ChaosOptions
 from o2c_workers.dev import procfile
@@ -27,7 +28,8 @@ from o2c_workers.dev.fleet import Fleet, ManagedProcess, wait_http
 from o2c_workers.dev.redis_runtime import RedisHandle, free_port, start_private
 
 #: Variables of the caller's environment that would change the fleet's shipped defaults.
-_DROPPED_PREFIXES = ("O2C_", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "PROMETHEUS_")
+_DROPPED_PREFIXES = ("O2C_", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "PROMETHEUS_",
+                     *(sizing.variable(domain) for domain in DOMAINS))
 #: How long ``o2c sandbox`` may take to announce itself.
 SANDBOX_START_S = 60.0
 
