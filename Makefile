@@ -26,9 +26,11 @@ demo: $(STAMP)
 	$(VENV)/bin/o2c demo
 
 # The fleet from the Procfile, shipped defaults, under crashes and a flaky ERP (see
-# docs/reliability.md); starts a private Redis of its own. Exit status 1 when a verdict fails.
+# docs/reliability.md); starts a private Redis of its own (and with BROKER=rabbitmq a private
+# RabbitMQ node as the broker). Exit status 1 when a verdict fails.
+BROKER ?= redis
 chaos: $(STAMP)
-	$(VENV)/bin/o2c chaos --opportunities 300
+	$(VENV)/bin/o2c chaos --opportunities 300 --broker $(BROKER)
 
 # The suite waits on real servers more than it computes: TEST_WORKERS pytest-xdist processes
 # run its files side by side, each on a Redis database of its own.

@@ -11,7 +11,7 @@ from celery.app.task import Context
 from celery.utils.log import get_task_logger
 
 from config import get_settings
-from o2c_workers import compat, logs, metrics, sentry
+from o2c_workers import compat, logs, metrics, sentry, sizing
 from o2c_workers.errors import DeadLettered
 from o2c_workers.runtime import build_runtime, check_erp_at_start, set_runtime
 
@@ -137,6 +137,8 @@ HANDLERS: tuple[tuple[Any, Any], ...] = (
     (signals.setup_logging, setup_logging),
     (signals.worker_process_init, init_process),
     (signals.worker_init, init_worker),
+    (signals.celeryd_init, sizing.size_worker),
+    (signals.worker_ready, sizing.log_sizing),
     (signals.worker_ready, serve_metrics),
 )
 

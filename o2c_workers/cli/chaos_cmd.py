@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from o2c_workers.demo.chaos.plan import ChaosOptions
+from o2c_workers.demo.chaos.plan import BROKERS, ChaosOptions
 
 RUN, FAULTS, JUDGE = "Run", "Faults", "Judging"
 D = ChaosOptions()
@@ -39,6 +39,9 @@ def chaos(
                                         "later.", FAULTS)] = True,
     receiver_kill: Annotated[bool, _opt("SIGKILL one gunicorn worker mid-delivery.",
                                         FAULTS)] = True,
+    broker: Annotated[str, _opt("The fleet's broker: redis (the state Redis) or rabbitmq (a "
+                                "private RabbitMQ node, SIGKILLed once and started again 2 s "
+                                "later; the state stays on Redis).", RUN)] = D.broker,
     churn_share: Annotated[float | None, _opt(
         "Share of the opportunities lost, re-opened, edited and won again during the run "
         f"(0: none; default {D.churn_share:g}, {ChaosOptions.smoke().churn_share:g} with "
@@ -58,7 +61,8 @@ def chaos(
 
     Starts a private Redis with AOF (appendfsync everysec), `o2c sandbox` and
     the Procfile's web line and one worker line per queue, all with shipped
-    defaults.
+    defaults. With --broker rabbitmq the broker is a private RabbitMQ node
+    (quorum queues), SIGKILLed once mid-run and started again.
 
     Background faults, all run long: ERP 5xx (10%), a 429 rate limit, answers
     lost after the commit (2%), latency; Salesforce duplicates and reordering.
@@ -85,6 +89,8 @@ def chaos(
     from o2c_workers.demo.chaos.report import tables
     from o2c_workers.demo.chaos.run import run
 
+    if broker not in BROKERS:
+        raise typer.BadParameter(f"one of {', '.join(BROKERS)}", param_hint="--broker")
     if churn_share is not None and not 0 <= churn_share <= 1:
         raise typer.BadParameter("a share between 0 and 1", param_hint="--churn-share")
     base = ChaosOptions.smoke() if smoke else ChaosOptions()
@@ -93,6 +99,7 @@ def chaos(
         "chaos_s": chaos_s, "node_kills": node_kills, "maintenance_s": maintenance_s,
         "settle_s": settle_s, "churn_share": churn_share}
     opts = replace(base, seed=seed, redis_restart=redis_restart, receiver_kill=receiver_kill,
+                   broker=broker,
                    latency_bound_s=latency_bound_s, run_dir=run_dir,
                    **{k: v for k, v in changes.items() if v is not None})
     console = Console(stderr=as_json, highlight=False)

@@ -44,8 +44,8 @@ from tests.bench.procstat import children, cpu_seconds, redis_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DB = 9
-#: Prefork processes per worker: the Procfile's ``WORKER_CONCURRENCY`` default for these
-#: queues.
+#: Prefork processes per worker for these queues: the benchmark's own figure, the same for
+#: both transports.
 CONCURRENCY = 4
 #: Share of a round's work done before the clock starts: the workers are up and busy.
 WARMUP_SHARE = 0.1

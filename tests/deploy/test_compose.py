@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from config import Settings
 from o2c_workers.celery_app import celery_config
+from o2c_workers.dev import procfile as procfile_types
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -35,12 +36,8 @@ def compose() -> dict[str, Any]:
 
 
 def procfile() -> dict[str, list[str]]:
-    out = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if command:
-            out[name.strip()] = shlex.split(command)
-    return out
+    return {name: shlex.split(process.command)
+            for name, process in procfile_types.load(ROOT / "Procfile").items()}
 
 
 def env_example() -> dict[str, str]:
@@ -146,7 +143,7 @@ def test_metrics_are_wired():
 def test_every_variable_compose_uses_is_in_the_env_example():
     text = (DEPLOY / "compose.yaml").read_text()
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
-    assert {"PORT", "WORKER_CONCURRENCY", "FLOWER_PORT", "FLOWER_DB"} <= used
+    assert {"PORT", "WEB_CONCURRENCY", "FLOWER_PORT", "FLOWER_DB"} <= used
     assert used <= set(env_example()), sorted(used - set(env_example()))
     for service in compose()["services"].values():
         if "env_file" in service:

@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from config.settings import get_settings
+from o2c_workers import sizing
 from o2c_workers.celery_app import celery_config
+from o2c_workers.dev import procfile as procfile_types
 from tests.deploy.manifests import K8S, kustomization, load, render, validate_strict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +45,8 @@ def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def procfile() -> dict[str, list[str]]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return {name: shlex.split(rest) for name, _, rest in (line.partition(":") for line in lines)
-            if rest}
+    return {name: shlex.split(process.command)
+            for name, process in procfile_types.load(ROOT / "Procfile").items()}
 
 
 def expand(argv: list[str], env: dict[str, str], pattern: str) -> list[str]:
@@ -160,13 +161,15 @@ def test_every_container_runs_its_procfile_line():
     assert seen == set(lines)
 
 
-def test_worker_concurrency_defaults_are_the_procfiles():
-    lines = procfile()
+def test_each_worker_states_its_queues_sized_default():
+    seen = set()
     for name, spec in pod_specs(base_docs()).items():
         if name.startswith("o2c-worker-"):
+            domain = name.removeprefix("o2c-worker-")
             env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
-            default = re.search(r"WORKER_CONCURRENCY:-(\d+)", " ".join(lines[name[11:]]))
-            assert default and env["WORKER_CONCURRENCY"] == default.group(1)
+            assert env == {sizing.variable(domain): str(sizing.DEFAULTS[domain])}, name
+            seen.add(domain)
+    assert seen == set(sizing.DEFAULTS)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

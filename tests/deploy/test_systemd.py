@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from o2c_workers import app as celery_app
+from o2c_workers.dev import procfile as procfile_types
 from tests.delivery.test_transport import enqueue, held, runs
 from tests.plugins.workers import ROOT, start_worker, wait_for
 
@@ -45,12 +46,8 @@ needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is n
 
 
 def procfile() -> dict[str, str]:
-    out = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            out[name.strip()] = command.strip()
-    return out
+    return {name: process.command
+            for name, process in procfile_types.load(ROOT / "Procfile").items()}
 
 
 def _settings(path: Path) -> list[tuple[str, str]]:
@@ -112,7 +109,7 @@ def test_every_procfile_process_has_a_unit():
 
 
 @pytest.mark.parametrize("env", [{}, {"PORT": "9000", "WEB_CONCURRENCY": "5",
-                                      "WORKER_CONCURRENCY": "7", "FLOWER_PORT": "5600",
+                                      "FLOWER_PORT": "5600",
                                       "FLOWER_DB": "/srv/flower.db"}],
                          ids=["defaults", "overridden"])
 @pytest.mark.parametrize("process", sorted(PROCFILE_UNITS))
@@ -195,10 +192,10 @@ def test_verify_check_catches_a_bad_drop_in(rewritten_units, tmp_path):
     """The check above would fail on a unit systemd warns about (the check can fail)."""
     units = tmp_path / "units"
     shutil.copytree(rewritten_units, units)
-    with (units / "o2c-worker@invoice.service.d" / "procfile.conf").open("a") as f:
+    with (units / "o2c-worker@customer.service.d" / "procfile.conf").open("a") as f:
         f.write("KillModee=mixed\n")
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"}
-    done = subprocess.run([ANALYZE, "verify", "--man=no", "o2c-worker@invoice.service"],
+    done = subprocess.run([ANALYZE, "verify", "--man=no", "o2c-worker@customer.service"],
                           cwd=units, env=env, capture_output=True, text=True, timeout=60)
     assert "KillModee" in done.stderr + done.stdout
 

@@ -7,10 +7,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from o2c_workers.demo.chaos.faults import NODE_START, REDIS_START, Injected
+from o2c_workers.demo.chaos.faults import BROKER_START, NODE_START, REDIS_START, Injected
 from o2c_workers.demo.chaos.judge import Verdict
 from o2c_workers.demo.chaos.observe import Records
 from o2c_workers.demo.chaos.plan import (
+    BROKER_KILL,
     MAINTENANCE,
     NODE_KILL,
     POOL_KILL,
@@ -31,7 +32,8 @@ def _done(log: list[Injected], kind: str) -> int:
     return sum(1 for entry in log if entry.kind == kind and not entry.detail.startswith("skip"))
 
 
-def fault_counts(records: Records, log: list[Injected], *, reorder: bool) -> list[FaultCount]:
+def fault_counts(records: Records, log: list[Injected], *, reorder: bool,
+                 broker: str = "redis") -> list[FaultCount]:
     injected = Counter(records.erp_stats.get("faults_injected") or {})
     outbound = records.sf_stats.get("outbound") or {}
     refused = Counter(_refusal(a) for a in records.sf_deliveries if not a.get("acked"))
@@ -52,6 +54,9 @@ def fault_counts(records: Records, log: list[Injected], *, reorder: bool) -> lis
         FaultCount("worker nodes restarted by the supervisor", _done(log, NODE_START), harness),
         FaultCount("Redis SIGKILLed", _done(log, REDIS_KILL), harness),
         FaultCount("Redis restarted from its AOF", _done(log, REDIS_START), harness),
+        *([FaultCount("RabbitMQ node SIGKILLed", _done(log, BROKER_KILL), harness),
+           FaultCount("RabbitMQ node restarted from its data", _done(log, BROKER_START),
+                      harness)] if broker == "rabbitmq" else []),
         FaultCount("receiver workers SIGKILLed", _done(log, RECEIVER_KILL), harness),
         FaultCount("Salesforce deliveries cut (no answer)", refused["no answer"], deliveries,
                    required=False),

@@ -15,6 +15,7 @@ import requests
 
 from o2c_workers.demo.chaos import procnet
 from o2c_workers.demo.chaos.plan import (
+    BROKER_KILL,
     MAINTENANCE,
     NODE_KILL,
     POOL_KILL,
@@ -26,7 +27,7 @@ from o2c_workers.demo.chaos.plan import (
 from o2c_workers.demo.chaos.stack import Stack
 
 #: Follow-ups a fault schedules: a supervisor's restart, Redis's restart.
-NODE_START, REDIS_START = "node_start", "redis_start"
+NODE_START, REDIS_START, BROKER_START = "node_start", "redis_start", "broker_start"
 #: How long the receiver kill waits for a Salesforce delivery to be in flight, seconds.
 IN_FLIGHT_WAIT_S = 3.0
 #: Longest time the receiver worker serving the delivery runs before it is killed, seconds.
@@ -66,7 +67,8 @@ class Injector:
         handlers = {POOL_KILL: self._pool_kill, NODE_KILL: self._node_kill,
                     NODE_START: self._node_start, REDIS_KILL: self._redis_kill,
                     REDIS_START: self._redis_start, RECEIVER_KILL: self._receiver_kill,
-                    MAINTENANCE: self._maintenance}
+                    MAINTENANCE: self._maintenance, BROKER_KILL: self._broker_kill,
+                    BROKER_START: self._broker_start}
         return handlers[event.kind](event)
 
     def _note(self, kind: str, target: str, detail: str) -> None:
@@ -108,6 +110,22 @@ class Injector:
     def _redis_start(self, event: Event) -> list[Event]:
         self.stack.restart_redis()
         self._note(REDIS_START, "redis", "started again from its AOF on the same port")
+        return []
+
+    def _broker_kill(self, event: Event) -> list[Event]:
+        node = self.stack.rabbitmq
+        if node is None:
+            self._note(BROKER_KILL, "rabbitmq", "skipped: the broker is the state Redis")
+            return []
+        pid = node.beam_pid()
+        node.kill()
+        self._note(BROKER_KILL, "rabbitmq", f"SIGKILL the RabbitMQ node's VM {pid}")
+        return [Event(self._now() + self.opts.broker_down_s, BROKER_START)]
+
+    def _broker_start(self, event: Event) -> list[Event]:
+        assert self.stack.rabbitmq is not None
+        self.stack.rabbitmq.start()
+        self._note(BROKER_START, "rabbitmq", "started again from its data on the same port")
         return []
 
     def _receiver_kill(self, event: Event) -> list[Event]:

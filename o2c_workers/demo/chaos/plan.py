@@ -22,8 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 #: Fault kinds of the schedule (the background faults are settings, not events).
-POOL_KILL, NODE_KILL, REDIS_KILL, RECEIVER_KILL, MAINTENANCE = (
-    "pool_kill", "node_kill", "redis_kill", "receiver_kill", "erp_maintenance")
+POOL_KILL, NODE_KILL, REDIS_KILL, RECEIVER_KILL, MAINTENANCE, BROKER_KILL = (
+    "pool_kill", "node_kill", "redis_kill", "receiver_kill", "erp_maintenance", "broker_kill")
+#: The brokers a run can put the fleet on: the state Redis itself, or a RabbitMQ node.
+BROKERS = ("redis", "rabbitmq")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class ChaosOptions:
     node_restart_after_s: float = 1.0
     redis_restart: bool = True
     redis_down_s: float = 2.0
+    #: The fleet's broker: ``redis`` (the state Redis) or ``rabbitmq`` (a private RabbitMQ
+    #: node, O2C_BROKER_URL=amqp://...; the state stays on the Redis above).
+    broker: str = "redis"
+    #: On RabbitMQ: SIGKILL the node once and start it again this long after.
+    broker_restart: bool = True
+    broker_down_s: float = 2.0
     receiver_kill: bool = True
     #: Longest wait for every opportunity to settle after the last fault, seconds.
     settle_s: float = 180.0
@@ -203,6 +211,11 @@ def _singles(opts: ChaosOptions, rng: random.Random, burst: tuple[str, ...]) -> 
                          "web", rng.random(), ids=burst))
     if opts.redis_restart:
         out.append(Event(round(rng.uniform(0.2, 0.35) * opts.chaos_s, 2), REDIS_KILL))
+    if opts.broker == "rabbitmq" and opts.broker_restart:
+        # A generator of its own, so that a Redis run's draws stay as they were.
+        draw = random.Random(f"{opts.seed}:broker")
+        out.append(Event(round(draw.uniform(0.38, 0.5) * opts.chaos_s, 2), BROKER_KILL,
+                         "rabbitmq"))
     if opts.maintenance_s > 0:
         latest = max(opts.chaos_s - opts.maintenance_s - 2, 0.5 * opts.chaos_s)
         out.append(Event(round(rng.uniform(0.35 * opts.chaos_s, min(latest, 0.5 * opts.chaos_s)),

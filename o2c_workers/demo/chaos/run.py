@@ -86,7 +86,8 @@ def run(opts: ChaosOptions, console: Console) -> Outcome:
         after = collect(sf, stack.sf_url, stack.erp_url, stack.fleet.env)
         _keep(run_dir, records, stack, after, churner)
     cohort = judge.Cohort(timeline.won_at, timeline.calm_ids, dict(watch.first_seen))
-    counts = evidence.fault_counts(records, injector.log, reorder=opts.sf_reorder)
+    counts = evidence.fault_counts(records, injector.log, reorder=opts.sf_reorder,
+                                   broker=opts.broker)
     found = [*judge.verdicts(records, cohort, latency_bound_s=opts.latency_bound_s,
                              allowed=churn_judge.allowed_letters(played)),
              *churn_judge.churn_verdicts(records, played),

@@ -20,14 +20,18 @@ from pathlib import Path
 
 import requests
 
+from o2c_workers import sizing
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.demo.chaos.plan import ChaosOptions
 from o2c_workers.dev import procfile
 from o2c_workers.dev.fleet import Fleet, ManagedProcess, wait_http
+from o2c_workers.dev.rabbitmq_node import RabbitNode
+from o2c_workers.dev.rabbitmq_node import start_private as start_private_rabbitmq
 from o2c_workers.dev.redis_runtime import RedisHandle, free_port, start_private
 
 #: Variables of the caller's environment that would change the fleet's shipped defaults.
-_DROPPED_PREFIXES = ("O2C_", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "PROMETHEUS_")
+_DROPPED_PREFIXES = ("O2C_", "WEB_CONCURRENCY", "WORKER_CONCURRENCY", "PROMETHEUS_",
+                     *(sizing.variable(domain) for domain in DOMAINS))
 #: How long ``o2c sandbox`` may take to announce itself.
 SANDBOX_START_S = 60.0
 
@@ -46,6 +50,8 @@ class Stack:
     ca_file: str
     receiver_port: int
     procfile_types: dict[str, procfile.ProcessType]
+    #: The private RabbitMQ node the fleet's broker is on (``--broker rabbitmq``), else None.
+    rabbitmq: RabbitNode | None = None
 
     @property
     def web(self) -> ManagedProcess:
@@ -124,28 +130,61 @@ def _start_sandbox(opts: ChaosOptions, run_dir: Path, receiver: str,
         raise
 
 
+def start_broker(opts: ChaosOptions, run_dir: Path) -> RabbitNode | None:
+    """A private RabbitMQ node for ``--broker rabbitmq``, its queues declared and written
+    down for good (a clean restart: ``RabbitNode.restart``) before the fleet starts."""
+    if opts.broker != "rabbitmq":
+        return None
+    node = start_private_rabbitmq(workdir=run_dir / "rabbitmq")
+    try:
+        declare_topology(node.url)
+        node.restart()
+    except BaseException:
+        node.stop(keep_data=False)
+        raise
+    return node
+
+
+def declare_topology(url: str) -> None:
+    from kombu.connection import Connection
+
+    from o2c_workers.amqp import topology
+
+    with Connection(url) as conn:  # type: ignore[no-untyped-call]
+        channel = conn.channel()
+        for queue in [*topology.task_queues(), topology.dead_letter_queue()]:
+            queue.bind(channel).declare()
+
+
 @contextmanager
 def started(opts: ChaosOptions, run_dir: Path) -> Iterator[Stack]:
-    """Redis, the sandbox, then the Procfile's web line and one worker line per queue."""
+    """Redis (and RabbitMQ), the sandbox, then the Procfile's web line and one worker line
+    per queue."""
     redis_port, receiver_port = free_port(), free_port()
     token = secrets.token_urlsafe(24)
     receiver = f"http://127.0.0.1:{receiver_port}"
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     handle = start_private(port=redis_port, workdir=run_dir / "redis", persistent=True,
                            appendfsync="everysec")
+    node: RabbitNode | None = None
     try:
+        node = start_broker(opts, run_dir)
         box, exported = _start_sandbox(opts, run_dir, receiver, token)
     except BaseException:
         handle.stop()
+        if node is not None:
+            node.stop(keep_data=False)
         raise
     env = {**_base_env(), **exported, "O2C_REDIS_URL": handle.url,
-           "O2C_WEBHOOK_TOKEN": token, "PORT": str(receiver_port)}
+           "O2C_WEBHOOK_TOKEN": token, "PORT": str(receiver_port),
+           **({"O2C_BROKER_URL": node.url} if node is not None else {})}
     fleet = Fleet(env, run_dir / "logs")
     stack: Stack | None = None
     try:
         stack = Stack(run_dir, handle, redis_port, box.processes[0], fleet,
                       exported["O2C_ERP_BASE_URL"], exported["O2C_SALESFORCE_INSTANCE_URL"],
-                      exported["O2C_SALESFORCE_CA_BUNDLE"], receiver_port, procfile.load())
+                      exported["O2C_SALESFORCE_CA_BUNDLE"], receiver_port, procfile.load(),
+                      rabbitmq=node)
         _start_fleet(stack)
         yield stack
     finally:
@@ -153,6 +192,8 @@ def started(opts: ChaosOptions, run_dir: Path) -> Iterator[Stack]:
         _stop_fleet(fleet)
         box.stop()
         (handle if stack is None else stack.redis).stop()  # a restart replaced the handle
+        if node is not None:
+            node.stop(keep_data=True)
 
 
 def _start_fleet(stack: Stack) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from o2c_workers.demo.chaos.plan import (
+    BROKER_KILL,
     MAINTENANCE,
     NODE_KILL,
     POOL_KILL,
@@ -76,3 +77,14 @@ def test_churn_takes_its_share_of_the_chaos_cohort_and_leaves_the_faults_as_they
     assert none.churn == [] and none.events == schedule.events
     smoke = build_schedule(ChaosOptions.smoke(), IDS[:50], WORKERS)
     assert (len(smoke.churn), sum(c.invoiced for c in smoke.churn)) == (8, 1)
+
+
+def test_on_rabbitmq_the_broker_node_is_killed_once_and_the_rest_stays_as_it_was() -> None:
+    redis = build_schedule(ChaosOptions(), IDS, WORKERS)
+    rabbit = build_schedule(ChaosOptions(broker="rabbitmq"), IDS, WORKERS)
+    kills = [e for e in rabbit.faults if e.kind == BROKER_KILL]
+    assert len(kills) == 1 and 0 < kills[0].at_s < ChaosOptions().chaos_s * 0.5
+    assert [e for e in rabbit.faults if e.kind != BROKER_KILL] == redis.faults
+    assert not [e for e in redis.faults if e.kind == BROKER_KILL]
+    off = build_schedule(ChaosOptions(broker="rabbitmq", broker_restart=False), IDS, WORKERS)
+    assert off.faults == redis.faults
