@@ -2,9 +2,8 @@
 Celery workers as subprocesses. Assertions go through the simulators' own APIs.
 
 A test marked ``@pytest.mark.brokers("redis", "amqp")`` runs once per broker (unmarked: on
-Redis only). On RabbitMQ each run has a vhost of its own; the workers consume RabbitMQ, and
-what the receiver and ``o2c dlq requeue`` still push onto the state Redis reaches RabbitMQ
-through ``tests/relay.py``."""
+Redis only). On RabbitMQ each run has a vhost of its own: the receiver, ``o2c dlq requeue``
+and the workers publish to it, and no queue's list may appear on the state Redis."""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ import pytest
 import redis
 import requests
 
-from o2c_workers.amqp import topology
 from o2c_workers.celery_app import DOMAINS
 from o2c_workers.delivery.census import census
 from o2c_workers.dev.fleet import Fleet, ManagedProcess
@@ -31,10 +29,12 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World, generate_world
-from tests.plugins.inprocess import fleet_in_process  # noqa: F401 - the in-process fleet
+from tests.plugins.inprocess import (
+    fleet_in_process,  # noqa: F401 - the in-process fleet
+    no_redis_queue_lists,
+)
 from tests.plugins.workers import wait_for
 from tests.rabbitmq import NoRabbitMQ, VirtualHost, ctl, virtual_host
-from tests.relay import Relay
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-webhook-token"
@@ -172,8 +172,6 @@ class O2C:
         queued or running."""
         stats = self.erp_stats()
         queued = sum(self.held_and_queued(list(DOMAINS)))
-        if self.broker.kind == "amqp":
-            queued += sum(self.redis.llen(q) for q in topology.QUEUE_NAMES)  # not yet relayed
         return (stats["lifecycle"]["scheduled"] == 0 and stats["webhooks"]["pending"] == 0
                 and queued == 0)
 
@@ -241,13 +239,10 @@ def o2c_factory(redis_url: str, redis_client: redis.Redis, tmp_path: Path,
     """Start a fleet: ``o2c_factory(world_args=..., erp=..., sf=..., env=...)``, on the
     test's ``broker`` when it takes one."""
     started: list[O2C] = []
-    relays: list[Relay] = []
     on: Broker = request.getfixturevalue("broker") if "broker" in request.fixturenames \
         else Broker("redis")
 
     def start(**options: Any) -> O2C:
-        if on.url and not relays:
-            relays.append(Relay(redis_url, on.url).start())
         o2c = start_o2c(redis_url, redis_client, tmp_path / f"logs-{len(started)}",
                         broker=on, **options)
         started.append(o2c)
@@ -257,5 +252,5 @@ def o2c_factory(redis_url: str, redis_client: redis.Redis, tmp_path: Path,
     for o2c in started:
         o2c.fleet.stop()
         o2c.sandbox.stop()
-    for relay in relays:
-        relay.stop()
+    if on.kind == "amqp":
+        no_redis_queue_lists(redis_client)

@@ -23,6 +23,7 @@ from celery.contrib.testing.worker import start_worker
 from config import Settings, get_settings, load_settings
 from o2c_workers import app as celery_app
 from o2c_workers import keys
+from o2c_workers.amqp import topology
 from o2c_workers.celery_app import celery_config
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.receiver.app import Receiver
@@ -34,7 +35,6 @@ from o2c_workers.sandbox.http import serve
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World
 from tests.plugins.workers import wait_for
-from tests.relay import Relay
 
 TOKEN = "in-process-webhook-token"
 
@@ -100,6 +100,13 @@ class FleetInProcess:
         return dict(response.json())
 
 
+def no_redis_queue_lists(client: redis.Redis) -> None:
+    """On a RabbitMQ fleet every task message goes to RabbitMQ: a queue's list on the state
+    Redis would be a message no worker reads."""
+    found = {queue: client.llen(queue) for queue in topology.QUEUE_NAMES if client.exists(queue)}
+    assert not found, f"task messages pushed onto the state Redis: {found}"
+
+
 def _use_test_broker(settings: Settings) -> None:
     """Point the fleet's app at the test broker, dropping pools made for another URL and
     the queues and routes read from another broker's settings (``app.amqp`` caches them)."""
@@ -124,7 +131,8 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
         erp_config = ErpConfig(**{"invoice_delay_s": 0.2, "payment_delay_s": 0.2, **(erp or {})})
         receiver_settings = load_settings(
             redis_url=redis_url, webhook_token=TOKEN, salesforce_org_ids=[world.org_id],
-            erp_webhook_secret=erp_config.webhook_secret)
+            erp_webhook_secret=erp_config.webhook_secret,
+            **({"broker_url": broker_url} if broker_url else {}))
         receiver = Receiver(receiver_settings, redis_client=redis_client, celery_app=celery_app)
         server = serve(receiver, port=0, name="receiver")
         stack.callback(server.stop)
@@ -144,8 +152,8 @@ def fleet_in_process(redis_url: str, redis_client: redis.Redis, world: World,
         settings = get_settings()
         _use_test_broker(settings)
         if broker_url:
-            # What the receiver still pushes onto the state Redis reaches RabbitMQ.
-            stack.callback(Relay(redis_url, broker_url).start().stop)
+            # On RabbitMQ nothing may ever be pushed onto a Redis list named like a queue.
+            stack.callback(no_redis_queue_lists, redis_client)
         # The worker sets up the process's logging as in production; pytest's capture comes
         # back right after, so tests can read the log records.
         root = logging.getLogger()
