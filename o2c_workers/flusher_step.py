@@ -52,3 +52,8 @@ class FlusherStep(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._thread is not None:
             self._thread.join(STOP_WAIT_S)
             self._thread = None
+
+    def terminate(self, worker: Any) -> None:
+        """A cold shutdown stops the flusher too (``StartStopStep`` would look for an
+        ``obj`` this step does not have)."""
+        self.stop(worker)

@@ -72,7 +72,14 @@ class Flusher:
             return claimed
         if not claimed:
             return 0.0
-        outcomes = self._send(sorted(claimed, key=lambda p: (p.sobject, p.record_id)))
+        try:
+            outcomes = self._send(sorted(claimed, key=lambda p: (p.sobject, p.record_id)))
+        except Exception:
+            # A defect, or a client that cannot be built: hand the claim back at once
+            # rather than hold it for a lease, then let the caller log it.
+            self.outbox.settle(self.owner, [Outcome(p, "retry", ERROR_PAUSE_S, counts=False)
+                                            for p in claimed])
+            raise
         for outcome in outcomes:
             if outcome.result == "dead":
                 self._file(outcome)
