@@ -279,3 +279,18 @@ def test_a_write_accepted_while_its_record_is_in_flight_goes_next(
     assert outbox.waiting() == 1, "the newer write was cleared with the older one"
     flusher.drain()
     assert opp_record(salesforce, opp)["Invoice_Status__c"] == "Paid"
+
+
+def test_reconcile_explains_a_stale_write_back_that_waits_in_the_outbox(
+        outbox, world, redis_client) -> None:
+    from o2c_workers.reconcile.explain import RUNNING, explain
+    from o2c_workers.reconcile.findings import Finding
+
+    waiting, other = opportunities(world, 2)
+    outbox.accept([status(waiting, "Paid", T1)])
+    findings = [Finding("stale_write_back", o, "Invoice_Status__c differs")
+                for o in (waiting[:15], other)]
+    states = explain(redis_client, P, findings, stall_after_s=300)
+    assert states[waiting[:15]].state == RUNNING
+    assert findings[0].explanation == "write-back waiting in the outbox"
+    assert states[other].state is None and findings[1].explanation is None
