@@ -294,3 +294,37 @@ def test_reconcile_explains_a_stale_write_back_that_waits_in_the_outbox(
     assert states[waiting[:15]].state == RUNNING
     assert findings[0].explanation == "write-back waiting in the outbox"
     assert states[other].state is None and findings[1].explanation is None
+
+
+def test_after_its_last_try_a_failing_batch_is_dead_lettered_exhausted(
+        outbox, sf, salesforce, world, dead_letters) -> None:
+    from o2c_workers.writeback.flusher import Retries
+
+    opp = opportunities(world, 1)[0]
+    # The number of tries is the subject here: two (O2C_RETRY_MAX_ATTEMPTS).
+    flusher = Flusher(outbox, salesforce=lambda: sf, dead_letters=dead_letters,
+                      client=outbox.client, retries=Retries(max_attempts=2))
+    salesforce.session().post(f"{salesforce.url}/_sandbox/faults", json={
+        "resource": "composite/sobjects", "status": 500, "count": 6}, timeout=5)
+    outbox.accept([status(opp, "Paid", T1)])
+    flusher.flush_once(force=True)
+    assert outbox.waiting() == 1 and dead_letters.count() == 0
+    flusher.flush_once(force=True)
+    assert outbox.waiting() == 0
+    [entry] = dead_letters.many(dead_letters.ids())
+    assert (entry.category, entry.attempts, entry.trace_key) == ("exhausted", 2, opp)
+    assert composite_calls(salesforce) == 6
+
+
+def test_refused_credentials_dead_letter_the_batch_auth(outbox, flusher, salesforce, world,
+                                                        dead_letters) -> None:
+    opps = opportunities(world, 2)
+    # Refused after the client fetched a new token too.
+    salesforce.session().post(f"{salesforce.url}/_sandbox/faults", json={
+        "resource": "composite/sobjects", "status": 401, "count": 2}, timeout=5)
+    outbox.accept([status(o, "Paid", T1) for o in opps])
+    flusher.drain()
+    entries = dead_letters.many(dead_letters.ids())
+    assert sorted(e.trace_key for e in entries) == sorted(opps)
+    assert {e.category for e in entries} == {"auth"}
+    assert outbox.waiting() == 0
