@@ -10,6 +10,7 @@ import pytest
 
 from config import load_settings
 from o2c_workers import keys, sfid
+from o2c_workers.delivery.census import census
 from o2c_workers.dlq.ops import requeue
 from o2c_workers.receiver.replan import build_dlq
 from o2c_workers.writeback import Outbox
@@ -42,19 +43,22 @@ def test_a_lone_orders_write_back_is_one_call(o2c_factory):
 
 @pytest.mark.slow
 def test_an_accepted_write_survives_a_sigkill_of_its_worker(o2c_factory, redis_client):
-    o2c = o2c_factory()
+    o2c = o2c_factory(order_worker=False)
     opp = o2c.ok_opportunities()[0]
-    front, order_worker = o2c.workers
+    [front] = o2c.workers
     o2c.win([opp])
-    wait_for(lambda: redis_client.hget(keys.transaction("o2c", opp), "booked"), timeout_s=60,
-             what="the order booked")
-    # Only the order worker's flusher is left, and it is killed once the write is in.
+    wait_for(lambda: census(redis_client, "o2c", ["order"]).queued, timeout_s=60,
+             what="the order step queued")
+    # Only the order worker's flusher runs, and it is killed once the write is in.
     front.stop()
+    order_worker = o2c.start_order_worker()
     accepted = keys.sfout_record("o2c", member(opp))
     wait_for(lambda: redis_client.exists(accepted), timeout_s=30, interval_s=0.005,
              what="the write-back accepted")
     order_worker.kill()
-    assert o2c.sf_calls().get(COMPOSITE, 0) == 0, "flushed before the kill: nothing proved"
+    assert redis_client.zscore(keys.sfout_due("o2c"), member(opp)) is not None, \
+        "claimed before the kill: nothing proved"
+    assert o2c.sf_calls().get(COMPOSITE, 0) == 0
     time.sleep(3.0)  # longer than O2C_SF_FLUSH_S: no flusher runs, nothing is sent
     assert o2c.sf_calls().get(COMPOSITE, 0) == 0
     assert Outbox(redis_client, prefix="o2c", flush_s=2).waiting() == 2
