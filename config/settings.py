@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     sf_field_order_status: str = "ERP_Order_Status__c"
     sf_field_invoice_status: str = "Invoice_Status__c"
     sf_field_payment_status: str = "Payment_Status__c"
+    #: Status write-backs wait in the outbox at most this long after the first accepted
+    #: write of a record, then go out together in ``composite/sobjects`` calls of up to 200
+    #: records (``o2c_workers.writeback``): a longer wait batches more, a shorter one shows
+    #: Salesforce users the ERP's status sooner.
+    sf_flush_s: float = Field(default=2.0, gt=0, le=300)
 
     # --- Pricing policy -------------------------------------------------------------------
     #: The largest line discount (percent) accepted without a manual approval.

@@ -19,6 +19,7 @@ from o2c_workers import keys, signals
 from o2c_workers.amqp import topology
 from o2c_workers.domains import DOMAINS, SWEEP_QUEUE, SWEEP_TASK_MODULE, TASK_MODULES, domain_of
 from o2c_workers.flower_auth import REFUSED_EXIT, check_flower_start, running_flower
+from o2c_workers.flusher_step import FlusherStep
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 
 __all__ = ["DOMAINS", "TASK_MODULES", "celery_config", "create_app", "domain_of", "get_app"]
@@ -204,6 +205,8 @@ def create_app(*, monitor: bool = False) -> Celery:
         include=[*TASK_MODULES, SWEEP_TASK_MODULE],
     )
     app.add_defaults(lambda: celery_config(get_settings(), monitor=monitor))
+    # Every worker process flushes the Salesforce write-back outbox (o2c_workers.writeback).
+    app.steps["worker"].add(FlusherStep)
     return app
 
 

@@ -139,6 +139,24 @@ key                                         type    what, and its TTL
 ``{p}:beat::lock``                          string  the one active beat process's lease;
                                                     TTL ``BEAT_LOCK_TIMEOUT_S`` (30 s),
                                                     renewed on every beat tick
+``{p}:sfout:rec:{sobject}:{id}``            hash    one Salesforce record's accepted status
+                                                    write-back, not yet sent: each field's
+                                                    value (``f:``) and the version of the
+                                                    ERP document it came from (``s:``), a
+                                                    version counter, the lease holder;
+                                                    deleted once sent (or dead-lettered)
+                                                    unless written again meanwhile
+``{p}:sfout:due``                           zset    records waiting to be sent, by when due
+                                                    (Redis time, ms): their first accepted
+                                                    write plus ``O2C_SF_FLUSH_S``; a member
+                                                    leaves when claimed
+``{p}:sfout:leased``                        zset    records a flusher has claimed, by lease
+                                                    expiry (ms); back to ``sfout:due`` when
+                                                    settled or when the lease runs out
+``{p}:sfout:sent:{sobject}:{id}``           hash    the newest version sent per field, so a
+                                                    stale write is refused after its newer
+                                                    one left; TTL ``writeback.SENT_TTL_S``
+                                                    (30 days) from the last send
 ==========================================  ======  ========================================
 """
 
@@ -294,3 +312,24 @@ def beat(prefix: str) -> str:
     """RedBeat's key prefix: its entries are ``{p}:beat:{name}``, its own keys
     ``{p}:beat::schedule``, ``::statics`` and ``::lock``."""
     return f"{prefix}:beat:"
+
+
+def sfout_record(prefix: str, member: str) -> str:
+    """``member`` is ``{sobject}:{id}`` (``sfout_member``)."""
+    return f"{prefix}:sfout:rec:{member}"
+
+
+def sfout_member(sobject: str, record_id: str) -> str:
+    return f"{sobject}:{record_id}"
+
+
+def sfout_due(prefix: str) -> str:
+    return f"{prefix}:sfout:due"
+
+
+def sfout_leased(prefix: str) -> str:
+    return f"{prefix}:sfout:leased"
+
+
+def sfout_sent(prefix: str, member: str) -> str:
+    return f"{prefix}:sfout:sent:{member}"

@@ -144,6 +144,8 @@ class ErpOrder(Model):
     amended_from: str | None = None
     #: The item rows; empty when the order was read from a list (read it by name for them).
     lines: tuple[ErpOrderLine, ...] = ()
+    #: When the ERP last changed it, as the ERP wrote it (orders its status write-backs).
+    modified: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -178,6 +180,8 @@ class ErpInvoice(Model):
     #: The opportunity it bills, as the ERP copied it from its order (``po_no``).
     opportunity_id: str | None = None
     customer: str | None = None
+    #: When the ERP last changed it, as the ERP wrote it (orders its status write-backs).
+    modified: str | None = None
 
 
 class ErpPayment(Model):

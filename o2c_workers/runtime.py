@@ -20,6 +20,7 @@ from config import Settings, get_settings
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 from o2c_workers.services.orders import WriteBackFields
+from o2c_workers.writeback import Outbox
 
 if TYPE_CHECKING:
     from o2c_workers.erp.protocol import ErpAdapter
@@ -57,6 +58,12 @@ class Runtime:
 
         return cast("SalesforceApi", self._client(
             "salesforce", lambda: build_salesforce(self.settings)))
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where steps accept their Salesforce status writes (``o2c_workers.writeback``)."""
+        return cast(Outbox, self._client("outbox", lambda: Outbox(
+            self.redis, prefix=self.prefix, flush_s=self.settings.sf_flush_s)))
 
     @property
     def fields(self) -> WriteBackFields:

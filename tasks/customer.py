@@ -32,6 +32,6 @@ def ensure_customer(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | 
 def sync_account(self: O2CTask, ctx: dict[str, Any]) -> None:
     """An account changed in Salesforce: create or link its ERP customer."""
     rt = self.runtime
-    synced = customer.sync_account(ctx, sf=rt.salesforce, erp=rt.erp,
+    synced = customer.sync_account(ctx, sf=rt.salesforce, out=rt.outbox, erp=rt.erp,
                                    number_field=rt.fields.customer_number)
     self.record("customer_synced", milestone=timeline.SYNCED, customer=synced.name)

@@ -9,6 +9,7 @@ from o2c_workers import app, timeline
 from o2c_workers.base_task import O2CTask
 from o2c_workers.chain import ChainContext
 from o2c_workers.services import lifecycle, orders, pricing
+from o2c_workers.writeback import Write
 
 
 @app.task(name="o2c.order.submit_order", bind=True)
@@ -16,8 +17,8 @@ def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | Non
     rt = self.runtime
     reprice = partial(pricing.validate_order, sf=rt.salesforce, erp=rt.erp,
                       max_discount_percent=rt.settings.max_discount_percent)
-    result = lifecycle.book(ChainContext.load(payload), sf=rt.salesforce, erp=rt.erp,
-                            reprice=reprice, fields=rt.fields,
+    result = lifecycle.book(ChainContext.load(payload), sf=rt.salesforce, out=rt.outbox,
+                            erp=rt.erp, reprice=reprice, fields=rt.fields,
                             cancel_on_lost=rt.settings.cancel_on_lost)
     if isinstance(result, pricing.Skipped):
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
@@ -39,14 +40,23 @@ def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | Non
 def write_back(self: O2CTask, payload: dict[str, Any]) -> None:
     rt = self.runtime
     ctx = ChainContext.load(payload)
-    orders.write_back(ctx, sf=rt.salesforce, fields=rt.fields)
+    orders.write_back(ctx, out=rt.outbox, fields=rt.fields)
     self.record("written_back", milestone="written_back", erp_order=ctx.need_erp_order().name)
+
+
+@app.task(name="o2c.order.write_status", bind=True)
+def write_status(self: O2CTask, payload: dict[str, Any]) -> None:
+    """Accept status writes into the outbox again: the replay of a write-back dead letter
+    (``o2c_workers.writeback.failures``), still ordered by its versions."""
+    writes = [Write.load(w) for w in payload["writes"]]
+    taken = self.runtime.outbox.accept(writes)
+    self.record("write_accepted", fields=taken)
 
 
 @app.task(name="o2c.order.sync_status", bind=True)
 def sync_status(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
-    current = orders.sync_status(event["name"], sf=rt.salesforce, erp=rt.erp, fields=rt.fields)
+    current = orders.sync_status(event["name"], out=rt.outbox, erp=rt.erp, fields=rt.fields)
     self.record("order_status", trace_key=orders.opportunity_of_order(current),
                 erp_order=current.name, status=current.status)
 
@@ -56,8 +66,8 @@ def follow_opportunity(self: O2CTask, payload: dict[str, Any]) -> None:
     """The opportunity left Closed Won (or changed stage): its ERP order follows it."""
     rt = self.runtime
     ctx = ChainContext.load(payload)
-    _followed(self, lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce, erp=rt.erp,
-                                                 fields=rt.fields,
+    _followed(self, lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce,
+                                                 out=rt.outbox, erp=rt.erp, fields=rt.fields,
                                                  cancel_on_lost=rt.settings.cancel_on_lost))
 
 

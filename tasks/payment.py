@@ -12,7 +12,7 @@ from o2c_workers.services import billing
 @app.task(name="o2c.payment.apply_payment", bind=True)
 def apply_payment(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
-    for synced in billing.apply_payment(event["name"], sf=rt.salesforce, erp=rt.erp,
+    for synced in billing.apply_payment(event["name"], out=rt.outbox, erp=rt.erp,
                                         fields=rt.fields):
         status = billing.payment_status(synced.invoice)
         self.record("paid" if status == "Paid" else "payment_received",

@@ -26,6 +26,7 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import generate_world
+from o2c_workers.writeback import Outbox
 
 LABELS = {"won": "won in Salesforce", "booked": "booked in the ERP",
           "written_back": "written back", "invoiced": "invoiced", "paid": "paid in full"}
@@ -101,9 +102,11 @@ def running(opts: DemoOptions, console: Console) -> Iterator[Running]:
         handle.stop()
 
 
-def settled(snap: Snapshot, total: int, erp_stats: dict[str, Any]) -> bool:
+def settled(snap: Snapshot, total: int, erp_stats: dict[str, Any], *,
+            outbox: int = 0) -> bool:
     """Every opportunity booked or dead-lettered, every booked one invoiced, nothing queued,
-    and the ERP has no invoice, payment or webhook still to come."""
+    no status write-back waiting in the outbox, and the ERP has no invoice, payment or
+    webhook still to come."""
     webhooks = erp_stats.get("webhooks") or {}
     lifecycle = erp_stats.get("lifecycle") or {}
     pending = int(webhooks.get("pending", 0)) + int(lifecycle.get("scheduled", 0))
@@ -111,7 +114,7 @@ def settled(snap: Snapshot, total: int, erp_stats: dict[str, Any]) -> bool:
     return (counts["won"] >= total
             and counts["written_back"] + snap.report.fallout >= total
             and counts["invoiced"] >= counts["written_back"]
-            and snap.queued == 0 and pending == 0)
+            and snap.queued == 0 and pending == 0 and outbox == 0)
 
 
 def watch(run: Running, opts: DemoOptions, console: Console) -> Snapshot:
@@ -135,7 +138,9 @@ def watch(run: Running, opts: DemoOptions, console: Console) -> Snapshot:
             if state != last:
                 quiet_since, last = time.monotonic(), state
             erp = requests.get(f"{run.sandbox.erp_url}/_sandbox/stats", timeout=5).json()
-            if settled(snap, total, erp) and time.monotonic() - quiet_since > 3.0:
+            waiting = Outbox(client, prefix="o2c", flush_s=0).waiting()
+            if settled(snap, total, erp, outbox=waiting) and \
+                    time.monotonic() - quiet_since > 3.0:
                 return snap
             time.sleep(0.5)
     console.print(f"[yellow]stopped watching after {opts.timeout_s:.0f}s[/]")

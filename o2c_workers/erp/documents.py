@@ -35,11 +35,11 @@ CUSTOMER_FIELDS = ("name", "salesforce_id", "is_frozen", "country")
 #: Fields read when a Sales Order is looked up (all top-level: one list call).
 ORDER_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
                 "total_taxes_and_charges", "grand_total", "customer", "per_billed",
-                "per_delivered", "amended_from")
+                "per_delivered", "amended_from", "modified")
 #: Fields read when Sales Invoices are listed (top-level: the order is in the item rows,
 #: the opportunity in ``po_no``).
 INVOICE_FIELDS = ("name", "salesforce_id", "status", "docstatus", "currency", "net_total",
-                  "grand_total", "outstanding_amount", "po_no", "customer")
+                  "grand_total", "outstanding_amount", "po_no", "customer", "modified")
 
 
 def money(value: Any) -> Decimal:
@@ -138,7 +138,7 @@ def to_order(doc: Doc) -> ErpOrder:
         total_taxes=money(doc.get("total_taxes_and_charges")),
         grand_total=money(doc.get("grand_total")), customer=doc.get("customer") or None,
         per_billed=number(doc.get("per_billed")), per_delivered=number(doc.get("per_delivered")),
-        amended_from=doc.get("amended_from") or None,
+        amended_from=doc.get("amended_from") or None, modified=doc.get("modified") or None,
         lines=tuple(to_order_line(row) for row in doc.get("items") or []))
 
 
@@ -161,7 +161,8 @@ def to_invoice(doc: Doc) -> ErpInvoice:
         grand_total=money(doc.get("grand_total")),
         outstanding=money(doc.get("outstanding_amount")),
         docstatus=int(doc["docstatus"]) if doc.get("docstatus") is not None else 1,
-        opportunity_id=doc.get("po_no") or None, customer=doc.get("customer") or None)
+        opportunity_id=doc.get("po_no") or None, customer=doc.get("customer") or None,
+        modified=doc.get("modified") or None)
 
 
 def to_payment(doc: Doc) -> ErpPayment:

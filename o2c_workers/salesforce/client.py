@@ -180,6 +180,27 @@ class SalesforceClient:
 
         self._call(what, send)
 
+    def update_each(self, records: Sequence[tuple[str, str, Mapping[str, Any]]]
+                    ) -> list[errors.RecordResult]:
+        """Update up to 200 records in one sObject Collections call, each on its own
+        (``allOrNone`` false): one record's refusal leaves the others applied. Answers one
+        result per record, in order; a failure of the whole call raises as any call does.
+        Records are sent as given: keep those of one type together (Salesforce processes a
+        call in chunks of consecutive records of one type, at most ten chunks)."""
+        if not 0 < len(records) <= COLLECTION_LIMIT:
+            raise ValueError(f"one call takes 1 to {COLLECTION_LIMIT} records, not {len(records)}")
+        checked = [(_name(sobject), _record_id(record_id), dict(fields))
+                   for sobject, record_id, fields in records]
+        what = f"update {len(checked)} record(s) (sObject Collections)"
+        body = {"allOrNone": False, "records": [
+            {"attributes": {"type": sobject},
+             **{k: v for k, v in fields.items() if k.lower() != "id"}, "id": record_id}
+            for sobject, record_id, fields in checked]}
+        data = dumps(body)
+        answer = self._call(what, lambda sf: sf.restful("composite/sobjects", method="PATCH",
+                                                         data=data))
+        return errors.record_results(len(checked), answer, what=what)
+
     def upsert(self, sobject: str, external_field: str, value: str,
                fields: Mapping[str, Any]) -> bool:
         """Create or update the record whose ``external_field`` is ``value``; True if created.

@@ -18,6 +18,7 @@ what Salesforce (or the network) did    raised
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -134,3 +135,41 @@ def from_results(records: Sequence[tuple[str, str]], results: Any, *, what: str)
     body = [{"sobject": s, "id": i, **error} for s, i, error in causes]
     error_class = Transient if set(codes) <= TRANSIENT_CODES else InvalidPayload
     raise error_class(message, reason=",".join(codes), status=200, body=body)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """One record's outcome in an sObject Collections answer."""
+
+    success: bool
+    #: Salesforce's errors for the record (``statusCode``, ``message``, ``fields``).
+    errors: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def code(self) -> str:
+        """The first error's code (``ENTITY_IS_DELETED``); empty for a success."""
+        return _code(self.errors[0]) if self.errors else ("" if self.success else "UNKNOWN")
+
+    @property
+    def transient(self) -> bool:
+        """A refusal that goes away on its own (a record lock): send it again later."""
+        return not self.success and all(_code(e) in TRANSIENT_CODES for e in self.errors)
+
+    @property
+    def message(self) -> str:
+        return summary(self.errors) or self.code
+
+
+def record_results(count: int, results: Any, *, what: str) -> list[RecordResult]:
+    """Each record's outcome, in order, from an ``allOrNone`` false answer."""
+    if not isinstance(results, list) or len(results) != count:
+        raise Transient(f"Salesforce answered {what} with an unexpected result list",
+                        reason="bad_response", body=results)
+    out = []
+    for result in results:
+        if isinstance(result, dict) and result.get("success"):
+            out.append(RecordResult(True))
+            continue
+        items = error_items(result.get("errors")) if isinstance(result, dict) else []
+        out.append(RecordResult(False, tuple(items or [{"statusCode": "UNKNOWN"}])))
+    return out

@@ -15,7 +15,8 @@ from o2c_workers.catalogue import RECONCILIATION
 from o2c_workers.errors import NO_SALES_INVOICE, NO_SALES_ORDER, BusinessError, NotOurs
 from o2c_workers.models import ErpInvoice, ErpOrder, cents
 from o2c_workers.services.orders import WriteBackFields, opportunity_of_order
-from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.ports import ErpAdapter, StatusWrites, Write
+from o2c_workers.writeback import stamp_of
 
 log = logging.getLogger("o2c.billing")
 
@@ -36,7 +37,7 @@ def order_of_invoice(invoice: ErpInvoice, erp: ErpAdapter) -> tuple[ErpOrder, st
     return order, opportunity_of_order(order)
 
 
-def sync_invoice(invoice_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
+def sync_invoice(invoice_name: str, *, out: StatusWrites, erp: ErpAdapter,
                  fields: WriteBackFields) -> InvoiceSynced:
     """Reconcile an invoice with its order to the cent, then write its status back."""
     invoice = erp.get_sales_invoice(invoice_name)
@@ -47,7 +48,9 @@ def sync_invoice(invoice_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
             f"invoice {invoice.name} total {invoice.grand_total} {invoice.currency} differs "
             f"from order {order.name} total {order.grand_total} {order.currency}",
             category=RECONCILIATION)
-    sf.update("Opportunity", opportunity_id, {fields.invoice_status: invoice.status})
+    out.accept([Write("Opportunity", opportunity_id, {fields.invoice_status: invoice.status},
+                      stamp=stamp_of(invoice.modified), trace_key=opportunity_id,
+                      source=f"Sales Invoice {invoice.name}")])
     return InvoiceSynced(opportunity_id, invoice, order)
 
 
@@ -59,7 +62,7 @@ def payment_status(invoice: ErpInvoice) -> str:
     return "Unpaid"
 
 
-def apply_payment(payment_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
+def apply_payment(payment_name: str, *, out: StatusWrites, erp: ErpAdapter,
                   fields: WriteBackFields) -> list[InvoiceSynced]:
     """A payment arrived: each invoice of ours it pays gets its payment (and invoice) status;
     one that pays none of ours is ``NotOurs``."""
@@ -76,15 +79,17 @@ def apply_payment(payment_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
         except NotOurs as exc:
             foreign.append(exc)
             continue
-        changes.append(("Opportunity", opportunity_id, {
+        # Both statuses as of the invoice's version: the payment changed its outstanding.
+        changes.append(Write("Opportunity", opportunity_id, {
             fields.payment_status: payment_status(invoice),
             fields.invoice_status: invoice.status,
-        }))
+        }, stamp=stamp_of(invoice.modified), trace_key=opportunity_id,
+            source=f"Payment Entry {payment.name}, Sales Invoice {invoice.name}"))
         synced.append(InvoiceSynced(opportunity_id, invoice, order))
     if not synced:
         raise NotOurs(f"payment {payment.name} pays no invoice of ours: "
                       f"{foreign[0].message}", reason=foreign[0].reason)
     for other in foreign:
         log.info("payment %s: left alone: %s", payment.name, other.message)
-    sf.update_many(changes)
+    out.accept(changes)
     return synced

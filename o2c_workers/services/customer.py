@@ -10,7 +10,7 @@ from o2c_workers.errors import InvalidPayload
 from o2c_workers.models import ErpCustomer
 from o2c_workers.services import reading
 from o2c_workers.services.convert import WON, customer_from_account, required
-from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi, StatusWrites, Write
 from o2c_workers.services.pricing import Skipped
 
 
@@ -36,13 +36,15 @@ def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi,
                                   "opportunity": read.model_copy(update={"account": None})})
 
 
-def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, erp: ErpAdapter,
-                 number_field: str) -> ErpCustomer:
+def sync_account(ctx: dict[str, Any], *, sf: SalesforceApi, out: StatusWrites,
+                 erp: ErpAdapter, number_field: str) -> ErpCustomer:
     """An account changed: create its ERP customer or bring it up to date, and write the
     customer number back."""
     account = sf.get_account(ctx["trace_key"])
     data = customer_from_account(account)
     customer = erp.update_customer(erp.ensure_customer(data), data)
     if account.get(number_field) != customer.name:
-        sf.update("Account", customer.salesforce_id, {number_field: customer.name})
+        out.accept([Write("Account", customer.salesforce_id, {number_field: customer.name},
+                          stamp=0, trace_key=ctx["trace_key"],
+                          source=f"Customer {customer.name}")])
     return customer

@@ -27,9 +27,10 @@ from o2c_workers.services.orders import (
     WriteBackFields,
     cancel_unless_downstream,
     current_order,
+    order_write,
     submit_order,
 )
-from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.ports import ErpAdapter, SalesforceApi, StatusWrites
 from o2c_workers.services.pricing import Skipped
 
 #: What ``follow_opportunity`` did.
@@ -45,8 +46,9 @@ class Followed:
     order: ErpOrder | None = None
 
 
-def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, erp: ErpAdapter,
-                       fields: WriteBackFields, cancel_on_lost: bool) -> Followed:
+def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, out: StatusWrites,
+                       erp: ErpAdapter, fields: WriteBackFields,
+                       cancel_on_lost: bool) -> Followed:
     """The ERP order of an opportunity that is no longer won follows it."""
     stage = str(sf.get_opportunity(opportunity_id).get("StageName") or "")
     if stage == WON:
@@ -68,13 +70,13 @@ def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, erp: ErpAdapte
     # lost answer, retried) may come after the opportunity was won again and its
     # amendment written back, which the cancelled order must not overwrite.
     current = current_order(erp.find_sales_orders(opportunity_id)) or cancelled
-    sf.update("Opportunity", opportunity_id, {fields.order_number: current.name,
-                                              fields.order_status: current.status})
+    out.accept([order_write(opportunity_id, current, fields)])
     return Followed(CANCELLED, stage, cancelled)
 
 
-def book(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter, reprice: Reprice,
-         fields: WriteBackFields, cancel_on_lost: bool) -> Booked | Skipped | Followed:
+def book(ctx: ChainContext, *, sf: SalesforceApi, out: StatusWrites, erp: ErpAdapter,
+         reprice: Reprice, fields: WriteBackFields,
+         cancel_on_lost: bool) -> Booked | Skipped | Followed:
     """The order step: the opportunity's one live order (``submit_order``), then its stage
     read once more. No longer won: the order follows it as a lost one's does
     (``Followed``: cancelled, or finance's dead letter), so that a lost opportunity never
@@ -83,7 +85,7 @@ def book(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter, reprice: Repr
     booked = submit_order(ctx, erp=erp, reprice=reprice)
     if isinstance(booked, Skipped):
         return booked
-    followed = follow_opportunity(ctx.trace_key, sf=sf, erp=erp, fields=fields,
+    followed = follow_opportunity(ctx.trace_key, sf=sf, out=out, erp=erp, fields=fields,
                                   cancel_on_lost=cancel_on_lost)
     return booked if followed.action in (STILL_WON, KEPT) else followed
 

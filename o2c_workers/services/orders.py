@@ -29,8 +29,9 @@ from o2c_workers.erp import revisions
 from o2c_workers.errors import NO_SALESFORCE_ID, BusinessError, NotOurs
 from o2c_workers.models import ErpOrder
 from o2c_workers.services.compare import differences
-from o2c_workers.services.ports import ErpAdapter, SalesforceApi
+from o2c_workers.services.ports import ErpAdapter, StatusWrites, Write
 from o2c_workers.services.pricing import REPRICE_AFTER_S, Skipped
+from o2c_workers.writeback import stamp_of
 
 __all__ = ["REPRICE_AFTER_S", "Booked", "WriteBackFields", "submit_order", "write_back"]
 #: How often the step decides again when what it found changed under it.
@@ -193,16 +194,24 @@ def _refusal(category: str, message: str) -> BusinessError:
     return BusinessError(message, category=category)
 
 
-def write_back(ctx: ChainContext, *, sf: SalesforceApi, fields: WriteBackFields) -> None:
+def write_back(ctx: ChainContext, *, out: StatusWrites, fields: WriteBackFields) -> None:
     """Last step: the ERP order number and status on the opportunity, the customer number
-    on the account, in one composite call."""
+    on the account, accepted into the outbox (sent with other records' in one call)."""
     booked = ctx.need_erp_order()
     customer = ctx.need_customer()
-    sf.update_many([
-        ("Opportunity", ctx.trace_key, {fields.order_number: booked.name,
-                                           fields.order_status: booked.status}),
-        ("Account", customer.salesforce_id, {fields.customer_number: customer.name}),
+    out.accept([
+        order_write(ctx.trace_key, booked, fields),
+        Write("Account", customer.salesforce_id, {fields.customer_number: customer.name},
+              stamp=0, trace_key=ctx.trace_key, source=f"Customer {customer.name}"),
     ])
+
+
+def order_write(opportunity_id: str, order: ErpOrder, fields: WriteBackFields) -> Write:
+    """The opportunity's order number and status, as of the order's version."""
+    return Write("Opportunity", opportunity_id, {fields.order_number: order.name,
+                                                 fields.order_status: order.status},
+                 stamp=stamp_of(order.modified), trace_key=opportunity_id,
+                 source=f"Sales Order {order.name}")
 
 
 def opportunity_of_order(order: ErpOrder) -> str:
@@ -219,13 +228,12 @@ def current_order(orders: list[ErpOrder]) -> ErpOrder | None:
     return live[0] if len(live) == 1 else revisions.latest(orders)
 
 
-def sync_status(order_name: str, *, sf: SalesforceApi, erp: ErpAdapter,
+def sync_status(order_name: str, *, out: StatusWrites, erp: ErpAdapter,
                 fields: WriteBackFields) -> ErpOrder:
     """The ERP changed an order: write the opportunity's current order number and status
     (an event for a cancelled predecessor never overwrites its amendment's)."""
     changed = erp.get_sales_order(order_name)
     opportunity_id = opportunity_of_order(changed)
     current = current_order(erp.find_sales_orders(opportunity_id)) or changed
-    sf.update("Opportunity", opportunity_id, {fields.order_number: current.name,
-                                              fields.order_status: current.status})
+    out.accept([order_write(opportunity_id, current, fields)])
     return current

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from o2c_workers.erp.protocol import ErpAdapter
+from o2c_workers.salesforce.errors import RecordResult
+from o2c_workers.writeback.model import Write
 
-__all__ = ["ErpAdapter", "SalesforceApi"]
+__all__ = ["ErpAdapter", "SalesforceApi", "StatusWrites", "Write"]
 
 
 class SalesforceApi(Protocol):
@@ -23,3 +25,13 @@ class SalesforceApi(Protocol):
     def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None: ...
 
     def update_many(self, changes: list[tuple[str, str, dict[str, Any]]]) -> None: ...
+
+    def update_each(self, records: Sequence[tuple[str, str, dict[str, Any]]]
+                    ) -> list[RecordResult]: ...
+
+
+class StatusWrites(Protocol):
+    """Where status write-backs go: the outbox (``o2c_workers.writeback.Outbox``), which
+    coalesces them per record and sends them in batches."""
+
+    def accept(self, writes: Sequence[Write]) -> int: ...

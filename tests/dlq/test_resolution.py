@@ -38,7 +38,9 @@ def test_each_step_resolves_its_own_older_dead_letters_and_no_one_elses(fleet_in
     fleet.win(opportunity)
     wait_for(lambda: store.get(write_back_old).status is Status.RESOLVED, timeout_s=30,
              what="the write-back's own dead letter resolved")
-    assert fleet.sf_record("Opportunity", opportunity).get("ERP_Order_Number__c")
+    # Resolved once the write-back is accepted; the outbox sends it about O2C_SF_FLUSH_S later.
+    wait_for(lambda: fleet.sf_record("Opportunity", opportunity).get("ERP_Order_Number__c"),
+             timeout_s=10, what="the write-back in Salesforce")
     # Finance's invoice reconciliation error is not the write-back's to resolve.
     assert store.get(invoice_old).status is Status.OPEN
     assert store.get(invoice_newer).status is Status.OPEN

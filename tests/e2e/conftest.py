@@ -29,6 +29,7 @@ from o2c_workers.sandbox import Sandbox, start_sandbox
 from o2c_workers.sandbox.erp import ErpConfig
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 from o2c_workers.sandbox.world import World, generate_world
+from o2c_workers.writeback import Outbox
 from tests.plugins.inprocess import (
     fleet_in_process,  # noqa: F401 - the in-process fleet
     no_redis_queue_lists,
@@ -169,11 +170,17 @@ class O2C:
 
     def settled(self) -> bool:
         """Nothing left to happen: no ERP invoice, payment or webhook to come, no message
-        queued or running."""
+        queued or running, no status write-back waiting in the outbox."""
         stats = self.erp_stats()
         queued = sum(self.held_and_queued(list(DOMAINS)))
+        waiting = Outbox(self.redis, prefix="o2c", flush_s=0).waiting()
         return (stats["lifecycle"]["scheduled"] == 0 and stats["webhooks"]["pending"] == 0
-                and queued == 0)
+                and queued == 0 and waiting == 0)
+
+    def sf_calls(self) -> dict[tuple[str, str], int]:
+        """REST calls the Salesforce simulator counted, by method and resource."""
+        stats = self.sf.get(f"{self.sandbox.sf_url}/_sandbox/stats", timeout=10).json()
+        return {(c["method"], c["resource"]): c["count"] for c in stats["api"]["calls"]}
 
     def wait_settled(self, *, timeout_s: float = 60) -> None:
         """Wait until ``settled`` holds twice, a second apart."""

@@ -187,3 +187,58 @@ def test_sandbox_records_listing(salesforce: SalesforceServer, world: World) -> 
     answer = salesforce.session().get(f"{salesforce.url}/_sandbox/records/Opportunity",
                                       timeout=5)
     assert [r["Id"] for r in answer.json()] == world.opportunity_ids
+
+
+def test_a_deleted_record_and_a_validation_rule_refuse_writes_as_salesforce_does(
+        salesforce: SalesforceServer, sf_http: requests.Session, world: World) -> None:
+    gone, ruled, fine = (o["Id"] for o in world.of("Opportunity")[:3])
+    control = salesforce.session()
+    assert control.post(f"{salesforce.url}/_sandbox/records/Opportunity/{gone}/delete",
+                        timeout=5).json() == {"id": gone, "deleted": True}
+    control.post(f"{salesforce.url}/_sandbox/records/Opportunity/{ruled}/rule",
+                 json={"message": "Closed opportunities are locked"}, timeout=5)
+    single = sf_http.patch(_data(salesforce, f"sobjects/Opportunity/{gone}"),
+                           json={"Invoice_Status__c": "Paid"}, timeout=5)
+    assert single.status_code == 404
+    assert single.json() == [{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED"}]
+    assert sf_http.get(_data(salesforce, f"sobjects/Opportunity/{gone}"),
+                       timeout=5).status_code == 404
+    records = [{"attributes": {"type": "Opportunity"}, "id": i, "Invoice_Status__c": "Paid"}
+               for i in (gone, ruled, fine)]
+    answer = sf_http.patch(_data(salesforce, "composite/sobjects"),
+                           json={"allOrNone": False, "records": records}, timeout=5).json()
+    assert [r["success"] for r in answer] == [False, False, True]
+    assert answer[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+    assert answer[1]["errors"][0] == {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                                      "message": "Closed opportunities are locked",
+                                      "fields": []}
+    control.post(f"{salesforce.url}/_sandbox/records/Opportunity/{ruled}/rule",
+                 json={"message": None}, timeout=5)
+    again = sf_http.patch(_data(salesforce, f"sobjects/Opportunity/{ruled}"),
+                          json={"Invoice_Status__c": "Paid"}, timeout=5)
+    assert again.status_code == 204
+
+
+def test_injected_faults_answer_the_next_calls_of_a_resource(
+        salesforce: SalesforceServer, sf_http: requests.Session, world: World) -> None:
+    opp = world.of("Opportunity")[0]["Id"]
+    faults = f"{salesforce.url}/_sandbox/faults"
+    control = salesforce.session()
+    bad = control.post(faults, json={"resource": "composite/sobjects", "status": 200}, timeout=5)
+    assert bad.status_code == 400
+    control.post(faults, json={"resource": "composite/sobjects", "status": 503,
+                               "count": 2}, timeout=5)
+    url = _data(salesforce, "composite/sobjects")
+    body = {"records": [{"attributes": {"type": "Opportunity"}, "id": opp,
+                         "Invoice_Status__c": "Paid"}]}
+    for _ in range(2):
+        answer = sf_http.patch(url, json=body, timeout=5)
+        assert answer.status_code == 503
+        assert answer.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert sf_http.patch(url, json=body, timeout=5).json()[0]["success"] is True
+    control.post(faults, json={"resource": "composite/sobjects", "status": 403}, timeout=5)
+    limited = sf_http.patch(url, json=body, timeout=5)
+    assert (limited.status_code, limited.json()[0]["errorCode"]) == (403, "REQUEST_LIMIT_EXCEEDED")
+    stats = control.get(f"{salesforce.url}/_sandbox/stats", timeout=5).json()
+    calls = {(c["method"], c["resource"]): c["count"] for c in stats["api"]["calls"]}
+    assert calls[("PATCH", "composite/sobjects")] == 4

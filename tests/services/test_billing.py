@@ -60,7 +60,7 @@ def opportunity(services, opp: str) -> dict:
 
 def test_an_invoice_reconciled_with_its_order_writes_its_status(services):
     opp, order_name = booked(services)
-    synced = billing.sync_invoice(invoice_of(services, order_name), sf=services.sf,
+    synced = billing.sync_invoice(invoice_of(services, order_name), out=services.out,
                                   erp=services.erp, fields=FIELDS)
     assert synced.opportunity_id == opp and synced.order.name == order_name
     assert synced.invoice.grand_total == synced.order.grand_total
@@ -70,7 +70,7 @@ def test_an_invoice_reconciled_with_its_order_writes_its_status(services):
 def test_a_payment_writes_payment_and_invoice_status_to_each_opportunity(services):
     opp, order_name = booked(services)
     payment = payment_of(services, invoice_of(services, order_name))
-    [synced] = billing.apply_payment(payment, sf=services.sf, erp=services.erp,
+    [synced] = billing.apply_payment(payment, out=services.out, erp=services.erp,
                                      fields=FIELDS)
     assert synced.opportunity_id == opp
     record = opportunity(services, opp)
@@ -81,7 +81,7 @@ def test_a_payment_writes_payment_and_invoice_status_to_each_opportunity(service
 def test_an_unknown_invoice_is_not_found_and_writes_nothing(services):
     opp, _ = booked(services)
     with pytest.raises(NotFound):
-        billing.sync_invoice("ACC-SINV-NONE-00001", sf=services.sf, erp=services.erp,
+        billing.sync_invoice("ACC-SINV-NONE-00001", out=services.out, erp=services.erp,
                              fields=FIELDS)
     assert opportunity(services, opp).get(FIELDS.invoice_status) is None
 
@@ -118,7 +118,7 @@ def test_an_invoice_that_differs_from_its_order_is_a_reconciliation_refusal(serv
                    "discount_percentage": row["discount_percentage"],
                    "sales_order": order_name}]})["data"]
     with pytest.raises(BusinessError) as caught:
-        billing.sync_invoice(short["name"], sf=services.sf, erp=services.erp, fields=FIELDS)
+        billing.sync_invoice(short["name"], out=services.out, erp=services.erp, fields=FIELDS)
     assert caught.value.category == "reconciliation"
     assert order_name in str(caught.value) and short["name"] in str(caught.value)
     assert opportunity(services, opp).get(FIELDS.invoice_status) is None

@@ -227,7 +227,7 @@ def test_status_events_write_the_opportunitys_current_order(svc):
     set_line(svc, opp, Quantity=25, Discount=24)
     amended = submit(svc, priced(svc, opp)).need_erp_order()
     # The cancelled predecessor's event comes late: the amendment stays on the opportunity.
-    current = orders.sync_status(first.name, sf=svc.sf, erp=svc.erp, fields=FIELDS)
+    current = orders.sync_status(first.name, out=svc.out, erp=svc.erp, fields=FIELDS)
     assert current.name == amended.name
     record = svc.sf.get_opportunity(opp)
     assert (record[FIELDS.order_number], record[FIELDS.order_status]) == (
@@ -305,7 +305,8 @@ def reprice(svc):
 
 
 def follow(svc, opp: str, *, cancel_on_lost: bool = True):
-    return lifecycle.follow_opportunity(opp, sf=svc.sf, erp=svc.erp, fields=FIELDS,
+    return lifecycle.follow_opportunity(opp, sf=svc.sf, out=svc.out, erp=svc.erp,
+                                        fields=FIELDS,
                                         cancel_on_lost=cancel_on_lost)
 
 
@@ -315,8 +316,8 @@ def good_ones(svc, n: int) -> list[str]:
 
 
 def book(svc, ctx):
-    return lifecycle.book(ctx, sf=svc.sf, erp=svc.erp, reprice=reprice(svc), fields=FIELDS,
-                          cancel_on_lost=True)
+    return lifecycle.book(ctx, sf=svc.sf, out=svc.out, erp=svc.erp, reprice=reprice(svc),
+                          fields=FIELDS, cancel_on_lost=True)
 
 
 def test_lost_while_its_order_is_booked_leaves_no_live_order(svc):
@@ -376,7 +377,7 @@ def test_a_cancel_answered_after_the_opportunity_was_won_again_writes_back_its_a
     assert live(svc, opp) == [], "the cancel was committed while its answer hangs"
     set_line(svc, opp, Quantity=7)
     amended = submit(svc, priced(svc, opp))
-    orders.write_back(amended, sf=svc.sf, fields=FIELDS)
+    orders.write_back(amended, out=svc.out, fields=FIELDS)
     assert step.is_alive(), "the amendment was booked while the cancel's answer hung"
     step.join(timeout=60)
     assert done[0].action == "cancelled" and done[0].order.name == first.name

@@ -66,7 +66,7 @@ def test_write_back_sets_the_order_and_customer_numbers(services):
     opp = good(services)
     booked = submit(services, priced(services, opp))
     fields = WriteBackFields()
-    orders.write_back(booked, sf=services.sf, fields=fields)
+    orders.write_back(booked, out=services.out, fields=fields)
     record = services.sf.get_opportunity(opp)
     erp_order = booked.need_erp_order()
     assert record[fields.order_number] == erp_order.name

@@ -100,10 +100,10 @@ def test_the_customer_and_pricing_steps_read_salesforce_once(services):
     assert ctx.opportunity is not None and priced.pricing is not None
     assert priced.pricing.priced_at == ctx.opportunity.read_at
     # The order step: its order, its stage read once more, then the write-back.
-    booked = lifecycle.book(priced, sf=services.sf, erp=services.erp,
+    booked = lifecycle.book(priced, sf=services.sf, out=services.out, erp=services.erp,
                             reprice=reprice(services), fields=FIELDS, cancel_on_lost=True)
     assert isinstance(booked, orders.Booked)
-    orders.write_back(booked.ctx, sf=services.sf, fields=FIELDS)
+    orders.write_back(booked.ctx, out=services.out, fields=FIELDS)
     assert spent(services, before) == {("GET", "query"): 1, ("GET", "Opportunity"): 1,
                                        ("PATCH", "composite/sobjects"): 1}
 
@@ -137,8 +137,8 @@ def test_lost_after_the_chains_read_leaves_no_live_order(services):
     priced = pricing.validate_order(ctx, sf=services.sf, erp=services.erp,
                                     max_discount_percent=POLICY)
     assert isinstance(priced, ChainContext)
-    done = lifecycle.book(priced, sf=services.sf, erp=services.erp, reprice=reprice(services),
-                          fields=FIELDS, cancel_on_lost=True)
+    done = lifecycle.book(priced, sf=services.sf, out=services.out, erp=services.erp,
+                          reprice=reprice(services), fields=FIELDS, cancel_on_lost=True)
     assert isinstance(done, lifecycle.Followed)
     assert (done.action, done.stage) == ("cancelled", "Closed Lost")
     assert [o for o in services.erp.find_sales_orders(opp) if o.live] == []

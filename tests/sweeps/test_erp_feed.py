@@ -36,6 +36,7 @@ from o2c_workers.report import build_report
 from o2c_workers.sweeps import state
 from o2c_workers.sweeps.erp_feed import FEED, ErpFeed
 from o2c_workers.sweeps.state import SweepBusy
+from o2c_workers.writeback import Outbox
 from tests.helpers import call_wsgi
 from tests.observability.conftest import samples
 from tests.plugins.inprocess import FleetInProcess, fleet_in_process  # noqa: F401
@@ -82,6 +83,9 @@ def fleet_idle(fleet: FleetInProcess) -> None:
 
     wait_for(lambda: census(fleet.redis, "o2c", DOMAINS).total == 0, timeout_s=60,
              what="every queued task run")
+    # Their status write-backs leave the outbox about O2C_SF_FLUSH_S after they are accepted.
+    outbox = Outbox(fleet.redis, prefix="o2c", flush_s=fleet.settings.sf_flush_s)
+    wait_for(lambda: outbox.waiting() == 0, timeout_s=30, what="the outbox sent")
 
 
 def events_of(fleet: FleetInProcess, trace_key: str) -> Counter[str]:

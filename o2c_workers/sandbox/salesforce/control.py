@@ -23,6 +23,15 @@ a change of stage, and on a change of what a won opportunity was won with.
 - ``POST /_sandbox/accounts/{id}/change``: apply ``{field: value}`` as a user edit would
 - ``POST /_sandbox/outbound``: ``{"url": ...}`` to point the sender somewhere else
 - ``POST /_sandbox/limits``: ``{"allocation": n}`` resets the usage, optionally to a new size
+- ``POST /_sandbox/records/{Type}/{id}/delete``: a user deletes the record (recycle bin:
+  reads answer 404 and writes ``ENTITY_IS_DELETED``, one by one or in a collection)
+- ``POST /_sandbox/records/{Type}/{id}/rule``: ``{"message": ...}`` a validation rule that
+  refuses every save of that record (``FIELD_CUSTOM_VALIDATION_EXCEPTION``); ``{"message":
+  null}`` removes it
+- ``POST /_sandbox/faults``: ``{"resource": "composite/sobjects", "status": 503,
+  "errorCode": "SERVER_UNAVAILABLE", "count": 2}`` answers the next ``count`` REST calls to
+  that resource (as ``stats`` names it) with that error, each still counted as a call;
+  ``{"clear": true}`` drops every fault
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from typing import Any, Protocol
 
 from o2c_workers.sandbox.salesforce import opportunities
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
+from o2c_workers.sandbox.salesforce.faults import ApiFaults
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
 from o2c_workers.sandbox.salesforce.outbound import OutboundSender
 from o2c_workers.sandbox.salesforce.rest import DataApi
@@ -50,6 +60,7 @@ class Org(Protocol):
     api: DataApi
     sender: OutboundSender
     limits: ApiLimits
+    faults: ApiFaults
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -101,6 +112,30 @@ def handle(sim: Org, request: Request, parts: list[str]) -> Response:
             body = _body(request) or {}
             sim.limits.reset(allocation=body.get("allocation"))
             return Response.json(sim.limits.snapshot())
+        if parts == ["faults"]:
+            return Response.json(sim.faults.configure(_body(request)))
+        if len(parts) == 4 and parts[0] == "records" and sim.store.has_type(parts[1]):
+            return _record(sim.store, request, parts[1], parts[2], parts[3])
+    raise not_found()
+
+
+def _record(store: Store, request: Request, sobject: str, record_id: str,
+            action: str) -> Response:
+    """``delete`` or ``rule`` on one record, as a user or an admin does it."""
+    record = store.get(sobject, record_id)
+    if action == "delete":
+        store.delete(sobject, record["Id"])
+        return Response.json({"id": record["Id"], "deleted": True})
+    if action == "rule":
+        body = _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("message"), str | None):
+            raise SObjectError(400, "JSON_PARSER_ERROR", 'send {"message": "..."} or null')
+        key = (sobject, record["Id"][:15])
+        if body.get("message") is None:
+            store.rules.pop(key, None)
+        else:
+            store.rules[key] = str(body["message"])
+        return Response.json({"id": record["Id"], "rule": body.get("message")})
     raise not_found()
 
 

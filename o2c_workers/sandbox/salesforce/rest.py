@@ -74,6 +74,9 @@ class DataApi:
             fields = self._fields_arg(request, sobject)
             return Response.json(self.render(sobject, self.store.get(sobject, rest[1]),
                                               version, fields))
+        if len(rest) == 2 and method == "DELETE":
+            self.store.delete(sobject, rest[1])
+            return Response.empty(204)
         if len(rest) == 2 and method == "PATCH":
             body = self._body(request)
             if "Id" in body and str(body["Id"])[:15] == rest[1][:15]:

@@ -18,6 +18,7 @@ from o2c_workers.sandbox.http import RunningServer, serve
 from o2c_workers.sandbox.salesforce import control
 from o2c_workers.sandbox.salesforce.auth import Authority, OAuthError
 from o2c_workers.sandbox.salesforce.config import SalesforceConfig
+from o2c_workers.sandbox.salesforce.faults import ApiFaults
 from o2c_workers.sandbox.salesforce.limits import ApiLimits
 from o2c_workers.sandbox.salesforce.outbound import Definition, Envelope, OutboundSender
 from o2c_workers.sandbox.salesforce.rest import DataApi
@@ -53,6 +54,7 @@ class SalesforceSimulator:
             self.envelope.session = lambda: self.authority.session_for(self.base_url)
         self.sender = OutboundSender(self.config, self.envelope, self.definitions)
         self.api = DataApi(self.store, limits=self.limits, config=self.config)
+        self.faults = ApiFaults()
         self._note_lock = threading.Lock()
         self._note_counter = secrets.randbelow(62**8)
         self.store.listeners.append(self._on_save)
@@ -150,7 +152,9 @@ class SalesforceSimulator:
             else:
                 self.authority.check(request.headers.get("authorization"))
                 parts = [p for p in (match["rest"] or "").split("/") if p]
-                self.limits.spend(request.method, self.api.resource(parts))
+                resource = self.api.resource(parts)
+                self.limits.spend(request.method, resource)
+                self.faults.check(resource)
                 response = self.api.handle(request, match["version"], parts)
         except SObjectError as exc:
             response = error_response(exc)

@@ -72,6 +72,10 @@ class Store:
         self._records: dict[str, dict[str, Record]] = {}
         self._kinds: dict[str, dict[str, type]] = {}
         self._counter = 0
+        #: Deleted records by type, 15-character ids (Salesforce's recycle bin).
+        self._deleted: dict[str, set[str]] = {}
+        #: Validation rules: (type, 15-character id) → the message every save is refused with.
+        self.rules: dict[tuple[str, str], str] = {}
         self._loaded = sorted(records)
         for sobject, rows in records.items():
             self._load(sobject, rows)
@@ -132,10 +136,24 @@ class Store:
     def _row(self, sobject: str, record_id: str) -> Record:
         if len(record_id) not in (15, 18):
             raise not_found()
+        if record_id[:15] in self._deleted.get(sobject, ()):
+            raise SObjectError(404, "ENTITY_IS_DELETED", "entity is deleted")
         row = self._records.get(sobject, {}).get(record_id[:15])
         if row is None:
             raise not_found()
         return row
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        """Move a record to the recycle bin: reads answer 404, writes ``ENTITY_IS_DELETED``."""
+        with self.lock:
+            row = self._row(sobject, record_id)
+            self._records[sobject].pop(sfid.to15(row["Id"]))
+            self._deleted.setdefault(sobject, set()).add(sfid.to15(row["Id"]))
+
+    def _check_rules(self, sobject: str, record_id: str) -> None:
+        message = self.rules.get((sobject, record_id[:15]))
+        if message is not None:
+            raise SObjectError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", message)
 
     def prepare(self, sobject: str, record_id: str | None, values: Record) -> tuple[
             Record | None, Record]:
@@ -161,6 +179,7 @@ class Store:
                                    missing)
         else:
             before = copy.deepcopy(self._row(sobject, record_id))
+            self._check_rules(sobject, record_id)
             after = {**before, **coerced}
         after["LastModifiedDate"] = stamp
         if sobject == "OpportunityLineItem" and set(coerced) & set(_PRICED):
