@@ -144,6 +144,8 @@ class ErpOrder(Model):
     amended_from: str | None = None
     #: The item rows; empty when the order was read from a list (read it by name for them).
     lines: tuple[ErpOrderLine, ...] = ()
+    #: The ERP's modification time of the version read (its time zone, no offset).
+    modified: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -178,6 +180,7 @@ class ErpInvoice(Model):
     #: The opportunity it bills, as the ERP copied it from its order (``po_no``).
     opportunity_id: str | None = None
     customer: str | None = None
+    modified: str | None = None
 
 
 class ErpPayment(Model):
@@ -187,6 +190,7 @@ class ErpPayment(Model):
     paid_amount: Amount
     #: Sales Invoice name → amount allocated to it.
     allocations: dict[str, Amount]
+    modified: str | None = None
 
 
 class ErpChange(Model):
