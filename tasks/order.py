@@ -46,7 +46,8 @@ def write_back(self: O2CTask, payload: dict[str, Any]) -> None:
 @app.task(name="o2c.order.sync_status", bind=True)
 def sync_status(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
-    current = orders.sync_status(event["name"], sf=rt.salesforce, erp=rt.erp, fields=rt.fields)
+    current = orders.sync_status(event["name"], sf=rt.salesforce, erp=rt.erp, fields=rt.fields,
+                                 event=event)
     self.record("order_status", trace_key=orders.opportunity_of_order(current),
                 erp_order=current.name, status=current.status)
 
