@@ -122,15 +122,15 @@ key                                         type    what, and its TTL
                                                     O2C_ERP_FEED_INTERVAL_S)`` seconds,
                                                     renewed on every page
 ``{p}:erp:cache:{kind}``                     hash    ERP master data read through the cache
-                                                    (``items``, ``prices``, ``price_lists``,
-                                                    ``tax``, ``customers``): one field per
-                                                    item, price, currency, country or
-                                                    account; TTL ``O2C_ERP_CACHE_TTL_S``
+                                                    (``items``, ``prices``, ``tax``,
+                                                    ``customers``): one field per item,
+                                                    price, country or account; TTL
+                                                    ``O2C_ERP_CACHE_TTL_S``
                                                     from the hash's first write
 ``{p}:erp:cache:{kind}:epoch``              string  how often ``kind`` was invalidated (the
                                                     change feed); a fill that read the ERP
                                                     before an invalidation is not written;
-                                                    no TTL: one per kind (five)
+                                                    no TTL: one per kind (four)
 ``{p}:erp:version:{doctype}:{name}``        string  the newest ``modified`` of an ERP
                                                     document the fleet has seen (an event,
                                                     a read); an event older than it is

@@ -223,5 +223,8 @@ class ChangePage(Model):
 
     changes: list[ErpChange]
     next: ChangeCursor | None
+    #: Master documents saved (items, prices, tax rules, customers: no event of theirs is
+    #: routed), for the cache to forget.
+    masters: list[ErpChange] = Field(default_factory=list)
     #: ERP calls this page cost.
     calls: int = 1

@@ -1,10 +1,11 @@
 """ERP master data on the state Redis, shared by the fleet, for ``O2C_ERP_CACHE_TTL_S``.
 
-One hash per kind (``keys.erp_cache``): items, prices, price lists, tax rates, customers by
-account. A read is one ``HMGET`` (with the kind's epoch, in the same round trip); a fill
-is one script that writes only if the epoch has not moved since that read, so a fill that
-read the ERP before the change feed invalidated the kind never writes the old value back
-after it. The hash expires ``ttl_s`` after its first write: no entry is older than that.
+One hash per kind (``keys.erp_cache``): known items, item prices (by currency), tax rates
+(by country), customers (by account). A read is one ``HMGET`` (with the kind's epoch, in
+the same round trip); a fill is one script that writes only if the epoch has not moved
+since that read, so a fill that read the ERP before the change feed invalidated the kind
+never writes the old value back after it. The hash expires ``ttl_s`` after its first
+write: no entry is older than that.
 
 The cache is a shortcut, never the truth: a Redis that fails or refuses is a miss (the ERP
 is read), and a fill that fails is skipped. Only the change feed's invalidation must land
@@ -19,12 +20,24 @@ from dataclasses import dataclass
 
 import redis
 
-from o2c_workers import keys
+from o2c_workers import keys, sfid
 
 log = logging.getLogger("o2c.erp.cache")
 
-ITEMS, PRICES, PRICE_LISTS, TAX, CUSTOMERS = "items", "prices", "price_lists", "tax", "customers"
-KINDS = (ITEMS, PRICES, PRICE_LISTS, TAX, CUSTOMERS)
+ITEMS, PRICES, TAX, CUSTOMERS = "items", "prices", "tax", "customers"
+KINDS = (ITEMS, PRICES, TAX, CUSTOMERS)
+
+#: What a change of an ERPNext master document drops: the kind, and whether only that
+#: document's own entry (an item by its code, a customer by its account) or the whole kind
+#: (a price, price list, tax rule or template can change the answer for any field).
+INVALIDATES: dict[str, tuple[str, bool]] = {
+    "Item": (ITEMS, True),
+    "Item Price": (PRICES, False),
+    "Price List": (PRICES, False),
+    "Tax Rule": (TAX, False),
+    "Sales Taxes and Charges Template": (TAX, False),
+    "Customer": (CUSTOMERS, True),
+}
 
 _FILL = """
 local seen = redis.call('GET', KEYS[2]) or ''
@@ -95,6 +108,27 @@ class MasterCache:
         elif names:
             pipe.hdel(keys.erp_cache(self.prefix, kind), *names)
         pipe.execute()
+
+
+    def forget(self, doctype: str, name: str, salesforce_id: str | None = None) -> bool:
+        """Invalidate what the cache holds of a master document that changed (an item by
+        its ``name``, a customer by its ``salesforce_id``); False for another DocType."""
+        found = INVALIDATES.get(doctype)
+        if found is None:
+            return False
+        kind, own = found
+        if not own:
+            self.invalidate(kind)
+        elif kind == CUSTOMERS:
+            self.invalidate(kind, [account_field(salesforce_id)] if salesforce_id else [])
+        else:
+            self.invalidate(kind, [name])
+        return True
+
+
+def account_field(salesforce_id: str) -> str:
+    """The field of an account in ``customers``: its 18-character id."""
+    return sfid.to18(salesforce_id) if sfid.is_valid(salesforce_id) else salesforce_id
 
 
 def _text(value: bytes | str) -> str:

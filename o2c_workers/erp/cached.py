@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from o2c_workers import sfid
 from o2c_workers.erp import cache, documents
-from o2c_workers.erp.cache import MasterCache
+from o2c_workers.erp.cache import MasterCache, account_field
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.erp.versions import Versions
 from o2c_workers.models import (
@@ -103,11 +102,11 @@ class CachedErp:
     def update_customer(self, current: ErpCustomer, customer: CustomerData) -> ErpCustomer:
         updated = self.inner.update_customer(current, customer)
         # Raises when Redis refuses: the step is retried rather than leave the old customer.
-        self.masters.invalidate(cache.CUSTOMERS, [_account(customer.salesforce_id)])
+        self.masters.invalidate(cache.CUSTOMERS, [account_field(customer.salesforce_id)])
         return updated
 
     def _customer(self, salesforce_id: str, read: Callable[[], ErpCustomer]) -> ErpCustomer:
-        account = _account(salesforce_id)
+        account = account_field(salesforce_id)
         found, epoch = self.masters.get(cache.CUSTOMERS, [account])
         if account in found:
             return ErpCustomer.model_validate_json(found[account])
@@ -212,11 +211,6 @@ def _found(customer: ErpCustomer | None) -> ErpCustomer:
     if customer is None:
         raise _NotFound
     return customer
-
-
-def _account(salesforce_id: str) -> str:
-    """The cache's field for an account: its 18-character id."""
-    return sfid.to18(salesforce_id) if sfid.is_valid(salesforce_id) else salesforce_id
 
 
 if TYPE_CHECKING:
