@@ -111,14 +111,14 @@ def run() -> Tally:
     created = {}
     for doc in orders.get("data", []):
         opportunity = str(doc.get("po_no") or "")[:15]
-        stamp = _epoch(doc.get("creation"))
+        stamp = epoch(doc.get("creation"))
         created[opportunity] = min(created.get(opportunity, stamp), stamp)
     tally = classify(rows, created)
     tally.booked, tally.won = snap.counts["booked"], snap.counts["won"]
     return tally
 
 
-def _epoch(value: Any) -> float:
+def epoch(value: Any) -> float:
     """A sandbox timestamp (the site's zone, UTC in the demo) as epoch seconds."""
     try:
         return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC).timestamp()
