@@ -17,6 +17,7 @@ the order is read again from the ERP before it does.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,9 +111,12 @@ def read_together(order: OrderData, customer: ErpCustomer, erp: ErpAdapter) -> t
     the slowest instead of the sum."""
     codes = sorted({line.item_code for line in order.lines})
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="o2c-pricing") as pool:
-        known = pool.submit(erp.known_items, codes)
-        prices = pool.submit(erp.item_prices, codes, order.currency)
-        rate = pool.submit(erp.tax_rate, customer.country) if customer.country else None
+        # Each read runs in a copy of this step's context: its log lines keep the trace key.
+        known = pool.submit(contextvars.copy_context().run, erp.known_items, codes)
+        prices = pool.submit(contextvars.copy_context().run, erp.item_prices, codes,
+                             order.currency)
+        rate = pool.submit(contextvars.copy_context().run, erp.tax_rate,
+                           customer.country) if customer.country else None
     # A read's error is raised where its check runs, in the order the checks run (items,
     # prices, tax), as when the reads went one after the other.
     return known, prices, rate

@@ -135,3 +135,20 @@ def test_a_redis_refusing_writes_reads_the_erp_and_answers_right(services, priva
         assert "GET /api/resource/Item Price" in api_calls(services)[before:]
         assert client.dbsize() == 0, "nothing written while Redis refuses"
     erp.close()
+
+
+def test_the_reads_left_to_a_cold_pricing_step_go_out_together(services):
+    opp = good(services)
+    ctx = services.won(opp)
+    requests.post(f"{services.sandbox.erp_url}/_sandbox/faults", json={"latency_ms": 200},
+                  timeout=5).raise_for_status()
+    before = len(api_calls(services))
+    pricing.validate_order(ctx, sf=services.sf, erp=services.erp, max_discount_percent=POLICY)
+    calls = requests.get(f"{services.sandbox.erp_url}/_sandbox/calls",
+                         timeout=5).json()["calls"][before:]
+    spans = [(c["time"], c["time"] + c["duration_ms"] / 1000, c["doctype"]) for c in calls]
+    assert {s[2] for s in spans} >= {"Item", "Item Price", "Tax Rule"}
+    # Items, the price list (then prices) and the tax rule (then its template): three
+    # reads in flight before the first of them is answered.
+    first_answered = min(end for _, end, _ in spans)
+    assert len([s for s in spans if s[0] < first_answered]) == 3, spans
