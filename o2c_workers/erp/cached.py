@@ -13,6 +13,7 @@ is the wrapped adapter's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -162,10 +163,17 @@ class CachedErp:
 
     def _of_event(self, event: Mapping[str, Any], doctype: str,
                   parse: Callable[[documents.Doc], _Doc]) -> _Doc | None:
-        """The event's document, when it carries one not older than any version seen."""
+        """The event's document, when it carries one not older than any version seen.
+
+        An event taken in longer ago than half the versions' TTL (a dead letter requeued
+        days later) is read again: the versions seen since may have expired."""
         doc = event.get("doc")
         if event.get("doctype") != doctype or not isinstance(doc, dict) \
                 or doc.get("name") != event.get("name"):
+            return None
+        received_at = event.get("received_at")
+        if not isinstance(received_at, int | float) \
+                or time.time() - received_at > self.versions.ttl_s / 2:
             return None
         parsed = documents.read(parse, doc, doctype)
         return parsed if self.versions.note(doctype, parsed.name, parsed.modified) else None

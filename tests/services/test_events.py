@@ -4,6 +4,7 @@ decides. Real clients against the simulators and real Redis; no worker."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -43,7 +44,7 @@ def event_of(services, doctype: str, name: str, event: str) -> dict[str, Any]:
     carried = documents.event_doc(doctype, doc)
     assert carried is not None
     return {"event": event, "doctype": doctype, "name": name, "modified": doc["modified"],
-            "doc": carried}
+            "doc": carried, "received_at": time.time()}
 
 
 def api_calls(services) -> list[str]:
@@ -156,3 +157,17 @@ def test_a_payment_event_reads_only_the_invoices_it_pays(sandbox_factory, redis_
     assert api_calls(services)[before:] == [f"GET /api/resource/Sales Invoice/{invoice}"]
     assert synced.opportunity_id == opp
     assert services.sf.get_opportunity(opp)[FIELDS.payment_status] == "Paid"
+
+
+def test_an_event_taken_in_days_ago_is_read_whatever_it_carries(services):
+    """A dead letter requeued days later: the versions seen since may have expired, so its
+    document is not trusted."""
+    opp, name = booked(services)
+    old = event_of(services, "Sales Order", name, "on_update_after_submit")
+    old["received_at"] = time.time() - services.settings.dedupe_ttl_s
+    invoice_now(services, name)
+    services.erp.versions.client.delete(f"o2c:erp:version:Sales Order:{name}")
+    before = len(api_calls(services))
+    orders.sync_status(name, sf=services.sf, erp=services.erp, fields=FIELDS, event=old)
+    assert status_of(services, opp) == "To Deliver"
+    assert f"GET /api/resource/Sales Order/{name}" in api_calls(services)[before:]
