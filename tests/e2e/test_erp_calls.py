@@ -2,42 +2,45 @@
 fleet running (receiver under gunicorn, worker subprocesses, webhooks with their documents).
 
 The master-data cache is warmed first, as earlier orders of the same accounts and products
-would have warmed it: the first two steps run in the test process for each opportunity
-(their reads fill the shared cache on the same Redis), then the record is reset and the
+would have warmed it: the test process asks the fleet's adapter what the first two steps
+ask (their reads fill the shared cache on the same Redis), then the record is reset and the
 opportunities are won in Salesforce. Targets (issue 16): at most 3 ERP calls to book an
 order, at most 6 in its whole life (book, invoice, payment, status changes)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
 import requests
 
 from config import load_settings
-from o2c_workers.chain import ChainContext
 from o2c_workers.erp import build_adapter
 from o2c_workers.salesforce import build_salesforce
-from o2c_workers.services import customer, pricing
+from o2c_workers.services import reading
+from o2c_workers.services.convert import customer_from_account, order_from_opportunity
 from tests.bench.erp_calls import Tally, classify, epoch
 
 TO_BOOK, WHOLE_LIFE = 3, 6
 
 
 def warm(o2c: Any, redis_url: str, opportunities: list[str]) -> None:
-    """Run the customer and pricing steps' reads for each opportunity, here: the shared
-    cache then holds their customers, items, prices and tax rates."""
+    """Ask, through the fleet's adapter on the same Redis, what the customer and pricing
+    steps ask of each opportunity (its customer, items, prices, tax rate): the shared cache
+    then holds them, as earlier orders would have left it. Salesforce is only read."""
     env = {k.removeprefix("O2C_").lower(): v for k, v in o2c.sandbox.env().items()}
     settings = load_settings(**env, redis_url=redis_url)
     erp, sf = build_adapter(settings, o2c.redis), build_salesforce(settings)
     try:
         for opp in opportunities:
-            sf.update("Opportunity", opp, {"StageName": "Closed Won"})
-            ctx = customer.ensure_customer(ChainContext(trace_key=opp), sf=sf, erp=erp)
-            assert isinstance(ctx, ChainContext)
-            pricing.validate_order(ctx, sf=sf, erp=erp, max_discount_percent=Decimal(30))
-            sf.update("Opportunity", opp, {"StageName": "Negotiation/Review"})
+            read = reading.read_opportunity(sf, opp)
+            assert read.account is not None
+            customer = erp.ensure_customer(customer_from_account(read.account))
+            order = order_from_opportunity(read.opportunity, read.lines)
+            codes = sorted({line.item_code for line in order.lines})
+            assert erp.known_items(codes) == set(codes)
+            assert set(erp.item_prices(codes, order.currency)) == set(codes)
+            assert customer.country and erp.tax_rate(customer.country) is not None
     finally:
         erp.close()
 
