@@ -22,6 +22,7 @@ from o2c_workers.erp import cache, documents
 from o2c_workers.erp.cache import MasterCache, account_field
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.erp.versions import Versions
+from o2c_workers.errors import BusinessError
 from o2c_workers.models import (
     ChangeCursor,
     ChangePage,
@@ -175,7 +176,10 @@ class CachedErp:
         if not isinstance(received_at, int | float) \
                 or time.time() - received_at > self.versions.ttl_s / 2:
             return None
-        parsed = documents.read(parse, doc, doctype)
+        try:
+            parsed = documents.read(parse, doc, doctype)
+        except BusinessError:
+            return None  # not a document we can read: the ERP's own is read instead
         return parsed if self.versions.note(doctype, parsed.name, parsed.modified) else None
 
     def _order(self, order: ErpOrder) -> ErpOrder:

@@ -139,6 +139,18 @@ def test_an_event_whose_document_is_not_the_events_is_read(services):
     assert api_calls(services)[before:] == [f"GET /api/resource/Sales Invoice/{invoice}"]
 
 
+def test_an_event_whose_document_cannot_be_read_is_read_from_the_erp(services):
+    _, name = booked(services)
+    invoice = invoice_now(services, name)
+    event = event_of(services, "Sales Invoice", invoice, "on_submit")
+    event["doc"]["grand_total"] = "not an amount"
+    before = len(api_calls(services))
+    synced = billing.sync_invoice(invoice, sf=services.sf, erp=services.erp, fields=FIELDS,
+                                  event=event)
+    assert api_calls(services)[before:] == [f"GET /api/resource/Sales Invoice/{invoice}"]
+    assert synced.invoice.grand_total == synced.order.grand_total
+
+
 def test_a_payment_event_reads_only_the_invoices_it_pays(sandbox_factory, redis_url,
                                                          redis_client):
     services = services_on(sandbox_factory(erp_config=ErpConfig(
