@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     #: comes without an offset, in it.
     erp_time_zone: str = "UTC"
 
+    #: How long ERP master data (items, item prices, price lists, tax rules and templates,
+    #: the account-to-customer mapping) is served from the state Redis, at most, in seconds.
+    #: The change feed drops an entry sooner when the ERP changes its document; 0 turns the
+    #: cache off (every check asks the ERP).
+    erp_cache_ttl_s: int = Field(default=900, ge=0)
+
     # --- Salesforce -----------------------------------------------------------------------
     salesforce_instance_url: str = "https://127.0.0.1:8200"
     #: Where tokens are requested; defaults to the instance URL (use

@@ -123,6 +123,25 @@ key                                         type    what, and its TTL
                                                     (``erp_feed``); TTL ``max(60, 2 x
                                                     O2C_ERP_FEED_INTERVAL_S)`` seconds,
                                                     renewed on every page
+``{p}:erp:cache:{kind}``                     hash    ERP master data read through the cache
+                                                    (``items``, ``prices``, ``tax``,
+                                                    ``customers``): one field per item,
+                                                    price, country or account; TTL
+                                                    ``O2C_ERP_CACHE_TTL_S``
+                                                    from the hash's first write
+``{p}:erp:cache:{kind}:epoch``              string  how often ``kind`` was invalidated (the
+                                                    change feed); a fill that read the ERP
+                                                    before an invalidation is not written;
+                                                    no TTL: one per kind (four)
+``{p}:erp:version:{doctype}:{name}``        string  the newest ``modified`` of an ERP
+                                                    document the fleet has seen (an event,
+                                                    a read); an event older than it is
+                                                    stale and read again; TTL
+                                                    ``O2C_DEDUPE_TTL_H``
+``{p}:erp:booked:{name}``                   string  a submitted Sales Order's booking facts
+                                                    (key, customer, currency, totals, lines:
+                                                    fixed once submitted), JSON; TTL
+                                                    ``BOOKED_TTL_S`` (14 days)
 ``{p}:receiver:replicated``                 string  written by a receiver's enqueue that
                                                     found only duplicates, so its ``WAIT``
                                                     covers the first write (with
@@ -296,6 +315,29 @@ def sweep_last(prefix: str, sweep: str) -> str:
 def sweep_lock(prefix: str, feed: str | None = None) -> str:
     """The Salesforce sweeps' lease, or (``feed``) an ERP change feed's own."""
     return f"{prefix}:sweep:lock" if feed is None else f"{prefix}:sweep:lock:{feed}"
+
+
+#: How long a submitted order's booking facts are kept for its invoices and payments, in s.
+BOOKED_TTL_S = 14 * 24 * 3600
+
+
+def erp_cache(prefix: str, kind: str) -> str:
+    """One kind of ERP master data read through the cache (``erp.cache``)."""
+    return f"{prefix}:erp:cache:{kind}"
+
+
+def erp_cache_epoch(prefix: str, kind: str) -> str:
+    return f"{prefix}:erp:cache:{kind}:epoch"
+
+
+def erp_version(prefix: str, doctype: str, name: str) -> str:
+    """The newest ``modified`` seen of one ERP document (``erp.versions``)."""
+    return f"{prefix}:erp:version:{doctype}:{name}"
+
+
+def erp_booked(prefix: str, name: str) -> str:
+    """A submitted Sales Order's booking facts (``erp.versions``)."""
+    return f"{prefix}:erp:booked:{name}"
 
 
 def replication_probe(prefix: str) -> str:

@@ -144,7 +144,8 @@ class ErpOrder(Model):
     amended_from: str | None = None
     #: The item rows; empty when the order was read from a list (read it by name for them).
     lines: tuple[ErpOrderLine, ...] = ()
-    #: When the ERP last changed it, as the ERP wrote it (orders its status write-backs).
+    #: The ERP's modification time of the version read (its time zone, no offset); it
+    #: orders the status write-backs too.
     modified: str | None = None
 
     @property
@@ -180,7 +181,8 @@ class ErpInvoice(Model):
     #: The opportunity it bills, as the ERP copied it from its order (``po_no``).
     opportunity_id: str | None = None
     customer: str | None = None
-    #: When the ERP last changed it, as the ERP wrote it (orders its status write-backs).
+    #: The ERP's modification time of the version read (its time zone, no offset); it
+    #: orders the status write-backs too.
     modified: str | None = None
 
 
@@ -191,6 +193,7 @@ class ErpPayment(Model):
     paid_amount: Amount
     #: Sales Invoice name → amount allocated to it.
     allocations: dict[str, Amount]
+    modified: str | None = None
 
 
 class ErpChange(Model):
@@ -223,5 +226,8 @@ class ChangePage(Model):
 
     changes: list[ErpChange]
     next: ChangeCursor | None
+    #: Master documents saved (items, prices, tax rules, customers: no event of theirs is
+    #: routed), for the cache to forget.
+    masters: list[ErpChange] = Field(default_factory=list)
     #: ERP calls this page cost.
     calls: int = 1

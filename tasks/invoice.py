@@ -12,8 +12,8 @@ from o2c_workers.services import billing
 @app.task(name="o2c.invoice.sync_invoice", bind=True)
 def sync_invoice(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
-    synced = billing.sync_invoice(event["name"], out=rt.outbox, erp=rt.erp,
-                                  fields=rt.fields)
+    synced = billing.sync_invoice(event["name"], out=rt.outbox, erp=rt.erp, fields=rt.fields,
+                                  event=event)
     self.record("invoiced", trace_key=synced.opportunity_id, milestone="invoiced",
                 invoice=synced.invoice.name, grand_total=str(synced.invoice.grand_total),
                 currency=synced.invoice.currency, status=synced.invoice.status)

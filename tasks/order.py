@@ -56,7 +56,8 @@ def write_status(self: O2CTask, payload: dict[str, Any]) -> None:
 @app.task(name="o2c.order.sync_status", bind=True)
 def sync_status(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
-    current = orders.sync_status(event["name"], out=rt.outbox, erp=rt.erp, fields=rt.fields)
+    current = orders.sync_status(event["name"], out=rt.outbox, erp=rt.erp, fields=rt.fields,
+                                 event=event)
     self.record("order_status", trace_key=orders.opportunity_of_order(current),
                 erp_order=current.name, status=current.status)
 

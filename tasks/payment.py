@@ -13,7 +13,7 @@ from o2c_workers.services import billing
 def apply_payment(self: O2CTask, event: dict[str, Any]) -> None:
     rt = self.runtime
     for synced in billing.apply_payment(event["name"], out=rt.outbox, erp=rt.erp,
-                                        fields=rt.fields):
+                                        fields=rt.fields, event=event):
         status = billing.payment_status(synced.invoice)
         self.record("paid" if status == "Paid" else "payment_received",
                     trace_key=synced.opportunity_id,

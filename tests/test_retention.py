@@ -34,6 +34,7 @@ BOUNDED = {
     f"{P}:dlq:idx:*": "pruned with their entries",
     f"{P}:dlq:facets:*": "the fixed sets of categories and domains",
     f"{P}:dlq:audit": f"capped at about {100_000} records",
+    f"{P}:erp:cache:*:epoch": "one per kind of ERP master data (four)",
 }
 
 

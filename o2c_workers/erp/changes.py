@@ -1,4 +1,5 @@
-"""The ERPNext change feed: the DocTypes whose webhooks the fleet routes, read by ``modified``.
+"""The ERPNext change feed: the DocTypes whose webhooks the fleet routes, and the master data
+it caches (``MASTERS``), read by ``modified``.
 
 One DocType after the other, each with one list call a page::
 
@@ -42,11 +43,20 @@ class Watched:
     fields: tuple[str, ...]
 
 
-#: What the feed reads, in order (``salesforce_id`` and ``po_no`` give the trace key).
+#: Master data the fleet caches (``erp.cache``): every save is a version (``MASTER_EVENT``)
+#: that invalidates what the cache holds of it.
+MASTERS = ("Item", "Item Price", "Price List", "Tax Rule", "Sales Taxes and Charges Template",
+           "Customer")
+MASTER_EVENT = "on_change"
+
+#: What the feed reads, in order (``salesforce_id`` and ``po_no`` give the trace key). New
+#: DocTypes go last: a cursor names its DocType by place.
 WATCHED = (
     Watched("Sales Invoice", (1,), ("salesforce_id", "po_no")),
     Watched("Payment Entry", (1,), ("salesforce_id",)),
     Watched("Sales Order", (1, 2), ("salesforce_id", "po_no")),
+    *(Watched(doctype, (0,), ("salesforce_id",) if doctype == "Customer" else ())
+      for doctype in MASTERS),
 )
 _META = ("name", "creation", "modified", "docstatus")
 
@@ -54,6 +64,8 @@ _META = ("name", "creation", "modified", "docstatus")
 def event_of(doctype: str, row: dict[str, Any]) -> str | None:
     """The webhook event a document version stands for; None when no webhook of ours
     would have been sent for it."""
+    if doctype in MASTERS:
+        return MASTER_EVENT
     docstatus = int(row.get("docstatus") or 0)
     unchanged = row.get("modified") == row.get("creation")
     if doctype == "Sales Order":
@@ -122,6 +134,8 @@ def page(cursor: ChangeCursor, *, zone: dt.tzinfo, read: Read) -> ChangePage:
                                            ["name", ">", at.name]])
     rows = read(watched.doctype, params)
     changes = [change for row in rows if (change := _change(watched.doctype, row, zone))]
+    if watched.doctype in MASTERS:
+        return ChangePage(changes=[], masters=changes, next=_next(cursor, at, rows, zone))
     return ChangePage(changes=changes, next=_next(cursor, at, rows, zone))
 
 

@@ -138,8 +138,9 @@ def to_order(doc: Doc) -> ErpOrder:
         total_taxes=money(doc.get("total_taxes_and_charges")),
         grand_total=money(doc.get("grand_total")), customer=doc.get("customer") or None,
         per_billed=number(doc.get("per_billed")), per_delivered=number(doc.get("per_delivered")),
-        amended_from=doc.get("amended_from") or None, modified=doc.get("modified") or None,
-        lines=tuple(to_order_line(row) for row in doc.get("items") or []))
+        amended_from=doc.get("amended_from") or None,
+        lines=tuple(to_order_line(row) for row in doc.get("items") or []),
+        modified=_stamp(doc.get("modified")))
 
 
 def to_order_line(row: Doc) -> ErpOrderLine:
@@ -162,7 +163,7 @@ def to_invoice(doc: Doc) -> ErpInvoice:
         outstanding=money(doc.get("outstanding_amount")),
         docstatus=int(doc["docstatus"]) if doc.get("docstatus") is not None else 1,
         opportunity_id=doc.get("po_no") or None, customer=doc.get("customer") or None,
-        modified=doc.get("modified") or None)
+        modified=_stamp(doc.get("modified")))
 
 
 def to_payment(doc: Doc) -> ErpPayment:
@@ -177,7 +178,49 @@ def to_payment(doc: Doc) -> ErpPayment:
         or doc.get("currency") or ""
     return ErpPayment(name=str(doc["name"]), salesforce_id=doc.get("salesforce_id") or None,
                       currency=str(currency), paid_amount=money(doc.get("paid_amount")),
-                      allocations=allocations)
+                      allocations=allocations, modified=_stamp(doc.get("modified")))
+
+
+def _stamp(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+#: What an event's task needs of its document (``event_doc``): the fields the parsers above
+#: read, so that names, addresses and contacts never travel in the queue.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Sales Order": (*ORDER_FIELDS, "doctype"),
+    "Sales Invoice": (*INVOICE_FIELDS, "doctype", "sales_order"),
+    "Payment Entry": ("name", "doctype", "salesforce_id", "docstatus", "modified",
+                      "paid_amount", "paid_from_account_currency", "paid_to_account_currency",
+                      "currency"),
+}
+EVENT_ROW_FIELDS: dict[str, tuple[str, ...]] = {
+    "items": ("item_code", "qty", "rate", "price_list_rate", "discount_percentage", "amount",
+              "sales_order"),
+    "references": ("reference_doctype", "reference_name", "allocated_amount"),
+}
+
+
+def event_doc(doctype: str, doc: Any) -> Doc | None:
+    """The part of a webhook's ``doc`` its task reads, or None when the event carries no
+    document of a routed DocType (or one without ``modified``)."""
+    fields = EVENT_FIELDS.get(doctype)
+    if fields is None or not isinstance(doc, dict) or not doc.get("modified"):
+        return None
+    kept: Doc = {f: _exact(doc[f]) for f in fields if f in doc}
+    for table, columns in EVENT_ROW_FIELDS.items():
+        rows = doc.get(table)
+        if isinstance(rows, list):
+            kept[table] = [{c: _exact(row[c]) for c in columns if c in row}
+                           for row in rows if isinstance(row, dict)]
+    return kept
+
+
+def _exact(value: Any) -> Any:
+    """A JSON number the receiver parsed as a float, as the decimal text it was sent as
+    (``repr`` is the shortest text that reads back as the same float: ``118.5``); money is
+    never carried as a float."""
+    return repr(value) if isinstance(value, float) else value
 
 
 def read(parse: Callable[[Doc], T], doc: Any, what: str) -> T:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -138,8 +138,9 @@ class ErpNextAdapter:
                                    ["disabled", "=", 0]], ["item_code"])
         return {str(row["item_code"]) for row in rows}
 
-    def item_prices(self, item_codes: Sequence[str], currency: str) -> dict[str, Decimal]:
-        price_list = self.price_list(currency)
+    def item_prices(self, item_codes: Sequence[str], currency: str, *,
+                    fresh: bool = False) -> dict[str, Decimal]:
+        price_list = self.price_list(currency, fresh=fresh)
         if price_list is None or not item_codes:
             return {}
         rows = self._list("Item Price", [["price_list", "=", price_list],
@@ -147,10 +148,10 @@ class ErpNextAdapter:
                           ["item_code", "price_list_rate"])
         return {str(r["item_code"]): documents.money(r["price_list_rate"]) for r in rows}
 
-    def price_list(self, currency: str) -> str | None:
+    def price_list(self, currency: str, *, fresh: bool = False) -> str | None:
         """The enabled selling Price List in ``currency`` (the first by name)."""
         cached = self._price_lists.get(currency)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > time.monotonic() and not fresh:
             return cached[1]
         rows = self._list("Price List", [["currency", "=", currency], ["selling", "=", 1],
                                          ["enabled", "=", 1]], ["name"],
@@ -232,6 +233,19 @@ class ErpNextAdapter:
         """The order holding ``key``, read in full (a create's lookup)."""
         found = self.find_sales_order(key)
         return None if found is None else self.get_sales_order(found.name)
+
+    def booked_order(self, name: str) -> ErpOrder:
+        return self.get_sales_order(name)
+
+    def order_of_event(self, event: Mapping[str, Any]) -> ErpOrder | None:
+        """None: with no record of the versions seen, every event's document is read."""
+        return None
+
+    def invoice_of_event(self, event: Mapping[str, Any]) -> ErpInvoice | None:
+        return None
+
+    def payment_of_event(self, event: Mapping[str, Any]) -> ErpPayment | None:
+        return None
 
     def get_sales_invoice(self, name: str) -> ErpInvoice:
         return documents.read(documents.to_invoice, self._get("Sales Invoice", name),

@@ -7,9 +7,9 @@ create is idempotent on the record's Salesforce id: calling it twice yields one 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from o2c_workers.models import (
     ChangeCursor,
@@ -36,8 +36,10 @@ class ErpAdapter(Protocol):
     def known_items(self, item_codes: Sequence[str]) -> set[str]:
         """Which of these item codes the ERP knows."""
 
-    def item_prices(self, item_codes: Sequence[str], currency: str) -> dict[str, Decimal]:
-        """Selling price per item in the price list of ``currency`` (absent: no price)."""
+    def item_prices(self, item_codes: Sequence[str], currency: str, *,
+                    fresh: bool = False) -> dict[str, Decimal]:
+        """Selling price per item in the price list of ``currency`` (absent: no price);
+        ``fresh`` asks the ERP itself, past any cache (before a price refuses an order)."""
 
     def tax_rate(self, country: str) -> Decimal | None:
         """The sales tax rate (percent) for a billing country; None when none is set up."""
@@ -72,6 +74,21 @@ class ErpAdapter(Protocol):
     def check_unique_ids(self) -> None:
         """Raise BusinessError ``erp_configuration`` unless ``salesforce_id`` is unique on
         every DocType the adapter creates."""
+
+    def booked_order(self, name: str) -> ErpOrder:
+        """The order's booking facts (key, customer, currency, totals, lines), which never
+        change once it is submitted; its status and billing may be old: read
+        ``get_sales_order`` for those."""
+
+    def order_of_event(self, event: Mapping[str, Any]) -> ErpOrder | None:
+        """The Sales Order an event carries (its ``doc``), when no newer version of it was
+        seen; None: read it (``get_sales_order``)."""
+
+    def invoice_of_event(self, event: Mapping[str, Any]) -> ErpInvoice | None:
+        """As ``order_of_event``, for a Sales Invoice."""
+
+    def payment_of_event(self, event: Mapping[str, Any]) -> ErpPayment | None:
+        """As ``order_of_event``, for a Payment Entry."""
 
     def get_sales_invoice(self, name: str) -> ErpInvoice: ...
 

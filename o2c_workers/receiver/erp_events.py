@@ -3,7 +3,9 @@
 The ERP's Webhook doctype is set up to POST ``{"event", "doctype", "name", "modified",
 "doc"}`` with the secret ``O2C_ERP_WEBHOOK_SECRET``. Each event is deduped on its document,
 event and modification time, and routed to its domain queue. The tasks read the document's
-current state from the ERP; the event's copy is only used for routing.
+current state from the ERP unless the event carries the document (``doc``, with
+``modified``): then its task carries the fields it reads (``erp.documents.event_doc``) and
+applies them when no newer version was seen.
 
 The ERP change feed (``o2c_workers.sweeps.erp_feed``) plans the versions it finds here too,
 ``by`` ``keys.FED``. Both mark the document's version (its ``modified``, normalized by
@@ -34,6 +36,7 @@ from o2c_workers import catalogue, keys, metrics, sfid, timeline
 from o2c_workers.atomic import BatchWriter, Item, Op, Replicas
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.enqueue import MessageFactory, TaskMessage
+from o2c_workers.erp import documents
 from o2c_workers.errors import NotReplicated
 from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.receiver import durability
@@ -144,7 +147,11 @@ class ErpEventHandler:
                 last_failed_at=now)
             return EventPlan(self._guard(mark, versions, self.dead_letters.add_ops(entry),
                                          by=by), "unrouted", trace_key)
-        payload = {**summary, "trace_key": trace_key, "received_at": now}
+        payload: dict[str, Any] = {**summary, "trace_key": trace_key, "received_at": now}
+        doc = documents.event_doc(event.doctype, event.doc)
+        if doc is not None:
+            # The task applies the document as it came unless a newer version was seen.
+            payload["doc"] = doc
         msg = self.messages.build(task, args=[payload], trace_key=trace_key,
                                   argsrepr=f"<{event.doctype} {event.name} {event.event}>")
         ops: list[Op] = timeline.record_ops(

@@ -13,7 +13,7 @@ from redis import Redis
 
 from config import Settings
 from o2c_workers.dlq import DeadLetterStore
-from o2c_workers.erp import build_adapter
+from o2c_workers.erp import build_erpnext
 from o2c_workers.erp.protocol import ErpAdapter
 from o2c_workers.receiver.erp_events import ErpEventHandler
 from o2c_workers.reconcile.check import check
@@ -43,7 +43,7 @@ class Reconciler:
               celery_app: Celery | None = None) -> Reconciler:
         """The clients a worker would have (the ERP's fleet-wide limiter included)."""
         salesforce: SalesforceClient = build_salesforce(settings)
-        erp = build_adapter(settings, redis_client)
+        erp = build_erpnext(settings, redis_client)
         made = cls(settings, redis_client, salesforce, erp, celery_app)
         erp.http.session.hooks["response"].append(made._count_erp)
         made._owned += [salesforce, erp]

@@ -1,7 +1,10 @@
 """Invoices and payments from the ERP, written back to their opportunities.
 
-Both read the document's current state from the ERP, never the event's copy, so events that
-arrive twice or out of order write the same, latest truth. Documents that did not come from
+Both apply the event's document when it carries one that is not older than any version
+the fleet has seen (``ErpAdapter.invoice_of_event``), else read its current state from the
+ERP, so events that arrive twice or out of order never write an older state over a newer
+one. The order an invoice is checked against is its booking (``booked_order``): the key,
+currency and totals of a submitted order never change. Documents that did not come from
 Salesforce (an order keyed in the ERP by hand, its invoices and payments) are not ours:
 ``NotOurs``, before anything is compared or written.
 """
@@ -9,7 +12,9 @@ Salesforce (an order keyed in the ERP by hand, its invoices and payments) are no
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from o2c_workers.catalogue import RECONCILIATION
 from o2c_workers.errors import NO_SALES_INVOICE, NO_SALES_ORDER, BusinessError, NotOurs
@@ -33,14 +38,16 @@ def order_of_invoice(invoice: ErpInvoice, erp: ErpAdapter) -> tuple[ErpOrder, st
     if not invoice.sales_order:
         raise NotOurs(f"invoice {invoice.name} was made from no sales order: keyed in the ERP",
                       reason=NO_SALES_ORDER)
-    order = erp.get_sales_order(invoice.sales_order)
+    order = erp.booked_order(invoice.sales_order)
     return order, opportunity_of_order(order)
 
 
 def sync_invoice(invoice_name: str, *, out: StatusWrites, erp: ErpAdapter,
-                 fields: WriteBackFields) -> InvoiceSynced:
+                 fields: WriteBackFields, event: Mapping[str, Any] | None = None
+                 ) -> InvoiceSynced:
     """Reconcile an invoice with its order to the cent, then write its status back."""
-    invoice = erp.get_sales_invoice(invoice_name)
+    invoice = (erp.invoice_of_event(event) if event else None) \
+        or erp.get_sales_invoice(invoice_name)
     order, opportunity_id = order_of_invoice(invoice, erp)
     if (invoice.currency, cents(invoice.grand_total)) != (order.currency,
                                                            cents(order.grand_total)):
@@ -63,10 +70,13 @@ def payment_status(invoice: ErpInvoice) -> str:
 
 
 def apply_payment(payment_name: str, *, out: StatusWrites, erp: ErpAdapter,
-                  fields: WriteBackFields) -> list[InvoiceSynced]:
-    """A payment arrived: each invoice of ours it pays gets its payment (and invoice) status;
-    one that pays none of ours is ``NotOurs``."""
-    payment = erp.get_payment_entry(payment_name)
+                  fields: WriteBackFields, event: Mapping[str, Any] | None = None
+                  ) -> list[InvoiceSynced]:
+    """A payment arrived: each invoice of ours it pays gets its payment (and invoice) status
+    (each invoice read now: its outstanding amount is what the payment changed); one that
+    pays none of ours is ``NotOurs``."""
+    payment = (erp.payment_of_event(event) if event else None) \
+        or erp.get_payment_entry(payment_name)
     if not payment.allocations:
         raise NotOurs(f"payment {payment.name} pays no sales invoice", reason=NO_SALES_INVOICE)
     synced = []

@@ -20,8 +20,9 @@ key), and a pricing older than ``REPRICE_AFTER_S`` is read again first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from o2c_workers.catalogue import AMENDMENT_REQUIRED, RECONCILIATION
 from o2c_workers.chain import ChainContext
@@ -229,11 +230,20 @@ def current_order(orders: list[ErpOrder]) -> ErpOrder | None:
 
 
 def sync_status(order_name: str, *, out: StatusWrites, erp: ErpAdapter,
-                fields: WriteBackFields) -> ErpOrder:
+                fields: WriteBackFields, event: Mapping[str, Any] | None = None) -> ErpOrder:
     """The ERP changed an order: write the opportunity's current order number and status
-    (an event for a cancelled predecessor never overwrites its amendment's)."""
-    changed = erp.get_sales_order(order_name)
-    opportunity_id = opportunity_of_order(changed)
-    current = current_order(erp.find_sales_orders(opportunity_id)) or changed
+    (an event for a cancelled predecessor never overwrites its amendment's).
+
+    The event's document, when it is the newest version seen and live, is that order
+    (an opportunity has one live order): written as it came. Otherwise the order is read,
+    and the opportunity's orders, for the current one."""
+    carried = erp.order_of_event(event) if event else None
+    if carried is not None and carried.live:
+        current = carried
+        opportunity_id = opportunity_of_order(carried)
+    else:
+        changed = erp.get_sales_order(order_name)
+        opportunity_id = opportunity_of_order(changed)
+        current = current_order(erp.find_sales_orders(opportunity_id)) or changed
     out.accept([order_write(opportunity_id, current, fields)])
     return current

@@ -7,8 +7,10 @@ events the fleet routes modified since the feed's durable watermark (less
 (``receiver.erp_events``: the same trace key, routing and task message), under the
 version's mark, so that an event delivered and a poll of the same version start one task
 between them. Once the last page is taken in, the watermark moves to the time the first
-page was asked for. It holds a lease of its own (``{p}:sweep:lock:erp_feed``), so it never
-waits for a Salesforce sweep nor runs twice at once.
+page was asked for. A changed master document (an item, a price, a tax rule, a customer:
+``erp.changes.MASTERS``) invalidates what the master-data cache (``erp.cache``) holds of it
+before the watermark moves. It holds a lease of its own (``{p}:sweep:lock:erp_feed``), so
+it never waits for a Salesforce sweep nor runs twice at once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from o2c_workers import broker, keys
 from o2c_workers.atomic import AtomicWriter, BatchWriter, Item
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.enqueue import MessageFactory
+from o2c_workers.erp.cache import MasterCache
 from o2c_workers.models import ChangeCursor, ChangePage, ErpChange
 from o2c_workers.receiver.erp_events import (
     ErpEvent,
@@ -73,10 +76,12 @@ class ErpFeed:
     #: Writes a page's tasks with their marks; on RabbitMQ it publishes them first.
     writer: BatchWriter | None = None
     events: ErpEventHandler = field(init=False)
+    masters: MasterCache = field(init=False)
 
     def __post_init__(self) -> None:
         if self.writer is None:
             self.writer = AtomicWriter(self.redis, pushes=True)
+        self.masters = MasterCache(self.redis, self.prefix, ttl_s=self.settings.erp_cache_ttl_s)
         self.events = ErpEventHandler(
             self.settings, messages=self.messages,
             dead_letters=DeadLetterStore(self.redis, prefix=self.prefix))
@@ -134,6 +139,7 @@ class ErpFeed:
         while cursor is not None:
             page = self.erp.changes_since(cursor)
             result.api_calls += page.calls
+            self.forget(page.masters, result, dry_run=dry_run)
             self.take(page.changes, result, dry_run=dry_run)
             if lease is not None:
                 lease.renew()
@@ -175,6 +181,15 @@ class ErpFeed:
                                   mark_ttl_s=self.settings.dedupe_ttl_s)
         for change, ok in zip(fresh, started, strict=True):
             result.found.append(self._found(change, "started" if ok else "already_started"))
+
+    def forget(self, changes: Sequence[ErpChange], result: SweepResult, *,
+               dry_run: bool) -> None:
+        """Drop what the master-data cache holds of each changed master document. A Redis
+        that refuses fails the poll (the watermark stays): the change is found again."""
+        for change in changes:
+            if not dry_run:
+                self.masters.forget(change.doctype, change.name, change.salesforce_id)
+            result.invalidated += 1
 
     def _taken(self, changes: Sequence[ErpChange]) -> list[bool]:
         """Whether each version was taken in already, by a webhook or an earlier poll."""

@@ -48,6 +48,8 @@ class SweepResult:
     #: SOQL calls made (one a page): what the sweep cost of the Salesforce API allocation.
     api_calls: int = 0
     found: list[Found] = field(default_factory=list)
+    #: ERP master documents whose cached data the change feed dropped (or, dry, would).
+    invalidated: int = 0
 
     @property
     def seen(self) -> int:
@@ -68,6 +70,8 @@ class SweepResult:
             "started_at": self.started_at, "finished_at": self.finished_at,
             "watermark": self.watermark, "api_calls": self.api_calls, "seen": self.seen,
             "started": self.started, "outcomes": self.counts}
+        if self.invalidated:
+            data["invalidated"] = self.invalidated
         if records:
             data["records"] = [{"trace_key": f.trace_key, "outcome": f.outcome,
                                 "modified_at": f.modified_at, "name": f.name}

@@ -74,3 +74,34 @@ def test_write_back_sets_the_order_and_customer_numbers(services):
     account = services.sf.get_account(booked.need_customer().salesforce_id)
     assert account[fields.customer_number] == booked.need_customer().name
     assert isinstance(erp_order.grand_total, Decimal)
+
+
+@pytest.mark.parametrize("limit", [None, Decimal("10.00")], ids=["frozen", "credit_limit"])
+def test_a_credit_hold_is_the_erps_refusal_on_submit(services, limit):
+    """Pricing no longer asks for the customer's credit: the ERP refuses the order itself,
+    as clearly (``PartyFrozen``, "Credit limit has been crossed"), filed ``credit_hold``
+    with Finance's hint, and nothing is booked."""
+    world = services.sandbox.world
+    if limit is None:
+        opp = next(o for o, why in world.expected_failures.items() if why == "credit_hold")
+    else:
+        opp = good(services)
+        customer = services.won(opp).need_customer()
+        services.erp.http.call("PUT", f"/api/resource/Customer/{customer.name}", body={
+            "credit_limits": [{"company": world.erp.company, "credit_limit": str(limit)}]})
+    before = len(erp_calls(services))
+    ctx = priced(services, opp)
+    asked = [c["path"] for c in erp_calls(services)[before:]]
+    assert not [p for p in asked if "outstanding" in p or "/Customer/" in p], asked
+    with pytest.raises(BusinessError) as caught:
+        submit(services, ctx)
+    assert caught.value.category == "credit_hold" and not caught.value.retryable
+    assert caught.value.remediation.startswith("Finance:")
+    assert ("is frozen" if limit is None else "Credit limit has been crossed") \
+        in caught.value.message
+    assert erp_orders(services, opp) == []
+
+
+def erp_calls(services) -> list[dict]:
+    answer = requests.get(f"{services.sandbox.erp_url}/_sandbox/calls", timeout=10)
+    return answer.json()["calls"]

@@ -36,7 +36,7 @@ def test_a_good_opportunity_is_priced_to_the_cent(services):
     assert priced.expected_grand_total == expected
 
 
-@pytest.mark.parametrize("reason", ["credit_hold", "tax_configuration", "unknown_item"])
+@pytest.mark.parametrize("reason", ["tax_configuration", "unknown_item"])
 def test_the_seeded_failures_are_refused_with_their_category(services, reason):
     world = services.sandbox.world
     opp = next(o for o, why in world.expected_failures.items() if why == reason)

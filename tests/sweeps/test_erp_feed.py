@@ -30,6 +30,7 @@ from o2c_workers.dev.procfile import ProcessType
 from o2c_workers.dev.redis_runtime import free_port
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.erp import build_adapter
+from o2c_workers.erp.changes import WATCHED
 from o2c_workers.errors import O2CError
 from o2c_workers.receiver.app import Receiver
 from o2c_workers.report import build_report
@@ -112,7 +113,7 @@ def test_with_the_erp_webhooks_at_a_dead_port_the_feed_brings_every_invoice_and_
     invoices, payments = fleet.documents("Sales Invoice"), fleet.documents("Payment Entry")
     orders = [o for o in fleet.documents("Sales Order") if o["modified"] != o["creation"]]
     assert result.counts == {"started": len(invoices) + len(payments) + len(orders)}
-    assert result.api_calls == 3, "one ERP call per DocType, each one page"
+    assert result.api_calls == len(WATCHED), "one ERP call per DocType, each one page"
     fleet_idle(fleet)
     for opportunity in opportunities:
         record = fleet.sf_record("Opportunity", opportunity)
@@ -181,7 +182,8 @@ def test_the_watermark_moves_durably_and_shows_in_the_report_and_metrics(
 
     report = build_report(fleet.redis, "o2c")
     figures = report.sweeps[FEED]
-    assert (figures["seen"], figures["started"], figures["api_calls"]) == (later.seen, 0, 3)
+    assert (figures["seen"], figures["started"], figures["api_calls"]) == (later.seen, 0,
+                                                                           len(WATCHED))
     assert figures["watermark_age_s"] < 60 and figures["runs"] == 2
     console = Console(width=200, record=True)
     console.print(report_table(report))
@@ -191,7 +193,7 @@ def test_the_watermark_moves_durably_and_shows_in_the_report_and_metrics(
     status, _, body = call_wsgi(receiver, "GET", "/metrics")
     values = samples(body.decode())
     label = (("sweep", FEED),)
-    assert status == 200 and values[("o2c_sweep_api_calls", label)] == 3.0
+    assert status == 200 and values[("o2c_sweep_api_calls", label)] == len(WATCHED)
     assert 0 <= values[("o2c_sweep_watermark_age_seconds", label)] < 60
     assert values[("o2c_sweep_failing", label)] == 0.0
 
@@ -252,7 +254,7 @@ def test_the_beat_process_polls_the_erp_on_its_own_interval(sandbox: Any, redis_
 
         wait_for(lambda: runs() >= 3, timeout_s=45, what="the beat to poll the ERP thrice")
         status = state.read_status(redis_client, "o2c")[FEED]
-        assert status.failures == 0 and status.api_calls == 3
+        assert status.failures == 0 and status.api_calls == len(WATCHED)
         # The Salesforce sweep keeps its own five minutes: not sent again meanwhile.
         assert "opportunities" not in state.read_status(redis_client, "o2c") or \
             state.read_status(redis_client, "o2c")["opportunities"].runs <= 1
@@ -283,7 +285,8 @@ def test_resync_polls_the_erp_feed_from_its_since(fleet_in_process: Any) -> None
                    for o in opportunities)
 
     fed = resync()["erp_feed"]
-    assert fed["started"] == sum(dry["outcomes"].values()) and fed["api_calls"] == 3
+    assert fed["started"] == sum(dry["outcomes"].values())
+    assert fed["api_calls"] == len(WATCHED)
     assert state.watermark(fleet.redis, "o2c", FEED) is not None
     fleet_idle(fleet)
     for opportunity in opportunities:

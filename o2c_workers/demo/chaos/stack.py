@@ -153,7 +153,7 @@ def declare_topology(url: str) -> None:
     with Connection(url) as conn:  # type: ignore[no-untyped-call]
         channel = conn.channel()
         for queue in [*topology.task_queues(), topology.dead_letter_queue()]:
-            queue.bind(channel).declare()
+            queue.bind(channel).declare()  # type: ignore[no-untyped-call]
 
 
 @contextmanager
