@@ -124,10 +124,14 @@ def test_worker_serves_its_metrics_on_its_port(redis_url, redis_client, workers,
     url = f"http://127.0.0.1:{port}/metrics"
 
     def scraped() -> dict | None:
+        # Each pool process counts a step at its postrun, after the probe has recorded the
+        # call: wait until every run of the order and pricing steps is counted.
         values = samples(requests.get(url, timeout=5).text)
-        return values if total(values, "o2c_tasks_total", task=CHAIN[2]) == 1 else None
+        counted = (total(values, "o2c_tasks_total", task=CHAIN[2]),
+                   total(values, "o2c_tasks_total", task=CHAIN[1]))
+        return values if counted == (1, 3) else None
 
-    values = wait_for(scraped, timeout_s=10, what="the order step in the metrics")
+    values = wait_for(scraped, timeout_s=10, what="every step's run in the metrics")
     assert total(values, "o2c_tasks_total", task=CHAIN[0], outcome="succeeded") == 2
     assert total(values, "o2c_tasks_total", task=CHAIN[1], outcome="retried") == 1
     assert total(values, "o2c_tasks_total", task=CHAIN[1], outcome="succeeded") == 1
