@@ -11,6 +11,7 @@ BENCHMARKS = {
     "limiter": "tests.bench.limiter",
     "delivery": "tests.bench.delivery",
     "waiting": "tests.bench.waiting",
+    "e2e": "tests.bench.e2e",
 }
 
 
