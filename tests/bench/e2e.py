@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -71,7 +72,8 @@ def bench(plan: Plan, log_root: Path) -> Iterator[tuple[Bench, dict[str, Side]]]
         env = {**base_env(), **announced["env"], "O2C_REDIS_URL": url, "PLAIN_BROKER_URL": url}
         obs = Observer(announced["env"])
         ids = [opp for opp, _ in announced["opportunities"]]
-        yield Bench(obs, client, env, Pool(ids), plan, log_root), {"ours": ours, "plain": plain}
+        b = Bench(obs, client, env, Pool(ids), plan, log_root, sandbox.pid)
+        yield b, {"ours": ours, "plain": plain}
     finally:
         if obs is not None:
             obs.close()
@@ -81,9 +83,12 @@ def bench(plan: Plan, log_root: Path) -> Iterator[tuple[Bench, dict[str, Side]]]
 
 
 def main(*, quick: bool = False) -> list[Round]:
+    # A stop (SIGTERM) unwinds like Ctrl-C: every process of the run is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = QUICK if quick else FULL
     log_root = Path(tempfile.mkdtemp(prefix="o2c-bench-e2e-"))
-    print(f"\nEnd to end: {plan.rounds} round(s) per side and kind, bursts of {plan.burst}, "
+    print(f"\nload average at the start: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"End to end: {plan.rounds} round(s) per side and kind, bursts of {plan.burst}, "
           f"{plan.paced} paced, ERP latency {ERP_LATENCY_MS:.0f} ms; logs in {log_root}",
           flush=True)
     try:
@@ -93,6 +98,7 @@ def main(*, quick: bool = False) -> list[Round]:
     except BaseException:
         print(f"(logs kept in {log_root})", file=sys.stderr)
         raise
+    print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
     print_report(rounds, life, sizes=sides["plain"].sizes)
     shutil.rmtree(log_root, ignore_errors=True)
     return rounds

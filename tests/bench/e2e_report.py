@@ -32,9 +32,12 @@ class Round:
     erp_duplicates: int
     cpu_s: float
     redis_cpu_s: float
+    sandbox_cpu_s: float
     redis: Counter[str]
     memory: dict[str, Memory]
     rate_per_s: float | None = field(default=None)
+    #: Task name → its run times in the round, seconds (the workers' log lines).
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
     def per_order(self, counts: Counter[Any]) -> float:
         return sum(counts.values()) / self.orders
@@ -82,6 +85,10 @@ class SideSummary:
     @property
     def cpu_ms(self) -> float:
         return sum(r.cpu_s for r in self.rounds) * 1000 / self.orders
+
+    @property
+    def sandbox_cpu_ms(self) -> float:
+        return sum(r.sandbox_cpu_s for r in self.rounds) * 1000 / self.orders
 
     @property
     def redis_cpu_us(self) -> float:
@@ -141,6 +148,7 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
           f"| {'{:,.0f} / {:,.0f} / {:,.0f}'.format(*lat['plain'])} ({rate['plain']:.1f}/s) "
           f"| {lat['ours'][1] / lat['plain'][1]:.2f}x (p95) |")
     _print_breakdowns(s)
+    _print_steps(s)
     _print_memory(s)
     _print_life(life)
     _print_targets(ours, plain, paired, life)
@@ -156,6 +164,8 @@ def _summary_rows(ours: SideSummary, plain: SideSummary) -> list[tuple[str, floa
         ("ERP calls to book", ours.total("erp"), plain.total("erp"), "{:.2f}"),
         ("fleet CPU ms", ours.cpu_ms, plain.cpu_ms, "{:.1f}"),
         ("Redis CPU µs", ours.redis_cpu_us, plain.redis_cpu_us, "{:,.0f}"),
+        ("sandbox CPU ms (both simulators, not a side's own)", ours.sandbox_cpu_ms,
+         plain.sandbox_cpu_ms, "{:.1f}"),
         ("Redis commands", ours.total("redis"), plain.total("redis"), "{:.1f}"),
         ("fleet RSS MiB (all processes)", _mem_total(ours.memory)[1],
          _mem_total(plain.memory)[1], "{:,.0f}"),
@@ -172,6 +182,22 @@ def _print_breakdowns(s: dict[str, SideSummary]) -> None:
         print(f"| {side} | {_breakdown(s[side].per_order('sf'))} "
               f"| {_breakdown(s[side].per_order('erp'))} "
               f"| {_breakdown(s[side].per_order('redis'))} |")
+
+
+def _print_steps(s: dict[str, SideSummary]) -> None:
+    print("\nStep times in the saturation rounds (Celery's own log lines, warm-up runs "
+          "included; busy ms per booked order: pool time the step took):")
+    print("| side | task | runs | median ms | p95 ms | busy ms per order |")
+    print("|---|---|---|---|---|---|")
+    for side in SIDES:
+        times: dict[str, list[float]] = {}
+        for r in s[side].rounds:
+            for name, values in r.steps.items():
+                times.setdefault(name, []).extend(values)
+        for name, values in sorted(times.items()):
+            _, p95, _ = percentiles(sorted(values))
+            print(f"| {side} | {name} | {len(values)} | {statistics.median(values) * 1000:,.0f} "
+                  f"| {p95 * 1000:,.0f} | {sum(values) * 1000 / s[side].orders:,.0f} |")
 
 
 def _print_memory(s: dict[str, SideSummary]) -> None:

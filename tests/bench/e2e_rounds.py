@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import redis
 from tests.bench import commandstats
 from tests.bench.e2e_probe import Observer, erp_breakdown
 from tests.bench.e2e_report import Round
-from tests.bench.e2e_sides import Running, Side
+from tests.bench.e2e_sides import Running, Side, tree_cpu_s
 from tests.bench.e2e_watch import Booking, Calls, feed, settle
 from tests.bench.procstat import redis_cpu_seconds
 
@@ -64,6 +65,8 @@ class Bench:
     pool: Pool
     plan: Plan
     log_root: Path
+    #: The simulators' process: its CPU per order is the sandbox's share of a side's cost.
+    sandbox_pid: int
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Meter:
     erp_duplicates: int
     cpu_s: float
     redis_cpu_s: float
+    sandbox_cpu_s: float
 
     @classmethod
     def read(cls, b: Bench, running: Running, calls: Calls) -> Meter:
@@ -83,7 +87,7 @@ class Meter:
         return cls(calls, int(stats["calls"]["total"]),
                    int(stats["documents_created"].get("Sales Order", 0)),
                    int(stats["duplicates_refused"]["total"]), running.cpu_s(),
-                   redis_cpu_seconds(b.redis))
+                   redis_cpu_seconds(b.redis), tree_cpu_s(b.sandbox_pid))
 
 
 #: The benchmark's own Redis commands between the reset and the count.
@@ -109,6 +113,7 @@ def measure(b: Bench, side: Side, running: Running, kind: str, ids: list[str],
         erp=erp_breakdown(b.obs.erp_calls_after(start.erp_seq)[:end.erp_seq - start.erp_seq]),
         erp_duplicates=int(stats["duplicates_refused"]["total"]) - start.erp_duplicates,
         cpu_s=end.cpu_s - start.cpu_s, redis_cpu_s=end.redis_cpu_s - start.redis_cpu_s,
+        sandbox_cpu_s=end.sandbox_cpu_s - start.sandbox_cpu_s,
         redis=commands, memory=memory)
 
 
@@ -158,8 +163,23 @@ def run_round(b: Bench, side: Side, kind: str, n: int, *, rate_per_s: float | No
             return feed(b.obs, ids, rate_per_s=rate_per_s, poll_s=poll, timeout_s=timeout)
 
         result = measure(b, side, running, kind, ids, go)
-        result.rate_per_s = rate_per_s
-        return result
+    result.rate_per_s = rate_per_s
+    result.steps = step_times(b.log_root / tag)
+    return result
+
+
+#: Celery's line for a task that ran (``-l INFO``), in both sides' worker logs.
+_SUCCEEDED = re.compile(r"Task (?P<name>[\w.]+)\[[^\]]+\] succeeded in (?P<s>[0-9.]+)s")
+
+
+def step_times(log_dir: Path) -> dict[str, list[float]]:
+    """Each task's run times in the round (warm-up included), in seconds, from the
+    workers' own log lines."""
+    out: dict[str, list[float]] = {}
+    for log in sorted(log_dir.glob("*.log")):
+        for match in _SUCCEEDED.finditer(log.read_text(errors="replace")):
+            out.setdefault(match["name"], []).append(float(match["s"]))
+    return out
 
 
 def alternate(b: Bench, sides: dict[str, Side]) -> list[Round]:

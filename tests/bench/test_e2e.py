@@ -42,6 +42,8 @@ def test_each_side_books_every_opportunity_once_and_is_measured(rounds):
         assert r.erp["POST Sales Order"] == ORDERS
         assert r.cpu_s > 0 and r.redis_cpu_s > 0 and sum(r.redis.values()) > 0
         assert "config|resetstat" not in r.redis
+    assert len(ours.steps["o2c.pricing.validate_order"]) >= ORDERS
+    assert len(plain.steps["plain.submit_order"]) >= ORDERS
     assert set(ours.memory) >= {"web", "customer", "pricing", "order"}
     assert set(plain.memory) == {"web", "worker"}
     pools = sum(m.processes - 1 for name, m in ours.memory.items() if name != "web")
