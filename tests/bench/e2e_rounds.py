@@ -19,8 +19,10 @@ from tests.bench.e2e_sides import Running, Side, tree_cpu_s
 from tests.bench.e2e_watch import Booking, Calls, feed, settle
 from tests.bench.procstat import redis_cpu_seconds
 
-#: Looks at the booked state, seconds: coarse for a burst, fine for the paced feed.
-POLL_BURST_S, POLL_PACED_S = 0.1, 0.01
+#: Looks at the booked state, seconds: coarse for a burst (many orders in flight are read
+#: with one query, which the sandbox answers by copying every opportunity, holding its
+#: store), fine for the paced feed (a few, each read by id).
+POLL_BURST_S, POLL_PACED_S = 0.5, 0.01
 
 
 @dataclass(frozen=True)
