@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tests.bench.e2e_probe import Observer, erp_breakdown
 from tests.bench.e2e_report import Round
-from tests.bench.e2e_rounds import POLL_PACED_S, Bench, Meter, measure, side_up
+from tests.bench.e2e_rounds import POLL_BURST_S, POLL_PACED_S, Bench, Meter, measure, side_up
 from tests.bench.e2e_sides import Side
 from tests.bench.e2e_watch import feed, settle
 
@@ -45,7 +45,7 @@ def follow_life(b: Bench, side: Side) -> Life:
         ids = b.pool.take(b.plan.life)
         start = Meter.read(b, running, settle(b.obs))
         burst = measure(b, side, running, "life", ids, lambda: feed(
-            b.obs, ids, rate_per_s=None, poll_s=POLL_PACED_S * 10, timeout_s=180))
+            b.obs, ids, rate_per_s=None, poll_s=POLL_BURST_S, timeout_s=180))
         for docs in b.obs.orders_of(ids).values():
             b.obs.invoice(docs[0]["name"])
         invoiced, paid = wait_written(b.obs, ids)
