@@ -12,6 +12,7 @@ BENCHMARKS = {
     "delivery": "tests.bench.delivery",
     "waiting": "tests.bench.waiting",
     "erp_calls": "tests.bench.erp_calls",
+    "e2e": "tests.bench.e2e",
 }
 
 
