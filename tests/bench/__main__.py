@@ -7,6 +7,7 @@ import importlib
 
 BENCHMARKS = {
     "ingest": "tests.bench.ingest",
+    "ingest_brokers": "tests.bench.ingest_brokers",
     "dlq": "tests.bench.dlq",
     "limiter": "tests.bench.limiter",
     "delivery": "tests.bench.delivery",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,12 @@ class Server:
             self.process.kill()
 
 
-def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int) -> Server:
+def start_gunicorn(name: str, target: str, redis_url: str, *, workers: int,
+                   env: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = dict(os.environ, O2C_REDIS_URL=redis_url, O2C_WEBHOOK_TOKEN=TOKEN,
                O2C_SALESFORCE_ORG_IDS=soapmsg.ORG_ID, O2C_LOG_LEVEL=LOG_LEVEL,
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(ROOT), **(env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", target, "-b",
          f"127.0.0.1:{port}", "-w", str(workers), *GUNICORN_ARGS],
@@ -131,13 +133,17 @@ def worker_counts() -> list[int]:
 
 
 def compare(ours: Server, base: Server, client: redis.Redis, *, size: int, connections: int,
-            rounds: int, duration_s: float) -> dict[str, Any]:
-    """Alternate rounds (ours first, then the baseline first) so that drift hits both."""
+            rounds: int, duration_s: float,
+            between: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Alternate rounds (ours first, then the baseline first) so that drift hits both;
+    ``between`` empties anything else a round fills (a broker's queues)."""
     bodies = Bodies(size)
     rounds_of: dict[str, list[Round]] = {ours.name: [], base.name: []}
     for index in range(rounds):
         for server in ((ours, base) if index % 2 == 0 else (base, ours)):
             client.flushdb()
+            if between is not None:
+                between()
             rounds_of[server.name].append(measure_round(
                 server, bodies, client, connections=connections, duration_s=duration_s))
     ours_runs = [r.load for r in rounds_of[ours.name]]
