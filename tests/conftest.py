@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from o2c_workers.dev.redis_runtime import RedisHandle, ensure_redis, with_db
-from tests.rabbitmq import NoRabbitMQ, VirtualHost, virtual_host
+from tests.rabbitmq import VirtualHost, vhost_or_skip
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.workers"]
 
@@ -80,15 +80,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def rabbitmq_vhost() -> Iterator[VirtualHost]:
     """A RabbitMQ vhost of this test process's own (``tests.rabbitmq``); skips, saying why,
     only when no RabbitMQ can be found."""
-    made = virtual_host()
-    try:
-        vhost = made.__enter__()
-    except NoRabbitMQ as exc:
-        pytest.skip(f"RabbitMQ is needed: {exc}")
-    try:
-        yield vhost
-    finally:
-        made.__exit__(None, None, None)
+    yield from vhost_or_skip()
 
 
 @pytest.fixture(scope="session")
@@ -101,12 +93,5 @@ def amqp_url(rabbitmq_vhost: VirtualHost) -> str:
 def fresh_amqp_url() -> Iterator[str]:
     """``O2C_BROKER_URL`` of a vhost of this test's own, deleted after it; skips, saying why,
     only when no RabbitMQ can be found."""
-    made = virtual_host()
-    try:
-        vhost = made.__enter__()
-    except NoRabbitMQ as exc:
-        pytest.skip(f"RabbitMQ is needed: {exc}")
-    try:
+    for vhost in vhost_or_skip():
         yield vhost.url
-    finally:
-        made.__exit__(None, None, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-DEFAULT_NODE = "amqp://guest:guest@127.0.0.1:5672"
+import pytest
+
+from o2c_workers.dev.rabbitmq_runtime import DEFAULT_URL, answers
+
+DEFAULT_NODE = DEFAULT_URL
 
 
 class NoRabbitMQ(RuntimeError):
@@ -38,16 +41,6 @@ class VirtualHost:
 
 def node_url() -> str:
     return os.environ.get("O2C_TEST_AMQP_URL", DEFAULT_NODE)
-
-
-def answers(url: str, *, timeout_s: float = 1.0) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
-                                      timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def ctl(*args: str) -> str:
@@ -77,3 +70,17 @@ def virtual_host(prefix: str = "o2c-test") -> Iterator[VirtualHost]:
         yield vhost
     finally:
         ctl("delete_vhost", vhost.name)
+
+
+def vhost_or_skip() -> Iterator[VirtualHost]:
+    """A fixture's body: a new vhost, deleted after; the test skips, saying why, only when
+    no RabbitMQ can be found."""
+    made = virtual_host()
+    try:
+        vhost = made.__enter__()
+    except NoRabbitMQ as exc:
+        pytest.skip(f"RabbitMQ is needed: {exc}")
+    try:
+        yield vhost
+    finally:
+        made.__exit__(None, None, None)

@@ -20,7 +20,7 @@ from o2c_workers.dev.fleet import ManagedProcess
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.runtime import set_runtime
 from tests.plugins.workers import start_worker
-from tests.rabbitmq import NoRabbitMQ, VirtualHost, ctl, virtual_host
+from tests.rabbitmq import VirtualHost, ctl, vhost_or_skip
 
 PROBES = "tests.probe_tasks,tests.dlq.tasks"
 
@@ -85,15 +85,7 @@ class Rabbit:
 def fresh_vhost() -> Iterator[VirtualHost]:
     """A vhost of this test's own, deleted after it; skips, saying why, only when no
     RabbitMQ can be found."""
-    made = virtual_host()
-    try:
-        vhost = made.__enter__()
-    except NoRabbitMQ as exc:
-        pytest.skip(f"RabbitMQ is needed: {exc}")
-    try:
-        yield vhost
-    finally:
-        made.__exit__(None, None, None)
+    yield from vhost_or_skip()
 
 
 @pytest.fixture

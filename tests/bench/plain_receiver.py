@@ -11,13 +11,8 @@ import xml.etree.ElementTree as ET
 
 from flask import Flask, Response, request
 
+from tests.bench.baseline_app import ACK, NS
 from tests.bench.plain_chain import ensure_customer
-
-NS = {"o": "http://soap.sforce.com/2005/09/outbound",
-      "sf": "urn:sobject.enterprise.soap.sforce.com"}
-ACK = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
-       '<soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
-       "<Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>")
 
 app = Flask(__name__)
 TOKEN = os.environ.get("PLAIN_WEBHOOK_TOKEN", "")
