@@ -14,6 +14,7 @@ BENCHMARKS = {
     "waiting": "tests.bench.waiting",
     "erp_calls": "tests.bench.erp_calls",
     "e2e": "tests.bench.e2e",
+    "e2e_brokers": "tests.bench.e2e_brokers",
 }
 
 

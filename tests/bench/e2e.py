@@ -26,7 +26,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,20 +46,30 @@ BENCH_DB = 0
 ERP_LATENCY_MS = 20.0
 
 
+def ours_and_plain(port: int) -> dict[str, Side]:
+    """Our fleet on ``port`` (the one the ERP's webhook calls) beside the plain chain."""
+    return {"ours": Side("ours", "ours (Procfile, shipped defaults)", port),
+            "plain": Side("plain", "plain Celery chain", free_port(), kind="plain")}
+
+
 @contextmanager
-def bench(plan: Plan, log_root: Path) -> Iterator[tuple[Bench, dict[str, Side]]]:
-    """The private Redis, the sandbox process, and both sides (not yet started)."""
+def bench(plan: Plan, log_root: Path,
+          sides: Callable[[int], dict[str, Side]] = ours_and_plain,
+          ) -> Iterator[tuple[Bench, dict[str, Side]]]:
+    """The private Redis, the sandbox process, and the sides (not yet started): ``sides``
+    makes them given the port the ERP's webhook calls, one every side of ours listens on
+    (the sides run one at a time)."""
     handle = start_private()
     url = with_db(handle.url, BENCH_DB)
-    ours = Side("ours", "ours (Procfile, shipped defaults)", free_port())
-    plain = Side("plain", "plain Celery chain", free_port())
+    port = free_port()
+    made = sides(port)
     box = Fleet(base_env(), log_root)
     out = log_root / "sandbox.json"
     sandbox = box.start_process_type(procfile.ProcessType("sandbox", shlex.join([
         sys.executable, "-m", "tests.bench.e2e_sandbox", str(out),
         "--opportunities", str(plan.opportunities), "--accounts", str(plan.accounts),
         "--latency-ms", str(ERP_LATENCY_MS),
-        "--erp-webhook-url", f"http://127.0.0.1:{ours.port}/erp/events"])), cwd=ROOT)
+        "--erp-webhook-url", f"http://127.0.0.1:{port}/erp/events"])), cwd=ROOT)
     client = redis.Redis.from_url(url)
     obs = None
     try:
@@ -73,7 +83,7 @@ def bench(plan: Plan, log_root: Path) -> Iterator[tuple[Bench, dict[str, Side]]]
         obs = Observer(announced["env"])
         ids = [opp for opp, _ in announced["opportunities"]]
         b = Bench(obs, client, env, Pool(ids), plan, log_root, sandbox.pid)
-        yield b, {"ours": ours, "plain": plain}
+        yield b, made
     finally:
         if obs is not None:
             obs.close()
@@ -93,7 +103,7 @@ def main(*, quick: bool = False) -> list[Round]:
           flush=True)
     try:
         with bench(plan, log_root) as (b, sides):
-            rounds = alternate(b, sides)
+            rounds = alternate(b, [sides["ours"], sides["plain"]])
             life = follow_life(b, sides["ours"])
     except BaseException:
         print(f"(logs kept in {log_root})", file=sys.stderr)

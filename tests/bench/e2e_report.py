@@ -35,6 +35,8 @@ class Round:
     sandbox_cpu_s: float
     redis: Counter[str]
     memory: dict[str, Memory]
+    #: CPU of the RabbitMQ node over the round (0 when no side runs on it).
+    rabbitmq_cpu_s: float = 0.0
     rate_per_s: float | None = field(default=None)
     #: Task name → its run times in the round, seconds (the workers' log lines).
     steps: dict[str, list[float]] = field(default_factory=dict)
@@ -95,6 +97,10 @@ class SideSummary:
         return sum(r.redis_cpu_s for r in self.rounds) * 1e6 / self.orders
 
     @property
+    def rabbitmq_cpu_us(self) -> float:
+        return sum(r.rabbitmq_cpu_s for r in self.rounds) * 1e6 / self.orders
+
+    @property
     def latency(self) -> tuple[float, float, float]:
         return percentiles(sorted(v for r in self.paced for v in r.booking.latencies_ms()))
 
@@ -104,13 +110,13 @@ class SideSummary:
                    key=lambda m: sum(x.rss_mib for x in m.values()))
 
 
-def summarize(rounds: list[Round]) -> dict[str, SideSummary]:
+def summarize(rounds: list[Round], sides: tuple[str, ...] = SIDES) -> dict[str, SideSummary]:
     return {side: SideSummary([r for r in rounds if r.side == side and r.kind == "saturation"],
                               [r for r in rounds if r.side == side and r.kind == "paced"])
-            for side in SIDES}
+            for side in sides}
 
 
-def _mem_total(memory: dict[str, Memory]) -> tuple[int, float, float]:
+def mem_total(memory: dict[str, Memory]) -> tuple[int, float, float]:
     return (sum(m.processes for m in memory.values()), sum(m.rss_mib for m in memory.values()),
             sum(m.pss_mib for m in memory.values()))
 
@@ -167,10 +173,10 @@ def _summary_rows(ours: SideSummary, plain: SideSummary) -> list[tuple[str, floa
         ("sandbox CPU ms (both simulators, not a side's own)", ours.sandbox_cpu_ms,
          plain.sandbox_cpu_ms, "{:.1f}"),
         ("Redis commands", ours.total("redis"), plain.total("redis"), "{:.1f}"),
-        ("fleet RSS MiB (all processes)", _mem_total(ours.memory)[1],
-         _mem_total(plain.memory)[1], "{:,.0f}"),
-        ("fleet PSS MiB (all processes)", _mem_total(ours.memory)[2],
-         _mem_total(plain.memory)[2], "{:,.0f}"),
+        ("fleet RSS MiB (all processes)", mem_total(ours.memory)[1],
+         mem_total(plain.memory)[1], "{:,.0f}"),
+        ("fleet PSS MiB (all processes)", mem_total(ours.memory)[2],
+         mem_total(plain.memory)[2], "{:,.0f}"),
     ]
 
 
@@ -231,7 +237,7 @@ def _print_life(life: Life) -> None:
 def _print_targets(ours: SideSummary, plain: SideSummary, paired: list[float],
                    life: Life) -> None:
     n = life.burst.orders
-    rss = _mem_total(ours.memory)[1]
+    rss = mem_total(ours.memory)[1]
     targets = [
         ("Salesforce calls per order, whole life, burst", "≤ 0.5",
          sum(life.sf.values()) / n, 0.5),

@@ -69,6 +69,8 @@ class Bench:
     log_root: Path
     #: The simulators' process: its CPU per order is the sandbox's share of a side's cost.
     sandbox_pid: int
+    #: The RabbitMQ node's VM, when a side runs on it: its CPU is that side's broker cost.
+    rabbitmq_pid: int | None = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Meter:
     cpu_s: float
     redis_cpu_s: float
     sandbox_cpu_s: float
+    rabbitmq_cpu_s: float
 
     @classmethod
     def read(cls, b: Bench, running: Running, calls: Calls) -> Meter:
@@ -89,7 +92,8 @@ class Meter:
         return cls(calls, int(stats["calls"]["total"]),
                    int(stats["documents_created"].get("Sales Order", 0)),
                    int(stats["duplicates_refused"]["total"]), running.cpu_s(),
-                   redis_cpu_seconds(b.redis), tree_cpu_s(b.sandbox_pid))
+                   redis_cpu_seconds(b.redis), tree_cpu_s(b.sandbox_pid),
+                   tree_cpu_s(b.rabbitmq_pid) if b.rabbitmq_pid else 0.0)
 
 
 #: The benchmark's own Redis commands between the reset and the count.
@@ -116,6 +120,7 @@ def measure(b: Bench, side: Side, running: Running, kind: str, ids: list[str],
         erp_duplicates=int(stats["duplicates_refused"]["total"]) - start.erp_duplicates,
         cpu_s=end.cpu_s - start.cpu_s, redis_cpu_s=end.redis_cpu_s - start.redis_cpu_s,
         sandbox_cpu_s=end.sandbox_cpu_s - start.sandbox_cpu_s,
+        rabbitmq_cpu_s=end.rabbitmq_cpu_s - start.rabbitmq_cpu_s,
         redis=commands, memory=memory)
 
 
@@ -184,11 +189,14 @@ def step_times(log_dir: Path) -> dict[str, list[float]]:
     return out
 
 
-def alternate(b: Bench, sides: dict[str, Side]) -> list[Round]:
+def alternate(b: Bench, order: list[Side]) -> list[Round]:
+    """Saturation rounds of the two sides, taking turns (the first side first, then the
+    second first, ...), then paced rounds at half each side's own saturation rate."""
     rounds: list[Round] = []
-    order = [sides["ours"], sides["plain"]]
+    order = list(order)
     for index in range(b.plan.rounds):
-        # Ours first: the plain chain runs as many processes as ours (counted from /proc).
+        # The first side (ours) first: the plain chain runs as many processes as ours
+        # (counted from /proc).
         for side in order if index % 2 == 0 else order[::-1]:
             rounds.append(run_round(b, side, "saturation", b.plan.burst, rate_per_s=None,
                                     tag=f"burst-{index}-{side.label}"))

@@ -110,13 +110,18 @@ class Side:
     label: str
     name: str
     port: int
+    #: ``ours`` (the Procfile) or ``plain`` (the plain chain).
+    kind: str = "ours"
+    #: Variables this side sets beyond the bench's own (the broker, for one).
+    env: dict[str, str] = field(default_factory=dict)
     #: The plain side's sizes, taken from ours once it has run (web workers, pool processes).
     sizes: dict[str, int] = field(default_factory=dict)
 
     def start(self, env: dict[str, str], log_dir: Path) -> Running:
         token = secrets.token_urlsafe(16)
         url = f"http://127.0.0.1:{self.port}"
-        if self.label == "ours":
+        env = {**env, **self.env}
+        if self.kind == "ours":
             return self._ours({**env, "O2C_WEBHOOK_TOKEN": token}, log_dir, url, token)
         return self._plain({**env, "PLAIN_WEBHOOK_TOKEN": token}, log_dir, url, token)
 
