@@ -142,6 +142,10 @@ key                                         type    what, and its TTL
                                                     (key, customer, currency, totals, lines:
                                                     fixed once submitted), JSON; TTL
                                                     ``BOOKED_TTL_S`` (14 days)
+``{p}:left:{opportunity_id}``               string  the opportunity was read no longer won
+                                                    (``services.left``): the order step
+                                                    reads the stage again after booking;
+                                                    TTL ``O2C_DEDUPE_TTL_H``
 ``{p}:receiver:replicated``                 string  written by a receiver's enqueue that
                                                     found only duplicates, so its ``WAIT``
                                                     covers the first write (with
@@ -265,6 +269,10 @@ def transaction_index_won(prefix: str) -> str:
 
 def transaction_index_active(prefix: str) -> str:
     return f"{prefix}:txn:idx:active"
+
+
+def left_won(prefix: str, opportunity_id: str) -> str:
+    return f"{prefix}:left:{opportunity_id}"
 
 
 def worker_lost(prefix: str, task_id: str) -> str:

@@ -19,6 +19,7 @@ from redis.sentinel import Sentinel
 from config import Settings, get_settings
 from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
+from o2c_workers.services.left import LeftWon
 from o2c_workers.services.orders import WriteBackFields
 from o2c_workers.writeback import Outbox
 
@@ -68,6 +69,12 @@ class Runtime:
     @property
     def fields(self) -> WriteBackFields:
         return write_back_fields(self.settings)
+
+    @property
+    def left_won(self) -> LeftWon:
+        """Notes of opportunities seen no longer won (``services.left``)."""
+        return cast(LeftWon, self._client("left_won", lambda: LeftWon(
+            self.redis, prefix=self.prefix, ttl_s=self.settings.dedupe_ttl_s)))
 
 
 def write_back_fields(s: Settings) -> WriteBackFields:

@@ -18,7 +18,7 @@ def submit_order(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | Non
     reprice = partial(pricing.validate_order, sf=rt.salesforce, erp=rt.erp,
                       max_discount_percent=rt.settings.max_discount_percent)
     result = lifecycle.book(ChainContext.load(payload), sf=rt.salesforce, out=rt.outbox,
-                            erp=rt.erp, reprice=reprice, fields=rt.fields,
+                            erp=rt.erp, left=rt.left_won, reprice=reprice, fields=rt.fields,
                             cancel_on_lost=rt.settings.cancel_on_lost)
     if isinstance(result, pricing.Skipped):
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)
@@ -68,7 +68,8 @@ def follow_opportunity(self: O2CTask, payload: dict[str, Any]) -> None:
     rt = self.runtime
     ctx = ChainContext.load(payload)
     _followed(self, lifecycle.follow_opportunity(ctx.trace_key, sf=rt.salesforce,
-                                                 out=rt.outbox, erp=rt.erp, fields=rt.fields,
+                                                 out=rt.outbox, erp=rt.erp, left=rt.left_won,
+                                                 fields=rt.fields,
                                                  cancel_on_lost=rt.settings.cancel_on_lost))
 
 

@@ -7,9 +7,11 @@ compensating action, ``O2C_CANCEL_ON_LOST``) and the opportunity's current order
 back (the cancelled one, unless it was won again and amended meanwhile); invoiced or
 delivered: a dead letter for finance (``cancellation_after_invoice``), the order untouched.
 
-The order step (``book``) reads the stage once more after it has booked: an opportunity
-lost between its pricing and its order (whose own message's step found no order yet, or
-ran before a redelivered order step) is followed the same way.
+An opportunity lost between its pricing and its order step (whose own message's step
+found no order yet, or ran before a redelivered order step) is followed by the order step
+(``book``): the follow step notes every stage it reads not won before it looks for orders,
+and the order step, once it has booked, reads the stage again when there is such a note
+(``services.left``), so a won opportunity is booked with one Salesforce read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from o2c_workers.chain import ChainContext
 from o2c_workers.errors import BusinessError
 from o2c_workers.models import ErpOrder
 from o2c_workers.services.convert import WON
+from o2c_workers.services.left import LeftWon
 from o2c_workers.services.orders import (
     Booked,
     Reprice,
@@ -47,12 +50,14 @@ class Followed:
 
 
 def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, out: StatusWrites,
-                       erp: ErpAdapter, fields: WriteBackFields,
+                       erp: ErpAdapter, left: LeftWon, fields: WriteBackFields,
                        cancel_on_lost: bool) -> Followed:
     """The ERP order of an opportunity that is no longer won follows it."""
     stage = str(sf.get_opportunity(opportunity_id).get("StageName") or "")
     if stage == WON:
         return Followed(STILL_WON, stage)
+    # Before the orders are looked for: an order step booking meanwhile sees the note.
+    left.note(opportunity_id)
     live = [o for o in erp.find_sales_orders(opportunity_id) if o.live]
     if not live:
         return Followed(NO_ORDER, stage)
@@ -75,18 +80,20 @@ def follow_opportunity(opportunity_id: str, *, sf: SalesforceApi, out: StatusWri
 
 
 def book(ctx: ChainContext, *, sf: SalesforceApi, out: StatusWrites, erp: ErpAdapter,
-         reprice: Reprice, fields: WriteBackFields,
+         left: LeftWon, reprice: Reprice, fields: WriteBackFields,
          cancel_on_lost: bool) -> Booked | Skipped | Followed:
-    """The order step: the opportunity's one live order (``submit_order``), then its stage
-    read once more. No longer won: the order follows it as a lost one's does
-    (``Followed``: cancelled, or finance's dead letter), so that a lost opportunity never
-    keeps an order booked while it was being lost. One more Salesforce read per run (a
-    linked order too: the run that booked it may have failed before its own read)."""
+    """The order step: the opportunity's one live order (``submit_order``), then, if it
+    was seen no longer won (``left``), its stage read once more. No longer won: the order
+    follows it as a lost one's does (``Followed``: cancelled, or finance's dead letter), so
+    that a lost opportunity never keeps an order booked while it was being lost. A linked
+    order too: the run that booked it may have failed before it looked."""
     booked = submit_order(ctx, erp=erp, reprice=reprice)
     if isinstance(booked, Skipped):
         return booked
-    followed = follow_opportunity(ctx.trace_key, sf=sf, out=out, erp=erp, fields=fields,
-                                  cancel_on_lost=cancel_on_lost)
+    if not left.seen(ctx.trace_key):
+        return booked
+    followed = follow_opportunity(ctx.trace_key, sf=sf, out=out, erp=erp, left=left,
+                                  fields=fields, cancel_on_lost=cancel_on_lost)
     return booked if followed.action in (STILL_WON, KEPT) else followed
 
 

@@ -15,6 +15,7 @@ from o2c_workers.erp import build_adapter
 from o2c_workers.salesforce import build_salesforce
 from o2c_workers.sandbox import Sandbox
 from o2c_workers.services import customer
+from o2c_workers.services.left import LeftWon
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi, Write
 from o2c_workers.writeback import Outbox
 from o2c_workers.writeback.flusher import Flusher
@@ -41,6 +42,7 @@ class Services:
     sf: SalesforceApi
     erp: ErpAdapter
     out: SentNow
+    left: LeftWon
 
     def won(self, opportunity_id: str) -> ChainContext:
         """The opportunity set Closed Won, and its chain after the first step, as
@@ -61,7 +63,8 @@ def services_on(sandbox: Sandbox, redis_url: str, redis_client: redis.Redis) -> 
     outbox = Outbox(redis_client, prefix=settings.key_prefix, flush_s=settings.sf_flush_s)
     flusher = Flusher(outbox, salesforce=lambda: sf, client=redis_client,
                       dead_letters=DeadLetterStore(redis_client, prefix=settings.key_prefix))
-    return Services(sandbox, settings, sf, erp, SentNow(outbox, flusher))
+    left = LeftWon(redis_client, prefix=settings.key_prefix, ttl_s=settings.dedupe_ttl_s)
+    return Services(sandbox, settings, sf, erp, SentNow(outbox, flusher), left)
 
 
 @pytest.fixture

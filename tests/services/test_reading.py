@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from o2c_workers import sfid
+from o2c_workers import keys, sfid
 from o2c_workers.chain import ChainContext
 from o2c_workers.errors import InvalidPayload, NotFound
 from o2c_workers.services import customer, lifecycle, orders, pricing, reading
@@ -99,13 +99,14 @@ def test_the_customer_and_pricing_steps_read_salesforce_once(services):
     assert priced.need_order().amount == priced.need_order().net_total
     assert ctx.opportunity is not None and priced.pricing is not None
     assert priced.pricing.priced_at == ctx.opportunity.read_at
-    # The order step: its order, its stage read once more, then the write-back.
+    # The order step: its order (no note that it left Closed Won: no stage read), then
+    # the write-back. One read and one write in all.
     booked = lifecycle.book(priced, sf=services.sf, out=services.out, erp=services.erp,
-                            reprice=reprice(services), fields=FIELDS, cancel_on_lost=True)
+                            left=services.left, reprice=reprice(services), fields=FIELDS,
+                            cancel_on_lost=True)
     assert isinstance(booked, orders.Booked)
     orders.write_back(booked.ctx, out=services.out, fields=FIELDS)
-    assert spent(services, before) == {("GET", "query"): 1, ("GET", "Opportunity"): 1,
-                                       ("PATCH", "composite/sobjects"): 1}
+    assert spent(services, before) == {("GET", "query"): 1, ("PATCH", "composite/sobjects"): 1}
 
 
 def test_a_stale_read_is_read_again_and_the_order_step_never_books_from_one(services):
@@ -128,20 +129,58 @@ def test_a_stale_read_is_read_again_and_the_order_step_never_books_from_one(serv
     assert spent(services, before) == {("GET", "query"): 1}
 
 
-def test_lost_after_the_chains_read_leaves_no_live_order(services):
+def follow(services, opp: str) -> lifecycle.Followed:
+    """The step of the loss's own outbound message."""
+    return lifecycle.follow_opportunity(opp, sf=services.sf, out=services.out,
+                                        erp=services.erp, left=services.left, fields=FIELDS,
+                                        cancel_on_lost=True)
+
+
+def book(services, priced: ChainContext):
+    return lifecycle.book(priced, sf=services.sf, out=services.out, erp=services.erp,
+                          left=services.left, reprice=reprice(services), fields=FIELDS,
+                          cancel_on_lost=True)
+
+
+@pytest.mark.parametrize("follow_first", [True, False], ids=["follow-first", "book-first"])
+def test_lost_after_the_chains_read_leaves_no_live_order(services, follow_first):
     """Lost between the first step's read and the pricing: priced from the read (still in
-    date), booked, then the order step's own stage read cancels the order."""
+    date) and booked. Whichever of the order step and the loss's own step runs first, no
+    order stays live: the loss's step finds the order, or notes the loss before it looks,
+    and the order step, seeing the note, reads the stage and cancels."""
     opp = good(services)
     ctx = services.won(opp)
     services.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
     priced = pricing.validate_order(ctx, sf=services.sf, erp=services.erp,
                                     max_discount_percent=POLICY)
     assert isinstance(priced, ChainContext)
-    done = lifecycle.book(priced, sf=services.sf, out=services.out, erp=services.erp,
-                          reprice=reprice(services), fields=FIELDS, cancel_on_lost=True)
-    assert isinstance(done, lifecycle.Followed)
+    if follow_first:
+        assert follow(services, opp).action == lifecycle.NO_ORDER
+        done = book(services, priced)
+        assert isinstance(done, lifecycle.Followed)
+    else:
+        assert isinstance(book(services, priced), orders.Booked)
+        done = follow(services, opp)
     assert (done.action, done.stage) == ("cancelled", "Closed Lost")
     assert [o for o in services.erp.find_sales_orders(opp) if o.live] == []
+
+
+def test_a_note_from_a_loss_since_won_again_costs_one_read_and_books(services):
+    opp = good(services)
+    services.sf.update("Opportunity", opp, {"StageName": "Closed Lost"})
+    assert follow(services, opp).action == lifecycle.NO_ORDER
+    assert services.left.seen(opp)
+    note = keys.left_won(services.settings.key_prefix, sfid.to18(opp))
+    assert 0 < services.left.redis.ttl(note) <= services.settings.dedupe_ttl_s
+    ctx = services.won(opp)
+    priced = pricing.validate_order(ctx, sf=services.sf, erp=services.erp,
+                                    max_discount_percent=POLICY)
+    before = calls(services)
+    booked = book(services, priced)
+    assert isinstance(booked, orders.Booked) and booked.action == "created"
+    assert spent(services, before) == {("GET", "Opportunity"): 1}
+    # An id in its 15-character form finds the same note.
+    assert services.left.seen(opp[:15])
 
 
 def test_an_opportunity_without_an_account_is_invalid(services):
