@@ -121,3 +121,29 @@ def test_the_client_reads_every_page_one_call_each(
     assert client.api_usage() is not None and client.api_usage()[0] == len(pages)
     with pytest.raises(ValueError, match="API name"):
         soql.select("Opportunity", ["Id; DELETE"])
+
+
+def test_an_id_list_finds_the_same_rows_as_a_scan_of_every_row(
+        salesforce: SalesforceServer, sf_http: requests.Session, world: World) -> None:
+    """``WHERE Id IN (...)`` looks only at the rows named; the answer is the one a scan of
+    every row gives: ids in either form, the other conditions still applied, the org's
+    order, and a malformed id matching nothing."""
+    opps = [o["Id"] for o in world.of("Opportunity")]
+    picked = [opps[5], opps[1][:15], opps[3], opps[5]]
+    stage = world.of("Opportunity")[3]["StageName"]
+    listed = ", ".join(f"'{i}'" for i in picked)
+
+    def ids(where: str) -> list[str]:
+        body = query(salesforce, sf_http, f"SELECT Id FROM Opportunity WHERE {where}").json()
+        assert body["totalSize"] == len(body["records"]), body
+        return [r["Id"] for r in body["records"]]
+
+    assert ids(f"Id IN ({listed})") == [opps[1], opps[3], opps[5]]
+    assert ids(f"Id = '{opps[3][:15]}'") == [opps[3]]
+    with_stage = ids(f"Id IN ({listed}) AND StageName = '{stage}'")
+    assert opps[3] in with_stage and set(with_stage) <= {opps[1], opps[3], opps[5]}
+    assert ids(f"StageName = '{stage}' AND Id IN ({listed})") == with_stage
+    assert ids("Id IN ('006000000000XYZ', 'nope')") == []
+    # The scan's answer, for the same rows: a condition no id list narrows.
+    every = ids(f"Id != '{opps[0]}'")
+    assert [i for i in every if i in {opps[1], opps[3], opps[5]}] == [opps[1], opps[3], opps[5]]

@@ -47,7 +47,8 @@ class QueryApi:
                                f"sObject type '{query.sobject}' is not supported.")
         self.check(query, query.sobject)
         with self.store.lock:
-            rows = self.matching(query, query.sobject, self.store.all(query.sobject))
+            rows = self.matching(query, query.sobject,
+                                 self.store.all(query.sobject, ids=ids_wanted(query)))
             records = [self.render(query, query.sobject, row, version) for row in rows]
         size = self.batch_size(request)
         locator = self.cursors.open(records, size) if len(records) > size else None
@@ -167,6 +168,19 @@ class QueryApi:
         size = self.config.child_batch_size
         locator = self.cursors.open(records, size) if len(records) > size else None
         return page(version, records, locator, 0, size)
+
+
+def ids_wanted(query: soql.Query) -> set[str] | None:
+    """The 15-character ids a query's ``WHERE Id IN (...)`` (or ``Id = ...``) allows, so
+    that only those rows are looked at; ``None`` when it names no such list of valid ids
+    (every row is looked at). The conditions are ANDed: the others still apply."""
+    for condition in query.where:
+        if condition.field != "Id" or condition.op not in ("IN", "="):
+            continue
+        values = condition.value if condition.op == "IN" else [condition.value]
+        if all(isinstance(v, str) and sfid.is_valid(v) for v in values):
+            return {sfid.to15(v) for v in values}
+    return None
 
 
 def page(version: str, records: list[dict[str, Any]], locator: str | None, offset: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -119,9 +119,15 @@ class Store:
             row = self._row(sobject, record_id)
             return {name: row.get(name) for name in self._kinds[sobject]}
 
-    def all(self, sobject: str) -> list[Record]:
+    def all(self, sobject: str, *, ids: Collection[str] | None = None) -> list[Record]:
+        """Every record of ``sobject`` in the order saved; with ``ids`` (15-character
+        keys), only those, still in that order."""
         with self.lock:
-            return [self.get(sobject, key) for key in self._records.get(sobject, {})]
+            keys = self._records.get(sobject, {})
+            if ids is not None:
+                wanted = set(ids)
+                return [self.get(sobject, key) for key in keys if key in wanted]
+            return [self.get(sobject, key) for key in keys]
 
     def where(self, sobject: str, name: str, value: Any) -> list[str]:
         """Ids of the records whose field equals ``value`` (ids compared in either form)."""
