@@ -67,17 +67,20 @@ class MessageFactory:
     def build(self, task_name: str, *, args: Sequence[Any] = (),
               kwargs: dict[str, Any] | None = None, trace_key: str,
               then: Sequence[str] = (), task_id: str | None = None,
-              argsrepr: str | None = None, retries: int = 0) -> TaskMessage:
+              argsrepr: str | None = None, retries: int = 0,
+              headers: dict[str, Any] | None = None) -> TaskMessage:
         """``then`` names the tasks that follow as a chain; each gets the previous result.
 
         ``argsrepr`` is what Flower shows for the arguments (default: the trace key), so
-        payloads with personal data never reach the monitor.
+        payloads with personal data never reach the monitor. ``headers`` are more message
+        headers for this task only (a worker of an older release ignores them).
         """
         task_id = task_id or str(uuid.uuid4())
         queue = domain_of(task_name)
         template, embed = self._template(task_name, tuple(then))
         headers = {**template, "id": task_id, "root_id": task_id, "retries": retries,
-                   "argsrepr": argsrepr or f"({trace_key!r},)", "trace_key": trace_key}
+                   "argsrepr": argsrepr or f"({trace_key!r},)", "trace_key": trace_key,
+                   **(headers or {})}
         body = orjson.dumps([list(args), kwargs or {}, embed])
         envelope = {
             "body": base64.b64encode(body).decode("ascii"),

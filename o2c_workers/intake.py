@@ -47,7 +47,8 @@ def version_marks(prefix: str, trace_key: str, record: SObject) -> dict[str, str
 
 def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SObject, *,
                 trace_key: str, context: dict[str, Any], now: float, event: str,
-                argsrepr: str, **details: Any) -> tuple[TaskMessage, list[Op]]:
+                argsrepr: str, headers: dict[str, Any] | None = None,
+                **details: Any) -> tuple[TaskMessage, list[Op]]:
     """The route's first task message, and the timeline entry ``event`` that opens the
     transaction: one guarded write enqueues the message (``Item.messages``) with them.
 
@@ -62,7 +63,7 @@ def start_chain(messages: MessageFactory, prefix: str, route: Route, record: SOb
         "record": record.model_dump(mode="json", exclude_none=True),
     }
     msg = messages.build(route.tasks[0], args=[payload], trace_key=trace_key,
-                         then=route.tasks[1:], argsrepr=argsrepr)
+                         then=route.tasks[1:], argsrepr=argsrepr, headers=headers)
     # The first step stamps the "won" milestone from received_at; the writes here are the
     # few that must be atomic with the enqueue.
     ops: list[Op] = timeline.record_ops(

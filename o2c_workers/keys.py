@@ -142,6 +142,13 @@ key                                         type    what, and its TTL
                                                     (key, customer, currency, totals, lines:
                                                     fixed once submitted), JSON; TTL
                                                     ``BOOKED_TTL_S`` (14 days)
+``{p}:read:{group}:{opportunity_id}``       string  an opportunity's read (JSON), made with
+                                                    its outbound message's other won ones in
+                                                    one query, for its own first step, which
+                                                    takes it (``services.shared_reads``);
+                                                    TTL 30 s
+``{p}:read:{group}``                        string  the lease of the step reading the group
+                                                    (``reading``, then ``done``); TTL 30 s
 ``{p}:left:{opportunity_id}``               string  the opportunity was read no longer won
                                                     (``services.left``): the order step
                                                     reads the stage again after booking;
@@ -269,6 +276,14 @@ def transaction_index_won(prefix: str) -> str:
 
 def transaction_index_active(prefix: str) -> str:
     return f"{prefix}:txn:idx:active"
+
+
+def read_entry(prefix: str, group: str, opportunity_id: str) -> str:
+    return f"{prefix}:read:{group}:{opportunity_id}"
+
+
+def read_lease(prefix: str, group: str) -> str:
+    return f"{prefix}:read:{group}"
 
 
 def left_won(prefix: str, opportunity_id: str) -> str:

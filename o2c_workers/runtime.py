@@ -21,6 +21,7 @@ from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.redis_urls import SentinelUrl, is_sentinel
 from o2c_workers.services.left import LeftWon
 from o2c_workers.services.orders import WriteBackFields
+from o2c_workers.services.shared_reads import SharedReads
 from o2c_workers.writeback import Outbox
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ class Runtime:
     @property
     def fields(self) -> WriteBackFields:
         return write_back_fields(self.settings)
+
+    @property
+    def shared_reads(self) -> SharedReads:
+        """Reads shared by the won opportunities of one outbound message."""
+        return cast(SharedReads, self._client("shared_reads", lambda: SharedReads(
+            self.redis, prefix=self.prefix)))
 
     @property
     def left_won(self) -> LeftWon:

@@ -9,6 +9,7 @@ from o2c_workers.base_task import O2CTask
 from o2c_workers.chain import ChainContext
 from o2c_workers.services import customer
 from o2c_workers.services.pricing import Skipped
+from o2c_workers.services.shared_reads import HEADER, ReadGroup
 
 
 @app.task(name="o2c.customer.ensure_customer", bind=True)
@@ -18,7 +19,9 @@ def ensure_customer(self: O2CTask, payload: dict[str, Any]) -> dict[str, Any] | 
     self.record("won", milestone="won", at=ctx.received_at,
                 notification_id=ctx.notification_id)
     rt = self.runtime
-    result = customer.ensure_customer(ctx, sf=rt.salesforce, erp=rt.erp)
+    group = ReadGroup.from_header(getattr(self.request, HEADER, None))
+    result = customer.ensure_customer(ctx, sf=rt.salesforce, erp=rt.erp,
+                                      reads=rt.shared_reads, group=group)
     if isinstance(result, Skipped):
         # No longer won: the chain ends here, with no customer, no order, no dead letter.
         self.record("skipped", outcome=timeline.SKIPPED, stage=result.stage)

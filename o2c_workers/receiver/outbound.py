@@ -22,6 +22,7 @@ from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.http import XML, HTTPError, Request, Response, constant_time_equal
 from o2c_workers.receiver.records import ValidationError, describe_errors, validate_record
+from o2c_workers.services import shared_reads
 
 log = logging.getLogger("o2c.receiver")
 
@@ -86,7 +87,16 @@ class OutboundHandler:
             raise HTTPError(403, "organization is not allowed")
 
     def plan(self, message: soap.OutboundMessage, *, now: float) -> list[Planned]:
-        return [self._plan_one(message, n, now) for n in message.notifications]
+        # The won opportunities of one message are read together (``shared_reads``).
+        won = [str(n.fields["Id"]) for n in message.notifications
+               if self._reads_opportunity(n) and sfid.is_valid(str(n.fields.get("Id") or ""))]
+        together = shared_reads.groups(won, received_at=now)
+        return [self._plan_one(message, n, now, together) for n in message.notifications]
+
+    def _reads_opportunity(self, n: soap.Notification) -> bool:
+        route = match(self.routes, n.sobject_type, n.fields.get("StageName"))
+        return (route is not None and not route.ignored
+                and route.tasks[0] == shared_reads.FIRST_TASK)
 
     def replan(self, raw: str, organization_id: str, *, now: float) -> Planned:
         """Plan a stored (and maybe edited) Notification again, as if it had just arrived."""
@@ -94,7 +104,8 @@ class OutboundHandler:
         return self._plan_one(message, notification, now)
 
     def _plan_one(self, message: soap.OutboundMessage, n: soap.Notification,
-                  now: float) -> Planned:
+                  now: float, together: dict[str, shared_reads.ReadGroup] | None = None,
+                  ) -> Planned:
         raw_id = str(n.fields.get("Id") or "")
         trace_key = sfid.to18(raw_id) if sfid.is_valid(raw_id) else f"notification:{n.id}"
         mark = keys.dedupe_sf(self.prefix, n.id)
@@ -122,10 +133,12 @@ class OutboundHandler:
                                           route=route.name, notification_id=n.id)
             return Planned(n, "ignored", trace_key, Item.unless_marked(mark, ignored))
         # A sweep that started this version of the record already makes this a duplicate.
+        group = (together or {}).get(trace_key)
         msg, ops = intake.start_chain(
             self.messages, self.prefix, route, record, trace_key=trace_key, context=context,
             now=now, event="received", notification_id=n.id,
-            argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>")
+            argsrepr=f"<{n.sobject_type} {trace_key} notification {n.id}>",
+            headers={shared_reads.HEADER: group.header()} if group else None)
         marks = intake.version_marks(self.prefix, trace_key, record)
         swept = [marks[keys.SWEPT]] if marks else []
         notified = [marks[keys.NOTIFIED]] if marks else []

@@ -12,17 +12,24 @@ from o2c_workers.services import reading
 from o2c_workers.services.convert import WON, customer_from_account, required
 from o2c_workers.services.ports import ErpAdapter, SalesforceApi, StatusWrites, Write
 from o2c_workers.services.pricing import Skipped
+from o2c_workers.services.shared_reads import ReadGroup, SharedReads
 
 
-def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi,
-                    erp: ErpAdapter) -> ChainContext | Skipped:
+def ensure_customer(ctx: ChainContext, *, sf: SalesforceApi, erp: ErpAdapter,
+                    reads: SharedReads | None = None,
+                    group: ReadGroup | None = None) -> ChainContext | Skipped:
     """First step of a won opportunity: make sure its account exists in the ERP.
 
     The opportunity, its account and its lines are read in one query, the account as it is
-    now (not the notification's ``AccountId``); the read travels on to the pricing step,
-    without the account (made into the customer; its address stays out of the queue). An
-    opportunity no longer Closed Won is ``Skipped`` before anything is written to the ERP."""
-    read = reading.read_opportunity(sf, ctx.trace_key)
+    now (not the notification's ``AccountId``); with the other won opportunities of its
+    outbound message when it came with them (``group``, read through ``reads``). The read
+    travels on to the pricing step, without the account (made into the customer; its
+    address stays out of the queue). An opportunity no longer Closed Won is ``Skipped``
+    before anything is written to the ERP."""
+    if reads is None:
+        read = reading.read_opportunity(sf, ctx.trace_key)
+    else:
+        read = reads.read(sf, ctx.trace_key, group)
     stage = str(read.opportunity.get("StageName") or "")
     if stage != WON:
         return Skipped(stage)

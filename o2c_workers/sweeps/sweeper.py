@@ -18,6 +18,7 @@ from o2c_workers import broker, intake, keys
 from o2c_workers.atomic import AtomicWriter, BatchWriter, Item
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.receiver.records import SObject, ValidationError, validate_record
+from o2c_workers.services import shared_reads
 from o2c_workers.stalls import open_dead_letters
 from o2c_workers.sweeps import state
 from o2c_workers.sweeps.results import Found, SweepResult
@@ -171,6 +172,11 @@ class Sweeper:
         states = self.states(candidates)
         items: list[Item] = []
         fresh: list[Candidate] = []
+        # The won records a page starts are read together, as a message's are.
+        together = shared_reads.groups(
+            [c.trace_key for c, seen in zip(candidates, states, strict=True)
+             if seen == "new" and c.route is not None
+             and c.route.tasks[0] == shared_reads.FIRST_TASK], received_at=time.time())
         for candidate, seen in zip(candidates, states, strict=True):
             if seen != "new":
                 result.found.append(Found(candidate.trace_key, seen, candidate.modified_at,
@@ -179,7 +185,8 @@ class Sweeper:
                 result.found.append(Found(candidate.trace_key, "would_start",
                                           candidate.modified_at, candidate.record.Name))
             else:
-                items.append(self.start_item(candidate, spec=spec))
+                items.append(self.start_item(candidate, spec=spec,
+                                             group=together.get(candidate.trace_key)))
                 fresh.append(candidate)
         if watermark is not None:
             items.append(Item(["always"], [state.advance_op(self.prefix, spec.name,
@@ -215,15 +222,19 @@ class Sweeper:
         return out
 
     def start_item(self, candidate: Candidate, *, spec: Spec, event: str = "swept",
-                   guard: str | None = None, **details: Any) -> Item:
+                   guard: str | None = None, group: shared_reads.ReadGroup | None = None,
+                   **details: Any) -> Item:
         """The guarded write that starts a record's chain as a notification would: under
-        the record version's mark (or ``guard``, a re-drive's own)."""
+        the record version's mark (or ``guard``, a re-drive's own); ``group``: the records
+        its first step reads with it."""
         route = cast(Route, candidate.route)
         record, trace_key = candidate.record, candidate.trace_key
         msg, ops = intake.start_chain(
             self.messages, self.prefix, route, record, trace_key=trace_key,
             context={"sobject_type": spec.sobject}, now=time.time(), event=event,
-            argsrepr=f"<{spec.sobject} {trace_key} {event}>", sweep=spec.name, **details)
+            argsrepr=f"<{spec.sobject} {trace_key} {event}>",
+            headers={shared_reads.HEADER: group.header()} if group else None,
+            sweep=spec.name, **details)
         if guard is not None:
             return Item.unless_marked(guard, ops, messages=[msg])
         marks = intake.version_marks(self.prefix, trace_key, record)

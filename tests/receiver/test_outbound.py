@@ -8,6 +8,8 @@ from o2c_workers import keys
 from o2c_workers.dlq import DeadLetterStore, Status
 from o2c_workers.receiver.app import Receiver
 from o2c_workers.receiver.soap import ACK
+from o2c_workers.services import shared_reads
+from o2c_workers.services.shared_reads import ReadGroup
 from tests import soapmsg
 from tests.helpers import call_wsgi, queued
 from tests.receiver.conftest import TOKEN
@@ -35,6 +37,8 @@ def test_single_won_opportunity_is_enqueued_as_the_o2c_chain(receiver, redis_cli
     assert chain == ["o2c.pricing.validate_order", "o2c.order.submit_order",
                      "o2c.order.write_back"]
     assert message["properties"]["delivery_info"]["routing_key"] == "customer"
+    # Alone in its message: its first step reads it alone.
+    assert shared_reads.HEADER not in message["headers"]
 
 
 def test_hundred_notifications_in_one_message(receiver, redis_client):
@@ -44,6 +48,32 @@ def test_hundred_notifications_in_one_message(receiver, redis_client):
     assert len(messages) == 100
     assert {m["args"][0]["notification_id"] for m in messages} == {
         soapmsg.notification_id(i) for i in range(100)}
+
+
+def test_the_won_opportunities_of_one_message_are_read_in_groups(receiver, redis_client):
+    status, _, _ = post(receiver, soapmsg.won_message(range(100)))
+    assert status == 200
+    messages = queued(redis_client, "customer")
+    groups = [ReadGroup.from_header(m["headers"][shared_reads.HEADER]) for m in messages]
+    ids = [m["headers"]["trace_key"] for m in messages]
+    assert groups[0] is not None and groups[-1] is not None
+    assert groups[0].ids == tuple(ids[:50]) and groups[-1].ids == tuple(ids[50:])
+    assert groups[0].key != groups[-1].key
+    assert all(g == groups[0] for g in groups[:50]) and all(g == groups[-1] for g in groups[50:])
+    # The group is a header of the first task only: the chain's context does not carry it.
+    assert all(shared_reads.HEADER not in json.dumps(m["args"]) for m in messages)
+
+
+def test_only_won_opportunities_are_read_together(receiver, redis_client):
+    body = soapmsg.envelope([
+        soapmsg.notification(soapmsg.notification_id(1), "Opportunity", soapmsg.opportunity(1)),
+        soapmsg.notification(soapmsg.notification_id(2), "Opportunity",
+                             soapmsg.opportunity(2, stage="Closed Lost"))])
+    assert post(receiver, body)[0] == 200
+    [won] = queued(redis_client, "customer")
+    [lost] = queued(redis_client, "order")
+    assert shared_reads.HEADER not in won["headers"]
+    assert shared_reads.HEADER not in lost["headers"]
 
 
 def test_more_than_hundred_notifications_is_refused(receiver, redis_client):

@@ -14,6 +14,8 @@ from o2c_workers import keys, timeline
 from o2c_workers.dlq import DeadLetter, DeadLetterStore
 from o2c_workers.receiver.app import Receiver
 from o2c_workers.sandbox.salesforce import SalesforceConfig
+from o2c_workers.services import shared_reads
+from o2c_workers.services.shared_reads import ReadGroup
 from o2c_workers.sweeps import state
 from o2c_workers.sweeps.run import run_sweeps
 from o2c_workers.sweeps.state import SweepBusy
@@ -51,6 +53,10 @@ def test_a_sweep_starts_each_won_opportunity_once_as_a_notification_would(
     assert payload["record"]["StageName"] == "Closed Won"
     assert payload["record"]["Id"] == payload["trace_key"] == message["headers"]["trace_key"]
     assert message["headers"]["argsrepr"].endswith("swept>")
+    # The page's won ones are read together by their first steps, as a message's are.
+    groups = {ReadGroup.from_header(m["headers"][shared_reads.HEADER]) for m in messages}
+    [group] = groups
+    assert group is not None and sorted(group.ids) == sorted(opps)
     [event] = timeline.read(sweeping.redis, "o2c", opps[0])
     assert event["event"] == "swept" and event["sweep"] == "opportunities"
     assert sweeping.redis.zscore(keys.transaction_index_active("o2c"), opps[0]) is not None
