@@ -11,7 +11,8 @@ A batch is published in one go on a channel in confirm mode (py-amqp's ``confirm
 and waited for as a whole: ``publish`` returns once every message is acked, and raises
 ``BrokerUnavailable`` (infrastructure: the receiver answers 503) when one is nacked (a queue
 at its limit under ``x-overflow: reject-publish``), returned (``mandatory``: no queue took
-it), not confirmed within ``CONFIRM_TIMEOUT_S``, or the connection is lost or refused. The
+it), not confirmed within its confirm timeout (``O2C_AMQP_CONFIRM_TIMEOUT_S``), or the
+connection is lost or refused. The
 broker may then hold some of the messages: the caller writes no mark, the sender resends,
 and a message published twice is absorbed by the idempotent steps.
 
@@ -35,20 +36,22 @@ from amqp.exceptions import AMQPError
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 
+from config.settings import Settings
 from o2c_workers.amqp import topology
 from o2c_workers.enqueue import TaskMessage
 from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.redact import redact_text
 
-#: How long a batch waits for RabbitMQ's confirms before the publish counts as failed (s):
-#: the receiver's answer to Salesforce waits on it, so the same as its Redis socket timeout.
-CONFIRM_TIMEOUT_S = 5.0
+#: How long a batch waits for RabbitMQ's confirms before the publish counts as failed (s),
+#: as shipped (``O2C_AMQP_CONFIRM_TIMEOUT_S``, 5 s: the receiver's Redis socket timeout).
+CONFIRM_TIMEOUT_S: float = Settings.model_fields["amqp_confirm_timeout_s"].default
 #: How long a new connection may take (TCP, AMQP handshake, the topology's declarations).
 CONNECT_TIMEOUT_S = 5.0
-#: A connection idle longer than this is closed rather than reused (s). It sends no
-#: heartbeats, so a load balancer or NAT may have dropped it without a word, and a publish
-#: on it would wait out the confirm timeout (a 503) before a new one is made.
-IDLE_LIMIT_S = 60.0
+#: A connection idle longer than this is closed rather than reused (s), as shipped
+#: (``O2C_AMQP_IDLE_LIMIT_S``, 60 s). It sends no heartbeats, so a load balancer or NAT may
+#: have dropped it without a word, and a publish on it would wait out the confirm timeout
+#: (a 503) before a new one is made.
+IDLE_LIMIT_S: float = Settings.model_fields["amqp_idle_limit_s"].default
 #: ``delivery_mode`` of a persistent message, as Celery publishes its tasks.
 PERSISTENT = 2
 
@@ -232,13 +235,17 @@ class Publisher:
             link.close(graceful=True)
 
 
-#: The process's publishers by broker URL (``shared``).
-_SHARED: dict[str, Publisher] = {}
+#: The process's publishers by broker URL and timeouts (``shared``).
+_SHARED: dict[tuple[str, float, float], Publisher] = {}
 
 
-def shared(url: str) -> Publisher:
-    """The process's publisher for ``url``, made on first use; it connects on first publish."""
-    publisher = _SHARED.get(url)
+def shared(url: str, *, confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
+           idle_limit_s: float = IDLE_LIMIT_S) -> Publisher:
+    """The process's publisher for ``url`` with these timeouts, made on first use; it
+    connects on first publish."""
+    key = (url, confirm_timeout_s, idle_limit_s)
+    publisher = _SHARED.get(key)
     if publisher is None:
-        publisher = _SHARED.setdefault(url, Publisher(url))
+        publisher = _SHARED.setdefault(key, Publisher(
+            url, confirm_timeout_s=confirm_timeout_s, idle_limit_s=idle_limit_s))
     return publisher
