@@ -10,6 +10,7 @@ import redis
 
 from o2c_workers import metrics
 from o2c_workers.amqp.publish import Publisher
+from o2c_workers.dlq import DeadLetterStore, Status
 from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.receiver.http import Request, Response
 from o2c_workers.redact import redact_text
@@ -78,13 +79,17 @@ class Health:
 
 class Metrics:
     """Prometheus exposition: every gunicorn worker's counts in multiprocess mode, and the
-    fleet's stalled transactions, sweeps and Redis memory, read from Redis at each scrape."""
+    fleet's stalled transactions, dead letters open and requeuing, sweeps and Redis memory,
+    read from Redis at each scrape."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, stall_after_s: int) -> None:
         self.redis = client
         self.prefix = prefix
         self.stall_after_s = stall_after_s
         self.fleet = [metrics.StalledTransactions(self.count_stalled),
+                      metrics.OpenDeadLetters(lambda: self.count_dead_letters(Status.OPEN)),
+                      metrics.RequeuingDeadLetters(
+                          lambda: self.count_dead_letters(Status.REQUEUING)),
                       metrics.RedisMemoryRatio(self.memory_ratio),
                       metrics.Sweeps(self.read_sweeps)]
 
@@ -106,6 +111,13 @@ class Metrics:
                     for name, status in read_status(self.redis, self.prefix).items()}
         except redis.RedisError as exc:
             log.warning("cannot read the sweeps' figures: %s", exc)
+            return None
+
+    def count_dead_letters(self, status: Status) -> int | None:
+        try:
+            return DeadLetterStore(self.redis, prefix=self.prefix).count(status=status)
+        except redis.RedisError as exc:
+            log.warning("cannot count %s dead letters: %s", status.value, exc)
             return None
 
     def count_stalled(self) -> int | None:
