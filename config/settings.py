@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = 3600
     #: The longest countdown any retry may ask for; longer waits are parked in Redis.
     max_countdown_s: int = 900
+    #: RabbitMQ only: how long a publish of the fleet's own (the receiver, the sweeps, the
+    #: dead-letter requeue, the repairs) waits for the broker's confirms before it counts as
+    #: failed: the receiver then answers 503 and the sender resends. The receiver's answer
+    #: waits on it, so keep it well under Salesforce's 60 s for an answer.
+    amqp_confirm_timeout_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    #: RabbitMQ only: a publisher connection idle longer than this is closed rather than
+    #: reused. It sends no heartbeats, so keep it under the idle timeout of any load balancer
+    #: or NAT between the fleet and RabbitMQ (a dropped connection costs a confirm timeout).
+    amqp_idle_limit_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     #: A message whose runs died with their process this many times in a row (a poison
     #: message: SIGKILL, out of memory, a native crash) is dead-lettered ``worker_lost``
     #: rather than handed back once more.

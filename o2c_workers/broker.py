@@ -21,7 +21,9 @@ def publisher(settings: Settings) -> Publisher | None:
     """The process's RabbitMQ publisher, or None on a Redis broker."""
     if settings.broker_kind != "amqp":
         return None
-    return shared(settings.effective_broker_url)
+    return shared(settings.effective_broker_url,
+                  confirm_timeout_s=settings.amqp_confirm_timeout_s,
+                  idle_limit_s=settings.amqp_idle_limit_s)
 
 
 def batch_writer(settings: Settings, client: redis.Redis) -> BatchWriter:

@@ -165,8 +165,26 @@ class StalledTransactions(ScrapedGauge):
     """``o2c_stalled_transactions``, counted when scraped."""
 
     NAME = "o2c_stalled_transactions"
-    HELP = ("Transactions in flight with no progress for O2C_STALL_AFTER_S and no open dead "
-            "letter; the whole fleet's, so aggregate with max, not sum.")
+    HELP = ("Transactions in flight with no progress for O2C_STALL_AFTER_S and no dead "
+            "letter open or requeuing; the whole fleet's, so aggregate with max, not sum.")
+
+
+class OpenDeadLetters(ScrapedGauge):
+    """``o2c_dead_letters_open``, counted when scraped."""
+
+    NAME = "o2c_dead_letters_open"
+    HELP = ("Dead letters open now, waiting for people (o2c dlq list); the whole fleet's, so "
+            "aggregate with max, not sum.")
+
+
+class RequeuingDeadLetters(ScrapedGauge):
+    """``o2c_dead_letters_requeuing``, counted when scraped."""
+
+    NAME = "o2c_dead_letters_requeuing"
+    HELP = ("Dead letters claimed by a requeue to RabbitMQ and not marked requeued: for a "
+            "moment while a requeue runs; one that stays was left by a requeue that died "
+            "after its claim (o2c dlq requeue --reclaim). The whole fleet's: aggregate with "
+            "max.")
 
 
 class RedisMemoryRatio(ScrapedGauge):

@@ -61,6 +61,9 @@ class Report:
     requeues: int
     dead_letters_by_category: dict[str, int] = field(default_factory=dict)
     open_dead_letters_by_category: dict[str, int] = field(default_factory=dict)
+    #: Claimed by a requeue to RabbitMQ and not marked requeued (``o2c dlq requeue
+    #: --reclaim`` for those a dead requeue left).
+    requeuing_dead_letters_by_category: dict[str, int] = field(default_factory=dict)
     #: Each sweep's last successful run (``SweepStatus.as_dict``), by sweep name.
     sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -134,19 +137,21 @@ def build_report(client: redis.Redis, prefix: str, *, since: float | None = None
         retries += txn_retries
         max_retries = max(max_retries, txn_retries)
         requeues += txn_requeues
-    filed, still_open = dead_letters_by_category(client, prefix, since=since)
+    filed, still_open, requeuing = dead_letters_by_category(client, prefix, since=since)
     return Report(
         since=since, generated_at=now, counts=counts, fallout=fallout, touchless=touchless,
         won_to_booked=Latency.of(won_to_booked),
         booked_to_invoiced=Latency.of(booked_to_invoiced),
         retries=retries, max_retries=max_retries, requeues=requeues,
         dead_letters_by_category=filed, open_dead_letters_by_category=still_open,
+        requeuing_dead_letters_by_category=requeuing,
         sweeps={name: status.as_dict() for name, status in read_status(client, prefix).items()})
 
 
 def dead_letters_by_category(client: redis.Redis, prefix: str, *, since: float | None
-                             ) -> tuple[dict[str, int], dict[str, int]]:
-    """Entries filed (last failed) since ``since`` by category: all, and those open now."""
+                             ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Entries filed (last failed) since ``since`` by category: all, those open now, and
+    those requeuing now."""
     categories = sorted(m.decode() for m in sync(client.smembers(
         keys.dlq_facets(prefix, "category"))))
     low: float | str = "-inf" if since is None else since
@@ -156,12 +161,15 @@ def dead_letters_by_category(client: redis.Redis, prefix: str, *, since: float |
             pipe.zcount(keys.dlq_index_category(prefix, status.value, category), low, "+inf")
     replies = iter(pipe.execute() if categories else [])
     filed: Counter[str] = Counter()
-    still_open: Counter[str] = Counter()
+    now: dict[Status, Counter[str]] = {Status.OPEN: Counter(), Status.REQUEUING: Counter()}
     for category in categories:
         for status in Status:
             n = int(next(replies))
             filed[category] += n
-            if status is Status.OPEN:
-                still_open[category] += n
-    return ({c: n for c, n in sorted(filed.items()) if n},
-            {c: n for c, n in sorted(still_open.items()) if n})
+            if status in now:
+                now[status][category] += n
+    return _kept(filed), _kept(now[Status.OPEN]), _kept(now[Status.REQUEUING])
+
+
+def _kept(counts: Counter[str]) -> dict[str, int]:
+    return {c: n for c, n in sorted(counts.items()) if n}

@@ -3,7 +3,12 @@
 A transaction is **stalled** when it is in the index of transactions in flight
 (``{p}:txn:idx:active``, kept by ``timeline``), its newest timeline event is older than
 ``O2C_STALL_AFTER_S``, it has not reached the milestone that closes its kind (written back,
-synced) and it has no open dead letter (one that has is waiting for people, not stalled).
+synced) and it has no dead letter still in the queue: open (waiting for people) or
+``requeuing`` (claimed by a requeue to RabbitMQ: in progress, or left by one that died after
+its claim, for ``o2c dlq requeue --reclaim``). Either way it waits on that entry: it is not
+stalled, and no sweep or repair starts it again behind the entry's back; the requeuing ones
+are counted apart for operators (``o2c_dead_letters_requeuing``, ``o2c report --stalled``,
+``o2c dlq stats``).
 
 The listing reads only that index and, for the transactions past the threshold, one
 pipeline of a few reads each: its cost grows with the transactions in flight or waiting
@@ -28,6 +33,8 @@ from o2c_workers.timeline import CLOSING_MILESTONES
 
 #: Transactions read per pipeline.
 BATCH = 500
+#: The statuses of a dead letter still in the queue (``Status.closed`` is false for them).
+WAITING = (Status.OPEN, Status.REQUEUING)
 _CLOSING = sorted(CLOSING_MILESTONES)
 
 
@@ -76,20 +83,29 @@ def count_stalled(client: redis.Redis, prefix: str, *, stall_after_s: float) -> 
 
 def open_dead_letters(client: redis.Redis, prefix: str, trace_keys: Iterable[str]
                       ) -> dict[str, int]:
-    """Open dead letters per trace key, from the per-trace and per-status indexes."""
+    """Dead letters still in the queue (open or requeuing) per trace key, from the
+    per-trace and per-status indexes."""
     trace_keys = list(trace_keys)
     pipe = client.pipeline(transaction=False)
     for trace_key in trace_keys:
         pipe.zrange(keys.dlq_index_trace(prefix, trace_key), 0, -1)
     ids = dict(zip(trace_keys, pipe.execute(), strict=True))
-    open_index = keys.dlq_index_status(prefix, Status.OPEN.value)
+    indexes = [keys.dlq_index_status(prefix, status.value) for status in WAITING]
     pipe = client.pipeline(transaction=False)
     for entry_ids in ids.values():
         for entry_id in entry_ids:
-            pipe.zscore(open_index, entry_id)
+            for index in indexes:
+                pipe.zscore(index, entry_id)
     scores = iter(pipe.execute())
-    return {trace_key: sum(next(scores) is not None for _ in entry_ids)
+    return {trace_key: sum(any([next(scores) is not None for _ in indexes])
+                           for _ in entry_ids)
             for trace_key, entry_ids in ids.items()}
+
+
+def requeuing_dead_letters(client: redis.Redis, prefix: str) -> int:
+    """Dead letters of the whole fleet left ``requeuing`` (or being requeued right now)."""
+    return int(cast("int", client.zcard(keys.dlq_index_status(prefix,
+                                                              Status.REQUEUING.value))))
 
 
 def _check(client: redis.Redis, prefix: str, batch: list[tuple[str, float]], *,

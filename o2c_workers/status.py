@@ -8,7 +8,7 @@ from typing import Any, cast
 import redis
 
 from o2c_workers import keys, sfid, timeline
-from o2c_workers.dlq import DeadLetterStore, Status
+from o2c_workers.dlq import DeadLetterStore
 from o2c_workers.stalls import is_stalled
 
 #: Stages in the order a transaction reaches them; an account has only its own.
@@ -38,7 +38,8 @@ def transaction_status(client: redis.Redis, prefix: str, trace_key: str, *,
     outcomes = [name for name in timeline.OUTCOMES if name in stamps]
     if outcomes:
         stage = max(outcomes, key=lambda name: stamps[name])
-    still_open = sum(letter.status is Status.OPEN for letter in letters)
+    # Open, or requeuing (a requeue's claim): still in the queue, so it waits on them.
+    still_open = sum(not letter.status.closed for letter in letters)
     if still_open:
         stage = "dead_lettered"
     in_flight = cast("float | None", client.zscore(keys.transaction_index_active(prefix), key))

@@ -11,7 +11,8 @@ A batch is published in one go on a channel in confirm mode (py-amqp's ``confirm
 and waited for as a whole: ``publish`` returns once every message is acked, and raises
 ``BrokerUnavailable`` (infrastructure: the receiver answers 503) when one is nacked (a queue
 at its limit under ``x-overflow: reject-publish``), returned (``mandatory``: no queue took
-it), not confirmed within ``CONFIRM_TIMEOUT_S``, or the connection is lost or refused. The
+it), not confirmed within its confirm timeout (``O2C_AMQP_CONFIRM_TIMEOUT_S``), or the
+connection is lost or refused. The
 broker may then hold some of the messages: the caller writes no mark, the sender resends,
 and a message published twice is absorbed by the idempotent steps.
 
@@ -31,24 +32,27 @@ from collections.abc import Sequence
 from typing import Any
 
 import amqp
+from amqp import spec
 from amqp.exceptions import AMQPError
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 
+from config.settings import Settings
 from o2c_workers.amqp import topology
 from o2c_workers.enqueue import TaskMessage
 from o2c_workers.infrastructure import BrokerUnavailable
 from o2c_workers.redact import redact_text
 
-#: How long a batch waits for RabbitMQ's confirms before the publish counts as failed (s):
-#: the receiver's answer to Salesforce waits on it, so the same as its Redis socket timeout.
-CONFIRM_TIMEOUT_S = 5.0
+#: How long a batch waits for RabbitMQ's confirms before the publish counts as failed (s),
+#: as shipped (``O2C_AMQP_CONFIRM_TIMEOUT_S``, 5 s: the receiver's Redis socket timeout).
+CONFIRM_TIMEOUT_S: float = Settings.model_fields["amqp_confirm_timeout_s"].default
 #: How long a new connection may take (TCP, AMQP handshake, the topology's declarations).
 CONNECT_TIMEOUT_S = 5.0
-#: A connection idle longer than this is closed rather than reused (s). It sends no
-#: heartbeats, so a load balancer or NAT may have dropped it without a word, and a publish
-#: on it would wait out the confirm timeout (a 503) before a new one is made.
-IDLE_LIMIT_S = 60.0
+#: A connection idle longer than this is closed rather than reused (s), as shipped
+#: (``O2C_AMQP_IDLE_LIMIT_S``, 60 s). It sends no heartbeats, so a load balancer or NAT may
+#: have dropped it without a word, and a publish on it would wait out the confirm timeout
+#: (a 503) before a new one is made.
+IDLE_LIMIT_S: float = Settings.model_fields["amqp_idle_limit_s"].default
 #: ``delivery_mode`` of a persistent message, as Celery publishes its tasks.
 PERSISTENT = 2
 
@@ -133,6 +137,15 @@ class _Link:
                                     reason="returned")
         self.used_at = time.monotonic()
 
+    def ping(self, *, timeout_s: float) -> None:
+        """One round trip that proves the connection and its vhost work: a passive declare of
+        the fleet's exchange (py-amqp's ``exchange_declare`` has no timeout of its own)."""
+        self.channel.send_method(spec.Exchange.Declare, "BssbbbbbF",
+                                 (0, topology.EXCHANGE, "topic", True, True, False, False,
+                                  False, None))
+        self.channel.wait(spec.Exchange.DeclareOk, timeout=timeout_s)
+        self.used_at = time.monotonic()
+
     def close(self, *, graceful: bool = False) -> None:
         """Close the connection: ``graceful`` with AMQP's handshake (a healthy one), else by
         dropping the socket (one that failed, whose handshake could hang or fail)."""
@@ -145,13 +158,14 @@ class _Link:
             self.client.collect()
 
 
-def _unavailable(exc: BaseException, *, url: str, timeout_s: float) -> BrokerUnavailable:
+def _unavailable(exc: BaseException, *, url: str, timeout_s: float,
+                 waiting: str = "confirm") -> BrokerUnavailable:
     """One error for every way a publish can fail below us, with what happened."""
     where = redact_text(url)
     if isinstance(exc, BrokerUnavailable):
         return exc
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return BrokerUnavailable(f"RabbitMQ at {where} did not confirm within {timeout_s} s",
+        return BrokerUnavailable(f"RabbitMQ at {where} did not {waiting} within {timeout_s} s",
                                  reason="timeout")
     return BrokerUnavailable(f"RabbitMQ at {where} is unavailable: {type(exc).__name__}: "
                              f"{redact_text(str(exc)) or 'connection lost'}",
@@ -175,13 +189,15 @@ class Publisher:
         self._idle: list[_Link] = []
         self._pid = os.getpid()
 
-    def _connect(self) -> _Link:
+    def _connect(self, timeout_s: float | None = None) -> _Link:
+        timeout_s = self.connect_timeout_s if timeout_s is None else timeout_s
         try:
-            return _Link(self.url, connect_timeout_s=self.connect_timeout_s)
+            return _Link(self.url, connect_timeout_s=timeout_s)
         except _FAILURES as exc:
-            raise _unavailable(exc, url=self.url, timeout_s=self.connect_timeout_s) from exc
+            raise _unavailable(exc, url=self.url, timeout_s=timeout_s,
+                               waiting="accept a connection") from exc
 
-    def _take(self) -> tuple[_Link, bool]:
+    def _take(self, connect_timeout_s: float | None = None) -> tuple[_Link, bool]:
         if self._pid != os.getpid():
             # Connections made before a fork belong to the parent; the child makes its own.
             self._idle, self._pid = [], os.getpid()
@@ -190,7 +206,7 @@ class Publisher:
             if time.monotonic() - link.used_at < self.idle_limit_s:
                 return link, True
             link.close()  # its handshake could hang on a dropped connection
-        return self._connect(), False
+        return self._connect(connect_timeout_s), False
 
     def _send(self, link: _Link, messages: Sequence[TaskMessage]) -> None:
         try:
@@ -218,12 +234,31 @@ class Publisher:
             # An idle connection the broker closed meanwhile (a restart, a vhost deleted and
             # made again) is dead on first use: drop them all, try once on a new one. What
             # the dead one got through is a duplicate at worst, and every step is idempotent.
-            for stale in self._idle:
-                stale.close()
-            self._idle.clear()
+            self._drop_idle()
             link = self._connect()
             self._send(link, messages)
         self._idle.append(link)
+
+    def check(self, *, timeout_s: float) -> None:
+        """Return once the broker works through this publisher's pool now, else raise
+        ``BrokerUnavailable``: an idle connection answers a round trip, or a new one opens
+        (each within ``timeout_s``), and is kept for the next publish."""
+        link, reused = self._take(timeout_s)
+        try:
+            link.ping(timeout_s=timeout_s)
+        except _FAILURES as exc:
+            link.close()
+            failed = _unavailable(exc, url=self.url, timeout_s=timeout_s, waiting="answer")
+            if not reused or failed.reason != "connection":
+                raise failed from exc
+            self._drop_idle()  # as in publish: the broker closed it meanwhile
+            link = self._connect(timeout_s)
+        self._idle.append(link)
+
+    def _drop_idle(self) -> None:
+        for stale in self._idle:
+            stale.close()
+        self._idle.clear()
 
     def close(self) -> None:
         """Close the idle connections (a publish in progress keeps its own)."""
@@ -232,13 +267,17 @@ class Publisher:
             link.close(graceful=True)
 
 
-#: The process's publishers by broker URL (``shared``).
-_SHARED: dict[str, Publisher] = {}
+#: The process's publishers by broker URL and timeouts (``shared``).
+_SHARED: dict[tuple[str, float, float], Publisher] = {}
 
 
-def shared(url: str) -> Publisher:
-    """The process's publisher for ``url``, made on first use; it connects on first publish."""
-    publisher = _SHARED.get(url)
+def shared(url: str, *, confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
+           idle_limit_s: float = IDLE_LIMIT_S) -> Publisher:
+    """The process's publisher for ``url`` with these timeouts, made on first use; it
+    connects on first publish."""
+    key = (url, confirm_timeout_s, idle_limit_s)
+    publisher = _SHARED.get(key)
     if publisher is None:
-        publisher = _SHARED.setdefault(url, Publisher(url))
+        publisher = _SHARED.setdefault(key, Publisher(
+            url, confirm_timeout_s=confirm_timeout_s, idle_limit_s=idle_limit_s))
     return publisher

@@ -122,7 +122,8 @@ def list_cmd(category: Category = None, domain: Domain = None, since: Since = No
     page = listing.page
     if as_json:
         _print_json({"entries": rows, "total": page.total, "offset": page.offset,
-                     "next_offset": page.next_offset})
+                     "next_offset": page.next_offset,
+                     **({"requeuing": claimed} if where.status is Status.OPEN else {})})
         return
     table = Table(title=f"dead letters ({where.describe()['status']}): {len(rows)} of "
                         f"{page.total}", title_justify="left")
@@ -139,9 +140,13 @@ def list_cmd(category: Category = None, domain: Domain = None, since: Since = No
     if claimed:
         # A requeue to RabbitMQ claims an entry before it publishes: one still claimed
         # after it finished died between its claim and its mark.
-        out.print(f"[yellow]{claimed} requeuing[/]: claimed by a requeue that has not "
-                  "marked them requeued (in progress, or it died). See them with --status "
-                  "requeuing; requeue them again with o2c dlq requeue --reclaim.")
+        out.print(_requeuing_hint(claimed))
+
+
+def _requeuing_hint(claimed: int) -> str:
+    return (f"[yellow]{claimed} requeuing[/]: claimed by a requeue that has not marked them "
+            "requeued (in progress, or it died). See them with o2c dlq list --status "
+            "requeuing; requeue them again with o2c dlq requeue --reclaim.")
 
 
 @dlq_app.command()
@@ -332,4 +337,6 @@ def stats(as_json: AsJson = False) -> None:
                   f"trace key {oldest['trace_key']}), failed {age_text(oldest['age_s'])} ago")
     else:
         out.print("no open dead letters")
+    if claimed := data["by_status"].get(Status.REQUEUING.value, 0):
+        out.print(_requeuing_hint(claimed))
 

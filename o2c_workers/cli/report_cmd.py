@@ -18,7 +18,7 @@ from o2c_workers.dlq.errors import DlqError
 from o2c_workers.dlq.query import parse_since
 from o2c_workers.report import Latency, Report, build_report
 from o2c_workers.runtime import connect
-from o2c_workers.stalls import Stall, stalled_transactions
+from o2c_workers.stalls import Stall, requeuing_dead_letters, stalled_transactions
 from o2c_workers.timeline import MILESTONES, OUTCOMES
 
 
@@ -50,7 +50,9 @@ def report_table(report: Report) -> Table:
     table.add_row("manual requeues", str(report.requeues))
     for category, count in report.dead_letters_by_category.items():
         still_open = report.open_dead_letters_by_category.get(category, 0)
-        table.add_row(f"dead letters: {category}", f"{count} ({still_open} open)")
+        requeuing = report.requeuing_dead_letters_by_category.get(category, 0)
+        table.add_row(f"dead letters: {category}", f"{count} ({still_open} open"
+                      + (f", {requeuing} requeuing)" if requeuing else ")"))
     for name, sweep in report.sweeps.items():
         add_sweep_rows(table, name, sweep)
     return table
@@ -73,7 +75,7 @@ def add_sweep_rows(table: Table, name: str, sweep: dict[str, Any]) -> None:
 def stalled_table(stalls: list[Stall], *, stall_after_s: int) -> Table:
     table = Table("trace key", "last progress (UTC)", "stalled for", "last event", "task",
                   title=f"o2c report: {len(stalls)} stalled (no progress for over "
-                        f"{duration(stall_after_s)}, no open dead letter)")
+                        f"{duration(stall_after_s)}, no dead letter open or requeuing)")
     for stall in stalls:
         table.add_row(stall.trace_key, _when(stall.last_progress_at),
                       duration(stall.stalled_for_s), str(stall.last_event.get("event", "")),
@@ -91,7 +93,8 @@ def report(
     = None,
     stalled: Annotated[bool, typer.Option(
         "--stalled", help="List the transactions with no progress for O2C_STALL_AFTER_S "
-                          "and no open dead letter, longest stalled first, instead.")] = False,
+                          "and no dead letter open or requeuing, longest stalled first, "
+                          "instead.")] = False,
     limit: Annotated[int | None, typer.Option(
         min=1, help="With --stalled: list at most this many.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -111,7 +114,8 @@ def report(
         if stalled:
             _print_stalled(console, stalled_transactions(
                 client, settings.key_prefix, stall_after_s=settings.stall_after_s,
-                limit=limit), stall_after_s=settings.stall_after_s, as_json=as_json)
+                limit=limit), stall_after_s=settings.stall_after_s, as_json=as_json,
+                requeuing=requeuing_dead_letters(client, settings.key_prefix))
             return
         result = build_report(client, settings.key_prefix, since=parse_since(since))
     except (ConfigError, DlqError) as exc:
@@ -126,9 +130,17 @@ def report(
 
 
 def _print_stalled(console: Console, stalls: list[Stall], *, stall_after_s: int,
-                   as_json: bool) -> None:
+                   as_json: bool, requeuing: int) -> None:
+    """The stalled, and the dead letters left requeuing: their transactions wait on them,
+    so they are not stalled, and nothing moves them but a person."""
     if as_json:
         typer.echo(json.dumps({"stall_after_s": stall_after_s, "count": len(stalls),
-                               "stalled": [s.as_dict() for s in stalls]}, indent=2))
-    else:
-        console.print(stalled_table(stalls, stall_after_s=stall_after_s))
+                               "stalled": [s.as_dict() for s in stalls],
+                               "requeuing": requeuing}, indent=2))
+        return
+    console.print(stalled_table(stalls, stall_after_s=stall_after_s))
+    if requeuing:
+        console.print(f"{requeuing} dead letter(s) left requeuing: claimed by a requeue that "
+                      "has not marked them requeued (one that died after its claim, unless it "
+                      "is running now); see o2c dlq list --status requeuing, requeue them "
+                      "with o2c dlq requeue --reclaim")

@@ -16,7 +16,7 @@ from o2c_workers.dlq import DeadLetterStore, ops
 from o2c_workers.receiver import durability, soap
 from o2c_workers.receiver.admin import ADMIN_DLQ, AdminDlq
 from o2c_workers.receiver.erp_events import ErpEventHandler, ErpEventsEndpoint
-from o2c_workers.receiver.health import Health, Metrics
+from o2c_workers.receiver.health import BrokerCheck, Health, Metrics
 from o2c_workers.receiver.http import (
     XML,
     Environ,
@@ -62,7 +62,9 @@ class Receiver:
         )
         erp_events = ErpEventHandler(settings, messages=outbound.messages,
                                      dead_letters=dead_letters)
-        health = Health(redis_client)
+        publisher = broker.publisher(settings)
+        health = Health(redis_client,
+                        broker=None if publisher is None else BrokerCheck(publisher))
         self.routes: dict[str, dict[str, Handler]] = {
             SF_OUTBOUND: {"POST": OutboundEndpoint(outbound, writer=writer,
                                                    replicas=replicas)},
@@ -79,7 +81,7 @@ class Receiver:
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         replanner = Replanner(outbound.messages, outbound=outbound, erp_events=erp_events)
         dlq = ops.Dlq(dead_letters, replanner, actor="admin-api",
-                      publisher=broker.publisher(settings))
+                      publisher=publisher)
         self.add_prefix_route(ADMIN_DLQ, AdminDlq(dlq, token=token,
                                                   max_body=settings.max_body_bytes))
         self.add_prefix_route(ADMIN_RECONCILE, AdminReconcile(

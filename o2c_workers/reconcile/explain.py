@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import redis
 
 from o2c_workers import keys, sfid
-from o2c_workers.dlq import DeadLetterStore
+from o2c_workers.dlq import DeadLetterStore, Status
 from o2c_workers.dlq.query import age_text
 from o2c_workers.reconcile.findings import Finding
 from o2c_workers.stalls import is_stalled
@@ -40,10 +40,14 @@ def explain(client: redis.Redis, prefix: str, findings: list[Finding], *,
     waiting = dict(zip(ids, pipe.execute(), strict=True))
     states: dict[str, State] = {}
     for trace_key in ids:
-        letters = store.many(store.ids(trace_key=trace_key))
+        # Open, or requeuing (claimed by a requeue): still in the queue, people on it.
+        letters = [e for e in store.many(store.ids(trace_key=trace_key, status=None))
+                   if not e.status.closed]
         score = scores[trace_key]
         if letters:
-            listed = ", ".join(f"{e.category} ({e.id})" for e in letters)
+            listed = ", ".join(f"{e.category} ({e.id}"
+                               + (")" if e.status is Status.OPEN else f", {e.status})")
+                               for e in letters)
             states[trace_key] = State(DEAD_LETTERED, f"open dead letter: {listed}")
         elif waiting[trace_key]:
             states[trace_key] = State(RUNNING, "write-back waiting in the outbox")

@@ -2,7 +2,9 @@
 dead letter (``o2c_workers.stalls``). The record's current state is read again with one
 SOQL query per 200 ids, and its route's chain started from the first step: every step is
 idempotent, so a chain that was only slow, not lost, is merely repeated. A transaction with
-an open dead letter is waiting for people and is never stalled, so never re-driven.
+a dead letter open, or requeuing (claimed by a requeue, which publishes it, or left by one
+that died, for ``o2c dlq requeue --reclaim``), is waiting on it and is never stalled, so
+never re-driven.
 """
 
 from __future__ import annotations

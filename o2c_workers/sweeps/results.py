@@ -13,7 +13,8 @@ from typing import Any
 #:   running                    - its transaction is in flight (a stalled one is re-driven)
 #:   done                       - this version was taken in before and is no longer in flight
 #:                                  (the ERP change feed: taken in by a webhook or a poll)
-#:   dead_lettered              - it has an open dead letter: people decide, not the sweep
+#:   dead_lettered              - it has a dead letter open, or requeuing (a requeue's claim,
+#:                                  ``--reclaim`` if that requeue died): people decide
 #:   invalid / unrouted         - it fails validation, or no route takes it
 #:   redriven / would_redrive   - a stalled transaction started again from its first step
 #:   left                       - stalled, but its record is gone or no longer routed

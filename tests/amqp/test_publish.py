@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from config import Settings
+from config import Settings, load_settings
 from o2c_workers import app as celery_app
 from o2c_workers.amqp.publish import CONFIRM_TIMEOUT_S, Publisher
+from o2c_workers.broker import publisher as fleet_publisher
 from o2c_workers.celery_app import celery_config, create_app
 from o2c_workers.enqueue import MessageFactory
 from o2c_workers.infrastructure import BrokerUnavailable, is_infrastructure
@@ -229,3 +230,32 @@ def test_a_deleted_vhost_refuses_until_it_is_made_again(own_vhost: VirtualHost):
     assert [m["headers"]["trace_key"] for m in Broker(own_vhost.url).take("customer")] == \
         ["probe:3"]
     publisher.close()
+
+
+def test_the_settings_timeouts_reach_the_fleets_publisher(broker: Broker, amqp_url: str,
+                                                          redis_url: str):
+    """``O2C_AMQP_CONFIRM_TIMEOUT_S`` and ``O2C_AMQP_IDLE_LIMIT_S`` (the subjects here) are
+    the timeouts of the publisher every enqueue path takes (``o2c_workers.broker``)."""
+    proxy = TcpProxy(amqp_port(amqp_url))
+    settings = load_settings(redis_url=redis_url, broker_url=via(amqp_url, proxy.port),
+                             amqp_confirm_timeout_s=0.5, amqp_idle_limit_s=0.4)
+    publisher = fleet_publisher(settings)
+    assert publisher is not None and fleet_publisher(settings) is publisher
+    try:
+        publisher.publish([probe("customer", 1)])
+        time.sleep(0.5)
+        publisher.publish([probe("customer", 2)])  # idle past its limit: a new connection
+        assert proxy.accepted == 2
+        proxy.freeze()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match=r"did not confirm within 0\.5 s") as late:
+            publisher.publish([probe("customer", 3)])
+        assert late.value.reason == "timeout"
+        assert 0.5 <= time.monotonic() - started < CONFIRM_TIMEOUT_S
+    finally:
+        proxy.restore()
+        publisher.close()
+        proxy.close()
+    shipped = fleet_publisher(load_settings(redis_url=redis_url, broker_url=amqp_url))
+    assert shipped is not None
+    assert (shipped.confirm_timeout_s, shipped.idle_limit_s) == (CONFIRM_TIMEOUT_S, 60.0)

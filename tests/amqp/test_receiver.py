@@ -6,6 +6,7 @@ nothing, and no Redis queue list ever written."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -176,6 +177,31 @@ def test_a_cut_connection_is_503_without_a_mark_and_the_resend_is_enqueued(
         proxy.close()
     assert traces(broker, "customer") == [WON, "0065g0000000002AAA"]
     assert broker.count("invoice") == 1
+    assert queue_lists(redis_client) == 0
+
+
+def test_the_receiver_waits_for_confirms_as_long_as_its_setting_says(
+        redis_url, redis_client, broker: Broker, amqp_url: str):
+    """``O2C_AMQP_CONFIRM_TIMEOUT_S`` (the subject, 0.5 s here) bounds the wait for a broker
+    that stops answering: 503, no mark, and the resend is enqueued once it answers again."""
+    proxy = TcpProxy(amqp_port(amqp_url))
+    settings = load_settings(redis_url=redis_url, broker_url=via(amqp_url, proxy.port),
+                             webhook_token=TOKEN, salesforce_org_ids=[soapmsg.ORG_ID],
+                             erp_webhook_secret=ERP_SECRET, amqp_confirm_timeout_s=0.5)
+    try:
+        with served(settings, redis_client) as url:
+            assert acked(post(url, soapmsg.won_message([1])))
+            proxy.freeze()
+            started = time.monotonic()
+            late = post(url, soapmsg.won_message([2]))
+            assert late.status_code == 503
+            assert 0.5 <= time.monotonic() - started < 3
+            assert marked(redis_client, 2) == [False]
+            proxy.restore()
+            assert acked(post(url, soapmsg.won_message([2])))
+    finally:
+        proxy.close()
+    assert traces(broker, "customer")[-1] == "0065g0000000002AAA"
     assert queue_lists(redis_client) == 0
 
 

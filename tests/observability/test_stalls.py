@@ -232,7 +232,8 @@ def test_report_stalled_lists_them(world: redis.Redis, run) -> None:
 def test_report_stalled_with_none(redis_client: redis.Redis, run) -> None:
     result = run("report", "--stalled", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"stall_after_s": 300, "count": 0, "stalled": []}
+    assert json.loads(result.stdout) == {"stall_after_s": 300, "count": 0, "stalled": [],
+                                        "requeuing": 0}
     assert "0 stalled" in run("report", "--stalled").stdout
 
 

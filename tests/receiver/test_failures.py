@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -183,8 +184,10 @@ def test_redis_unreachable_is_503_and_no_ack(settings):
     receiver = Receiver(settings, redis_client=dead, celery_app=celery_app)
     body = assert_fault(post(receiver, soapmsg.won_message([1])), 503, "soapenv:Server")
     assert b"resend later" in body
-    status, _, _ = call_wsgi(receiver, "GET", "/readyz")
+    status, _, body = call_wsgi(receiver, "GET", "/readyz")
     assert status == 503
+    # On a Redis broker readiness is Redis's alone: no broker check, no broker field.
+    assert set(json.loads(body)) == {"status", "redis"}
 
 
 def test_failure_after_the_dedupe_check_loses_nothing(receiver, redis_client):
@@ -205,7 +208,8 @@ def test_health_and_readiness(receiver):
     assert call_wsgi(receiver, "GET", "/healthz")[0] == 200
     status, _, body = call_wsgi(receiver, "GET", "/readyz")
     assert status == 200
-    assert b"ready" in body
+    assert json.loads(body) == {"status": "ready"}
+    assert receiver.routes["/readyz"]["GET"].__self__.broker is None
 
 
 def test_receiver_refuses_to_start_without_token_or_orgs(redis_client, redis_url):

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from o2c_workers import sfid, timeline
-from o2c_workers.dlq import DeadLetter, DeadLetterStore
+from o2c_workers.dlq import DeadLetter, DeadLetterStore, Status
 from o2c_workers.sweeps.run import run_sweeps
 from tests.helpers import queued
 from tests.sweeps.conftest import Sweeping
@@ -73,3 +73,24 @@ def test_a_stalled_transaction_is_redriven_and_one_with_an_open_dead_letter_is_n
     assert {f.trace_key: f.outcome for f in again.sweeps[-1].found} == {gone: "left"}
     assert len(queued(redis_client, "customer")) == 2
     assert len(queued(redis_client, "order")) == 1
+
+
+def test_one_whose_dead_letter_is_left_requeuing_is_not_started_again(
+        sweeping: Sweeping, redis_client: Any) -> None:
+    """A requeue to RabbitMQ that died after its claim leaves the entry ``requeuing``: still
+    in the queue, for ``o2c dlq requeue --reclaim``, so neither sweep starts it behind it."""
+    [claimed] = sweeping.unwon(1)
+    sweeping.win([claimed])
+    stall(redis_client, claimed)
+    now = time.time()
+    DeadLetterStore(redis_client, prefix="o2c").add(DeadLetter(
+        trace_key=claimed, domain="pricing", task="o2c.pricing.validate_order",
+        error_class="BusinessError", category="credit_hold", message="on hold",
+        remediation="Finance", first_failed_at=now, last_failed_at=now,
+        status=Status.REQUEUING, requeue_claim="cli:ops:0123456789",
+        requeue_claimed_at=now - LONG_AGO_S))
+    result = run_sweeps(sweeping.sweeper)
+    by_sweep = {s.sweep: {f.trace_key: f.outcome for f in s.found} for s in result.sweeps}
+    assert by_sweep["opportunities"] == {claimed: "dead_lettered"}
+    assert claimed not in by_sweep["stalled"]
+    assert queued(redis_client, "customer") == []
