@@ -1,11 +1,15 @@
 """How many processes each worker runs: per queue, sized from the steps' measured times.
 
-The steps do not cost alike. In the chaos run the processes of each queue were busy
-(summed step times, ``make chaos``, 300 opportunities): pricing 586 s, order 675 s,
-customer 211 s, invoice 181 s, payment 220 s. Pricing and the order steps wait on the ERP
-about three times as long as the others, so with one concurrency for every queue their
-queues back up while the rest idle. The defaults below give the same sixteen processes
-the fleet ran before (4, 4, 4, 2, 2) in proportion to those times.
+The steps do not cost alike. In the end-to-end benchmark (``python -m tests.bench e2e``,
+bursts of 300 at 20 ms ERP latency; docs/benchmarks.md "End to end") the pool time each
+booked order took was: order 98 ms (the idempotent lookup and the submit: two ERP round
+trips, then the write-back), customer 29 ms, pricing 18 ms (the master data comes from the
+cache). The order step waits on the ERP three to five times as long as any other, so with
+one concurrency for every queue its queue backs up while the rest idle. The defaults below
+give the fleet's sixteen processes in proportion to those times, with two at least on
+every queue (a SIGKILLed process leaves its queue one that works) and one more on the
+customer queue for the sweeps it also runs; invoicing and payment are driven by the ERP's
+events, one cheap step each.
 
 A worker consuming one domain's queue (``-Q pricing``; the customer worker also takes
 ``sweep``) runs, first found:
@@ -36,7 +40,7 @@ from o2c_workers.domains import DOMAINS
 log = logging.getLogger("o2c.sizing")
 
 #: Prefork processes per worker, by the domain it consumes (see the module's docstring).
-DEFAULTS: dict[str, int] = {"customer": 2, "pricing": 5, "order": 5, "invoice": 2,
+DEFAULTS: dict[str, int] = {"customer": 3, "pricing": 2, "order": 7, "invoice": 2,
                             "payment": 2}
 #: The fleet-wide variable, read when a domain's own is unset.
 FLEET_VARIABLE = "WORKER_CONCURRENCY"
