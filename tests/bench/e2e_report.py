@@ -105,6 +105,12 @@ class SideSummary:
         return percentiles(sorted(v for r in self.paced for v in r.booking.latencies_ms()))
 
     @property
+    def submitted_latency(self) -> tuple[float, float, float]:
+        """Won → submitted in the ERP, over the paced rounds."""
+        return percentiles(sorted(v for r in self.paced
+                                  for v in r.booking.submitted_latencies_ms()))
+
+    @property
     def memory(self) -> dict[str, Memory]:
         return max((r.memory for r in self.rounds),
                    key=lambda m: sum(x.rss_mib for x in m.values()))
@@ -149,10 +155,12 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
     print(f"| orders/s, paired rounds ours / plain | | | {pairs} |")
     lat = {k: s[k].latency for k in SIDES}
     rate = {k: statistics.mean(r.rate_per_s or 0 for r in s[k].paced) for k in SIDES}
-    print("| won→booked p50 / p95 / p99 ms at half the side's rate "
-          f"| {'{:,.0f} / {:,.0f} / {:,.0f}'.format(*lat['ours'])} ({rate['ours']:.1f}/s) "
-          f"| {'{:,.0f} / {:,.0f} / {:,.0f}'.format(*lat['plain'])} ({rate['plain']:.1f}/s) "
-          f"| {lat['ours'][1] / lat['plain'][1]:.2f}x (p95) |")
+    sub = {k: s[k].submitted_latency for k in SIDES}
+    for name, got in (("won→submitted in the ERP", sub), ("won→written back to Salesforce", lat)):
+        print(f"| {name} p50 / p95 / p99 ms at half the side's rate "
+              f"| {'{:,.0f} / {:,.0f} / {:,.0f}'.format(*got['ours'])} ({rate['ours']:.1f}/s) "
+              f"| {'{:,.0f} / {:,.0f} / {:,.0f}'.format(*got['plain'])} "
+              f"({rate['plain']:.1f}/s) | {got['ours'][1] / got['plain'][1]:.2f}x (p95) |")
     _print_breakdowns(s)
     _print_steps(s)
     _print_memory(s)
@@ -246,7 +254,10 @@ def _print_targets(ours: SideSummary, plain: SideSummary, paired: list[float],
         ("ERP calls per order, whole life", "≤ 6", sum(life.erp.values()) / n, 6),
         ("throughput at saturation, ours / plain (median of paired rounds)", "≥ 1.5x",
          statistics.median(paired) if paired else float("nan"), -1.5),
-        ("won→booked p95 at half our rate, ms", "≤ 150", ours.latency[1], 150),
+        ("won→booked (submitted in the ERP) p95 at half our rate, ms", "≤ 150",
+         ours.submitted_latency[1], 150),
+        ("won→written back to Salesforce p95 at half our rate, ms", "≤ 150",
+         ours.latency[1], 150),
         ("fleet CPU per order, ours / plain", "≤ 1.2x", ours.cpu_ms / plain.cpu_ms, 1.2),
         ("RSS of our default fleet, GiB", "< 1.0", rss / 1024, 1.0),
     ]

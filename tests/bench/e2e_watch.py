@@ -1,10 +1,12 @@
 """Win opportunities (all at once, or paced open-loop), watch them get booked, wait for
 quiet.
 
-An opportunity counts as booked when Salesforce carries its ERP order number; the watcher
-asks Salesforce only about those the ERP already has an order for (one cheap control read
-of the ERP per look), so its own API calls stay few. A booked time is the start of the
-read that first saw the number: at most one look (``poll_s`` plus the read) late.
+Two times per opportunity: when the ERP first holds its order submitted (booked in the
+ERP), and when Salesforce carries the order's number (written back; the write-back waits
+up to ``O2C_SF_FLUSH_S`` to share one call with others). The watcher asks Salesforce only
+about those the ERP already has a submitted order for (one cheap control read of the ERP
+per look), so its own API calls stay few. Each time is the start of the read that first
+saw it: at most one look (``poll_s`` plus the read) late.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.bench.e2e_probe import Observer
 
@@ -22,13 +24,21 @@ QUIET_S = 1.0
 
 @dataclass
 class Booking:
-    """When each opportunity was won and booked (``time.monotonic``)."""
+    """When each opportunity was won, submitted in the ERP and written back to Salesforce
+    (``booked_at``: Salesforce carries the number; ``time.monotonic``)."""
 
     won_at: dict[str, float]
     booked_at: dict[str, float]
+    submitted_at: dict[str, float] = field(default_factory=dict)
 
     def latencies_ms(self) -> list[float]:
+        """Won → Salesforce carries the ERP order number."""
         return sorted((self.booked_at[i] - self.won_at[i]) * 1000 for i in self.booked_at)
+
+    def submitted_latencies_ms(self) -> list[float]:
+        """Won → the ERP holds the order, submitted."""
+        return sorted((self.submitted_at[i] - self.won_at[i]) * 1000
+                      for i in self.submitted_at)
 
     def rate(self) -> float:
         """Orders booked per second, from the first win to the last booking: a burst's
@@ -55,7 +65,7 @@ def feed(obs: Observer, ids: list[str], *, rate_per_s: float | None, poll_s: flo
                                   name="e2e-feed", daemon=True)
         feeder.start()
     booked_at: dict[str, float] = {}
-    in_erp: set[str] = set()
+    submitted_at: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
     while len(booked_at) < len(ids):
         if time.monotonic() > deadline:
@@ -63,14 +73,17 @@ def feed(obs: Observer, ids: list[str], *, rate_per_s: float | None, poll_s: flo
                                f"{timeout_s:.0f}s")
         time.sleep(poll_s)
         # Each order is read from the ERP about once: the read holds the ERP's store.
-        unseen = [i for i in list(won_at) if i not in in_erp]
-        in_erp.update(i for i, docs in obs.orders_of(unseen).items() if docs)
+        unseen = [i for i in list(won_at) if i not in submitted_at]
+        looked = time.monotonic()
+        for opp_id, docs in obs.orders_of(unseen).items():
+            if opp_id in won_at and any(doc["docstatus"] == 1 for doc in docs):
+                submitted_at[opp_id] = looked
         seen = time.monotonic()
-        for opp_id in obs.written(sorted(in_erp - set(booked_at))):
+        for opp_id in obs.written(sorted(set(submitted_at) - set(booked_at))):
             booked_at[opp_id] = seen
     if feeder is not None:
         feeder.join()
-    return Booking(won_at, booked_at)
+    return Booking(won_at, booked_at, submitted_at)
 
 
 def _paced(obs: Observer, ids: list[str], rate_per_s: float, won_at: dict[str, float]) -> None:
