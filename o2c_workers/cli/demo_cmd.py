@@ -11,6 +11,7 @@ import requests
 import typer
 from rich.console import Console
 
+from o2c_workers.cli.until_stopped import wait_until_stopped
 from o2c_workers.demo.report import summary_table
 from o2c_workers.demo.run import DemoOptions, Running, reconcile, running, watch
 
@@ -104,7 +105,7 @@ def _hold(run: Running, console: Console) -> None:
 To use the o2c command against this run, export:
   O2C_REDIS_URL={run.env["O2C_REDIS_URL"]}""")
     try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopping")
+        wait_until_stopped()
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were set
+        pass
+    console.print("stopping")

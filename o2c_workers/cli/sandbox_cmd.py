@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from o2c_workers.cli.until_stopped import wait_until_stopped
 from o2c_workers.sandbox.salesforce import SalesforceConfig
 
 ERP = "ERP simulator"
@@ -131,16 +130,12 @@ def sandbox(
                         erp_port=erp_port, sf_port=sf_port, seed=seed, accounts=accounts,
                         opportunities=opportunities, credit_hold=credit_hold,
                         missing_tax=missing_tax, unknown_item=unknown_item)
-    stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         _announce(box)
-        while not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        wait_until_stopped()
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were set
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         box.stop()
         typer.echo("sandbox stopped")
 

@@ -30,14 +30,22 @@ def test_help_documents_every_knob() -> None:
         assert knob in result.output
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
-def test_runs_until_interrupted(tmp_path: Any) -> None:
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_runs_until_interrupted(tmp_path: Any, inherited: str) -> None:
+    # "ignored": started by a parent that ignores SIGINT (a background job of a script, a
+    # process in the middle of system()), which the child inherits; Ctrl-C still stops it.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from o2c_workers.cli import main; main()", "sandbox",
          "--erp-port", "0", "--sf-port", "0", "--accounts", "6", "--opportunities", "12",
          "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        preexec_fn=_ignore_sigint if inherited == "ignored" else None)
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 20
@@ -60,7 +68,12 @@ def test_runs_until_interrupted(tmp_path: Any) -> None:
         assert requests.get(f"{erp_url[1]}/api/method/ping", timeout=5).status_code < 500
     finally:
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=15)
+        try:
+            rest, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
     assert proc.returncode == 0
     assert "sandbox stopped" in rest
 
