@@ -41,7 +41,9 @@ from o2c_workers.delivery.keeper import Keeper, keeper_for
 from o2c_workers.delivery.refusals import Refusals
 
 #: With several queues, a blocking wait on one of them lasts this long before the next
-#: non-blocking look over all of them (so no queue waits behind another's timeout).
+#: non-blocking look over all of them (so no queue waits behind another's timeout). The
+#: wait is on the queue last taken from: the customer worker (``-Q customer,sweep``) waits
+#: on ``customer``, and a won opportunity is taken at once, not after the sweep's wait.
 MULTI_QUEUE_WAIT_S = 0.1
 #: A message due less than this far ahead goes straight to its queue.
 PARK_AFTER_S = 1.0
@@ -104,6 +106,8 @@ class Channel(kombu_redis.Channel):
         #: The take command in flight: its name and the queues it names.
         self._pending: tuple[str, list[str]] | None = None
         self._scan_next = True
+        #: The queue the last message came from: the one a blocking wait is on.
+        self._last_taken: str | None = None
         self._released = False
         self._keeper: Keeper | None = None
         #: Redis refusing writes (OOM, READONLY, MISCONF): see ``delivery.refusals``.
@@ -180,9 +184,13 @@ class Channel(kombu_redis.Channel):
             return self._refusals.refused(exc)
         if len(queues) == 1 or not self._scan_next:
             wait = (timeout or self.brpop_timeout) if len(queues) == 1 else MULTI_QUEUE_WAIT_S
-            command = ["BLMOVE", self._queue_key(queues[0]), self._held_key(queues[0]),
-                       "RIGHT", "LEFT", wait]
-            self._pending = ("BLMOVE", queues[:1])
+            # Not the round robin's first: it has just moved the busy queue to the back.
+            on: str = queues[0]
+            if self._last_taken is not None and self._last_taken in queues:
+                on = self._last_taken
+            command = ["BLMOVE", self._queue_key(on), self._held_key(on), "RIGHT", "LEFT",
+                       wait]
+            self._pending = ("BLMOVE", [on])
         else:
             pairs = [k for q in queues for k in (self._queue_key(q), self._held_key(q))]
             command = ["EVAL", scripts.FETCH, len(pairs), *pairs]
@@ -220,6 +228,7 @@ class Channel(kombu_redis.Channel):
                 raise Empty()
             queue, raw = queues[0], reply
         self._queue_cycle.rotate(queue)
+        self._last_taken = queue
         self._take(queue, raw)
         return True
 
