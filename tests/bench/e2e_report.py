@@ -40,6 +40,8 @@ class Round:
     rate_per_s: float | None = field(default=None)
     #: Task name → its run times in the round, seconds (the workers' log lines).
     steps: dict[str, list[float]] = field(default_factory=dict)
+    #: Paced rounds of ours: segment of an order's way → ms per opportunity (``e2e_hops``).
+    hops: dict[str, list[float]] = field(default_factory=dict)
 
     def per_order(self, counts: Counter[Any]) -> float:
         return sum(counts.values()) / self.orders
@@ -83,6 +85,10 @@ class SideSummary:
     @property
     def rates(self) -> list[float]:
         return [r.booking.rate() for r in self.rounds]
+
+    @property
+    def submitted_rates(self) -> list[float]:
+        return [r.booking.submitted_rate() for r in self.rounds]
 
     @property
     def cpu_ms(self) -> float:
@@ -143,6 +149,8 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
     s = summarize(rounds)
     ours, plain = s["ours"], s["plain"]
     paired = [o / p for o, p in zip(ours.rates, plain.rates, strict=False) if p]
+    paired_erp = [o / p for o, p in zip(ours.submitted_rates, plain.submitted_rates,
+                                         strict=False) if p]
     rows = _summary_rows(ours, plain)
     print(f"\nPer side (saturation rounds; latency from the paced rounds; the plain worker ran "
           f"-c {sizes.get('pool')} with {sizes.get('web')} web workers, as many as ours):")
@@ -151,8 +159,9 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
     for name, a, b, fmt in rows:
         ratio = f"{a / b:.2f}x" if b else "n/a"
         print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
-    pairs = ", ".join(f"{x:.2f}x" for x in paired)
-    print(f"| orders/s, paired rounds ours / plain | | | {pairs} |")
+    for name, ratios in (("written back", paired), ("submitted in the ERP", paired_erp)):
+        pairs = ", ".join(f"{x:.2f}x" for x in ratios)
+        print(f"| orders/s {name}, paired rounds ours / plain | | | {pairs} |")
     lat = {k: s[k].latency for k in SIDES}
     rate = {k: statistics.mean(r.rate_per_s or 0 for r in s[k].paced) for k in SIDES}
     sub = {k: s[k].submitted_latency for k in SIDES}
@@ -163,16 +172,22 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
               f"({rate['plain']:.1f}/s) | {got['ours'][1] / got['plain'][1]:.2f}x (p95) |")
     _print_breakdowns(s)
     _print_steps(s)
+    _print_hops(s["ours"])
     _print_memory(s)
     _print_life(life)
-    _print_targets(ours, plain, paired, life)
+    _print_targets(ours, plain, paired, paired_erp, life)
 
 
 def _summary_rows(ours: SideSummary, plain: SideSummary) -> list[tuple[str, float, float, str]]:
     return [
-        ("booked orders/s at saturation (median of rounds)", statistics.median(ours.rates),
+        ("orders/s at saturation, written back to Salesforce (median of rounds)",
+         statistics.median(ours.rates),
          statistics.median(plain.rates), "{:.1f}"),
-        ("booked orders/s at saturation (best round)", max(ours.rates), max(plain.rates),
+        ("orders/s at saturation, written back to Salesforce (best round)", max(ours.rates),
+         max(plain.rates),
+         "{:.1f}"),
+        ("orders/s at saturation, submitted in the ERP (median of rounds)",
+         statistics.median(ours.submitted_rates), statistics.median(plain.submitted_rates),
          "{:.1f}"),
         ("Salesforce calls to book", ours.total("sf"), plain.total("sf"), "{:.2f}"),
         ("ERP calls to book", ours.total("erp"), plain.total("erp"), "{:.2f}"),
@@ -214,6 +229,23 @@ def _print_steps(s: dict[str, SideSummary]) -> None:
                   f"| {p95 * 1000:,.0f} | {sum(values) * 1000 / s[side].orders:,.0f} |")
 
 
+def _print_hops(ours: SideSummary) -> None:
+    times: dict[str, list[float]] = {}
+    for r in ours.paced:
+        for label, values in r.hops.items():
+            times.setdefault(label, []).extend(values)
+    if not any(times.values()):
+        return
+    n = len(next(iter(times.values())))
+    print(f"\nWhere a paced order's time goes, ours (paced rounds, {n} orders; the "
+          "processes' own log lines, ms):")
+    print("| segment | p50 | p95 |")
+    print("|---|---|---|")
+    for label, values in times.items():
+        p50, p95, _ = percentiles(sorted(values))
+        print(f"| {label} | {p50:,.0f} | {p95:,.0f} |")
+
+
 def _print_memory(s: dict[str, SideSummary]) -> None:
     print("\nMemory per process type, end of the saturation round with the most:")
     print("| side | process type | processes | RSS MiB | PSS MiB |")
@@ -243,7 +275,7 @@ def _print_life(life: Life) -> None:
 
 
 def _print_targets(ours: SideSummary, plain: SideSummary, paired: list[float],
-                   life: Life) -> None:
+                   paired_erp: list[float], life: Life) -> None:
     n = life.burst.orders
     rss = mem_total(ours.memory)[1]
     targets = [
@@ -252,8 +284,11 @@ def _print_targets(ours: SideSummary, plain: SideSummary, paired: list[float],
         ("Salesforce calls to book one lone order", "≤ 2", life.lone.per_order(life.lone.sf), 2),
         ("ERP calls per order to book, warm", "≤ 3", ours.total("erp"), 3),
         ("ERP calls per order, whole life", "≤ 6", sum(life.erp.values()) / n, 6),
-        ("throughput at saturation, ours / plain (median of paired rounds)", "≥ 1.5x",
-         statistics.median(paired) if paired else float("nan"), -1.5),
+        ("throughput at saturation, submitted in the ERP, ours / plain (median of paired "
+         "rounds)", "≥ 1.5x", statistics.median(paired_erp) if paired_erp else float("nan"),
+         -1.5),
+        ("throughput at saturation, written back, ours / plain (median of paired rounds)",
+         "≥ 1.5x", statistics.median(paired) if paired else float("nan"), -1.5),
         ("won→booked (submitted in the ERP) p95 at half our rate, ms", "≤ 150",
          ours.submitted_latency[1], 150),
         ("won→written back to Salesforce p95 at half our rate, ms", "≤ 150",

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from tests.bench import commandstats
+from tests.bench.e2e_hops import hops
 from tests.bench.e2e_probe import Observer, erp_breakdown
 from tests.bench.e2e_report import Round
 from tests.bench.e2e_sides import Running, Side, tree_cpu_s
@@ -172,6 +173,8 @@ def run_round(b: Bench, side: Side, kind: str, n: int, *, rate_per_s: float | No
         result = measure(b, side, running, kind, ids, go)
     result.rate_per_s = rate_per_s
     result.steps = step_times(b.log_root / tag)
+    if rate_per_s is not None:
+        result.hops = hops(b.log_root / tag, ids)
     return result
 
 

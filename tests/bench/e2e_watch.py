@@ -49,6 +49,13 @@ class Booking:
     def seconds(self) -> float:
         return max(self.booked_at.values()) - min(self.won_at.values())
 
+    def submitted_rate(self) -> float:
+        """Orders submitted in the ERP per second, from the first win to the last submit."""
+        if not self.submitted_at:
+            return 0.0
+        return len(self.submitted_at) / (max(self.submitted_at.values())
+                                         - min(self.won_at.values()))
+
 
 def feed(obs: Observer, ids: list[str], *, rate_per_s: float | None, poll_s: float,
          timeout_s: float) -> Booking:
