@@ -2,14 +2,14 @@
 
 The steps do not cost alike. In the end-to-end benchmark (``python -m tests.bench e2e``,
 bursts of 300 at 20 ms ERP latency; docs/benchmarks.md "End to end") the pool time each
-booked order took was: order 98 ms (the idempotent lookup and the submit: two ERP round
-trips, then the write-back), customer 29 ms, pricing 18 ms (the master data comes from the
-cache). The order step waits on the ERP three to five times as long as any other, so with
-one concurrency for every queue its queue backs up while the rest idle. The defaults below
-give the fleet's sixteen processes in proportion to those times, with two at least on
-every queue (a SIGKILLed process leaves its queue one that works) and one more on the
-customer queue for the sweeps it also runs; invoicing and payment are driven by the ERP's
-events, one cheap step each.
+booked order took was: order 98 to 123 ms (the idempotent lookup and the submit: two ERP
+round trips, then the write-back), customer 29 to 46 ms, pricing 18 to 23 ms (the master
+data comes from the cache). The order step waits on the ERP three to five times as long
+as any other, so with one concurrency for every queue its queue backs up while the rest
+idle. The defaults below give the fleet's sixteen processes in proportion to those
+times, with two at least on every queue (a SIGKILLed process leaves its queue one that
+works) and one more on the customer queue for the sweeps it also runs; invoicing and
+payment are driven by the ERP's events, one cheap step each.
 
 A worker consuming one domain's queue (``-Q pricing``; the customer worker also takes
 ``sweep``) runs, first found:
