@@ -18,8 +18,10 @@ BUSY, RARE = "t-busy", "t-rare"
 
 
 def _blocking_waits(url: str, seconds: float, during: Any) -> list[str]:
-    """The source list of every ``BLMOVE`` Redis saw while ``during()`` ran."""
+    """The source list of every ``BLMOVE`` on ``url``'s database while ``during()`` ran
+    (``MONITOR`` sees every database of the server: other tests' workers too)."""
     watcher = redis.Redis.from_url(url)
+    db = int(watcher.connection_pool.connection_kwargs.get("db", 0))
     seen: list[str] = []
     stop = threading.Event()
 
@@ -27,8 +29,9 @@ def _blocking_waits(url: str, seconds: float, during: Any) -> list[str]:
         with watcher.monitor() as monitor:
             ready.set()
             while not stop.is_set():
-                command = monitor.next_command()["command"]
-                if command.upper().startswith("BLMOVE "):
+                seen_now = monitor.next_command()
+                command = seen_now["command"]
+                if int(seen_now["db"]) == db and command.upper().startswith("BLMOVE "):
                     seen.append(command.split()[1])
 
     ready = threading.Event()
