@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.e2e import bench
-from tests.bench.e2e_report import Round, SideSummary, mem_total, summarize
+from tests.bench.e2e_report import Round, SideSummary, mem_total, ratios_by_round, summarize
 from tests.bench.e2e_rounds import FULL, QUICK, alternate
 from tests.bench.e2e_sides import Side
 from tests.rabbitmq import NoRabbitMQ, ctl, virtual_host
@@ -97,7 +97,7 @@ def print_report(rounds: list[Round]) -> None:
         print(r.line())
     s = summarize(rounds, SIDES)
     redis, rabbit = s["redis"], s["rabbitmq"]
-    paired = [b / a for a, b in zip(redis.rates, rabbit.rates, strict=False) if a]
+    paired = ratios_by_round(rabbit.rates, redis.rates)
     print("\nPer side (saturation rounds; latency from the paced rounds):")
     print("| | on Redis | on RabbitMQ | RabbitMQ / Redis |")
     print("|---|---|---|---|")

@@ -108,6 +108,7 @@ class SideSummary:
 
     @property
     def latency(self) -> tuple[float, float, float]:
+        """Won → written back to Salesforce, over the paced rounds."""
         return percentiles(sorted(v for r in self.paced for v in r.booking.latencies_ms()))
 
     @property
@@ -148,9 +149,8 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
         print(r.line())
     s = summarize(rounds)
     ours, plain = s["ours"], s["plain"]
-    paired = [o / p for o, p in zip(ours.rates, plain.rates, strict=False) if p]
-    paired_erp = [o / p for o, p in zip(ours.submitted_rates, plain.submitted_rates,
-                                         strict=False) if p]
+    paired = ratios_by_round(ours.rates, plain.rates)
+    paired_erp = ratios_by_round(ours.submitted_rates, plain.submitted_rates)
     rows = _summary_rows(ours, plain)
     print(f"\nPer side (saturation rounds; latency from the paced rounds; the plain worker ran "
           f"-c {sizes.get('pool')} with {sizes.get('web')} web workers, as many as ours):")
@@ -178,14 +178,17 @@ def print_report(rounds: list[Round], life: Life, *, sizes: dict[str, int]) -> N
     _print_targets(ours, plain, paired, paired_erp, life)
 
 
+def ratios_by_round(first: list[float], second: list[float]) -> list[float]:
+    """The first side's rates over the second's, round by round."""
+    return [a / b for a, b in zip(first, second, strict=False) if b]
+
+
 def _summary_rows(ours: SideSummary, plain: SideSummary) -> list[tuple[str, float, float, str]]:
     return [
         ("orders/s at saturation, written back to Salesforce (median of rounds)",
-         statistics.median(ours.rates),
-         statistics.median(plain.rates), "{:.1f}"),
+         statistics.median(ours.rates), statistics.median(plain.rates), "{:.1f}"),
         ("orders/s at saturation, written back to Salesforce (best round)", max(ours.rates),
-         max(plain.rates),
-         "{:.1f}"),
+         max(plain.rates), "{:.1f}"),
         ("orders/s at saturation, submitted in the ERP (median of rounds)",
          statistics.median(ours.submitted_rates), statistics.median(plain.submitted_rates),
          "{:.1f}"),

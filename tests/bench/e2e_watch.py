@@ -33,28 +33,29 @@ class Booking:
 
     def latencies_ms(self) -> list[float]:
         """Won → Salesforce carries the ERP order number."""
-        return sorted((self.booked_at[i] - self.won_at[i]) * 1000 for i in self.booked_at)
+        return self._latencies_ms(self.booked_at)
 
     def submitted_latencies_ms(self) -> list[float]:
         """Won → the ERP holds the order, submitted."""
-        return sorted((self.submitted_at[i] - self.won_at[i]) * 1000
-                      for i in self.submitted_at)
+        return self._latencies_ms(self.submitted_at)
 
     def rate(self) -> float:
-        """Orders booked per second, from the first win to the last booking: a burst's
+        """Orders written back per second, from the first win to the last one: a burst's
         steps may all wait for the first ones to clear (one FIFO queue), so a rate over part
-        of the bookings would flatter a side that books them all at the end."""
-        return len(self.booked_at) / self.seconds() if self.booked_at else 0.0
-
-    def seconds(self) -> float:
-        return max(self.booked_at.values()) - min(self.won_at.values())
+        of the orders would flatter a side that finishes them all at the end."""
+        return self._rate(self.booked_at)
 
     def submitted_rate(self) -> float:
-        """Orders submitted in the ERP per second, from the first win to the last submit."""
-        if not self.submitted_at:
+        """Orders submitted in the ERP per second, counted the same way."""
+        return self._rate(self.submitted_at)
+
+    def _latencies_ms(self, done_at: dict[str, float]) -> list[float]:
+        return sorted((done_at[i] - self.won_at[i]) * 1000 for i in done_at)
+
+    def _rate(self, done_at: dict[str, float]) -> float:
+        if not done_at:
             return 0.0
-        return len(self.submitted_at) / (max(self.submitted_at.values())
-                                         - min(self.won_at.values()))
+        return len(done_at) / (max(done_at.values()) - min(self.won_at.values()))
 
 
 def feed(obs: Observer, ids: list[str], *, rate_per_s: float | None, poll_s: float,

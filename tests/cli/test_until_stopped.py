@@ -18,7 +18,7 @@ def test_a_stop_signal_ends_the_wait_even_when_it_was_ignored(sig: int) -> None:
     try:
         sender = threading.Timer(0.2, os.kill, args=(os.getpid(), sig))
         sender.start()
-        assert wait_until_stopped(tick_s=0.05) == sig
+        assert wait_until_stopped() == sig
         sender.join()
         # What was there before the wait is there again.
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
