@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,8 +90,11 @@ class Churner:
 
     def __init__(self, churn: list[Churn], *, sf: requests.Session, sf_url: str,
                  erp_url: str, env: dict[str, str],
-                 shown: Callable[[], dict[str, str]]) -> None:
+                 shown: Callable[[], dict[str, str]],
+                 won: Callable[[], Container[str]]) -> None:
         self.sf, self.sf_url, self.erp_url, self.shown = sf, sf_url, erp_url, shown
+        #: The opportunities the schedule has won so far (its win waves may run late).
+        self.won = won
         self.env = env
         self.played = {c.opportunity: Played(c) for c in churn}
         #: Orders of these opportunities are never invoiced by the clerk.
@@ -173,6 +176,8 @@ class Churner:
         if played.state in (PENDING, LOST) and now > self.deadline:
             played.note, played.state = f"gave up while {played.state}", GAVE_UP
         elif played.state == PENDING and now - self.started >= plan.lose_at_s:
+            if plan.opportunity not in self.won():
+                return  # lost before its win wave, it would be won after the loss
             booked = plan.opportunity in shown
             if (plan.after_booking and not booked) or (plan.invoiced and not (
                     alive and all(invoiced(o) for o in alive))):

@@ -124,8 +124,9 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Churn:
-    """One opportunity's second life: lost at ``lose_at_s`` into the chaos phase (once
-    booked, when ``after_booking``; and invoiced, when ``invoiced``), kept lost ``lost_s``
+    """One opportunity's second life: lost at ``lose_at_s`` into the chaos phase (once its
+    win wave has run; once booked, when ``after_booking``; and invoiced, when
+    ``invoiced``), kept lost ``lost_s``
     at least and until the fleet has handled the loss, re-opened, its line ``line`` given
     ``add_qty`` more, and won again."""
 

@@ -65,7 +65,8 @@ def run(opts: ChaosOptions, console: Console) -> Outcome:
             ids, win(sf, stack.sf_url, ids)))
         watch = WriteBackWatch(sf, stack.sf_url)
         churner = Churner(schedule.churn, sf=sf, sf_url=stack.sf_url, erp_url=stack.erp_url,
-                          env=stack.fleet.env, shown=lambda: dict(watch.shown))
+                          env=stack.fleet.env, shown=lambda: dict(watch.shown),
+                          won=lambda: timeline.won_at)
         watch.start()
         churner.start()
         try:
